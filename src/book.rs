@@ -1,0 +1,1 @@
+//! The book, compiled as doc-tests.

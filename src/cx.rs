@@ -1,0 +1,307 @@
+//! `Cx`: the context handed to every tasklet body.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Weak;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::error::{SendError, TrySendError};
+use crate::mailbox::Key;
+use crate::message::{Destination, Message};
+use crate::runtime::{Handle, SpawnOptions, Worker};
+use crate::tasklet::{Addr, SendFut, Shared, Tasklet, TaskletId};
+use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
+
+struct Armed {
+    key: Key,
+    _disarm: Disarm,
+}
+
+/// The context of one tasklet: how it waits, receives, sends and spawns.
+///
+/// A tasklet body is `|cx: Cx| async move { … }`; borrow `&cx` into helpers. `Cx` stays on the tasklet's
+/// thread (it is not `Send`).
+///
+/// # Examples
+///
+/// kiwi's ping test: the echoer replies to the sender that `cx.send` filled in.
+///
+/// ```
+/// use tasklets::{Message, WaitForMessages};
+///
+/// let value = tasklets::run(|cx| async move {
+///     let echoer = cx.spawn(|cx| async move {
+///         let request = cx.receive(&WaitForMessages::new().accept("echo-request")).await;
+///         let v = *request.get::<i32>().unwrap();
+///         cx.send(request.reply("echo-reply").value(v)).await.unwrap();
+///     });
+///     cx.send(Message::new("echo-request").to(&echoer).value(123)).await.unwrap();
+///     let reply = cx.receive(&WaitForMessages::new().accept("echo-reply")).await;
+///     assert_eq!(reply.sender(), Some(&echoer.addr()));
+///     *reply.get::<i32>().unwrap()
+/// });
+/// assert_eq!(value, Ok(123));
+/// ```
+pub struct Cx {
+    shared: Arc<Shared>,
+    worker: Weak<Worker>,
+    armed: RefCell<Vec<Armed>>,
+    keys: RefCell<Vec<Key>>,
+}
+
+impl Cx {
+    pub(crate) fn new(shared: Arc<Shared>, worker: Weak<Worker>) -> Cx {
+        Cx {
+            shared,
+            worker,
+            armed: RefCell::new(Vec::new()),
+            keys: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// This tasklet's address.
+    pub fn me(&self) -> Addr {
+        Addr(Arc::clone(&self.shared))
+    }
+
+    /// This tasklet's id.
+    pub fn id(&self) -> TaskletId {
+        self.shared.id()
+    }
+
+    /// A handle to the runtime this tasklet runs in.
+    pub fn runtime(&self) -> Handle {
+        Handle::from_shared(Arc::clone(&self.shared.rt))
+    }
+
+    fn worker(&self) -> std::rc::Rc<Worker> {
+        self.worker
+            .upgrade()
+            .expect("a running tasklet's worker is alive")
+    }
+
+    /// Arms the set's conditions (disarming those the previous wait had and this one leaves out) and
+    /// installs its admission rules.
+    fn arm<S: WaitSet>(&self, set: &S) {
+        let mut keys = self.keys.borrow_mut();
+        keys.clear();
+        set.each(&mut |c| {
+            if c.messages().is_none() {
+                keys.push(c.id().key());
+            }
+        });
+        let mut armed = self.armed.borrow_mut();
+        let mut left_out = Vec::new();
+        armed.retain_mut(|a| {
+            let keep = keys.contains(&a.key);
+            if !keep {
+                left_out.push(a.key);
+            }
+            keep
+        });
+        // `retain_mut` dropped the left-out guards (stopping their sources); now drop their pending events.
+        for key in left_out {
+            self.shared.mailbox.purge(key);
+        }
+        set.each(&mut |c| {
+            if c.messages().is_none() {
+                let key = c.id().key();
+                if !armed.iter().any(|a| a.key == key) {
+                    let sink = EventSink::new(Arc::clone(&self.shared), key, c.level());
+                    let disarm = c.arm(sink);
+                    armed.push(Armed { key, _disarm: disarm });
+                }
+            }
+        });
+        drop(armed);
+        self.shared.mailbox.begin_wait(|filter| {
+            set.each(&mut |c| match c.messages() {
+                Some(m) => filter.add_rules(m.rules()),
+                None => filter.add_cond(c.id().key()),
+            })
+        });
+    }
+
+    /// Waits for the oldest entry the set admits: a message its `WaitForMessages` accept, or an event of
+    /// one of its conditions. The set is one condition (`&c`), a tuple (`(&a, &b)`), or a slice of
+    /// `&dyn WaitCondition`.
+    ///
+    /// The set's conditions stay armed until a wait leaves them out (see [the `wait` module](crate::wait)).
+    ///
+    /// # Cancel safety
+    ///
+    /// An entry is removed from the mailbox only when the future returns it: dropping the future loses
+    /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{Message, WaitForMessages, WaitForTimeout};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("job")).unwrap();
+    ///     let jobs = WaitForMessages::new().accept("job");
+    ///     let timeout = WaitForTimeout::new(Duration::from_secs(5));
+    ///     let ev = cx.wait((&jobs, &timeout)).await;
+    ///     assert!(ev.is(&jobs));
+    /// }).unwrap();
+    /// ```
+    pub fn wait<S: WaitSet>(&self, set: S) -> Wait<'_> {
+        self.arm(&set);
+        Wait {
+            cx: self,
+            registered: false,
+            done: false,
+        }
+    }
+
+    /// Like [`wait`](Self::wait), but returns at once: `Some` if an admitted entry is already there.
+    /// The set's conditions are armed (and others disarmed) as by `wait`.
+    pub fn try_wait<S: WaitSet>(&self, set: S) -> Option<Event> {
+        self.arm(&set);
+        match self.shared.mailbox.poll_wait(None) {
+            Poll::Ready((key, entry)) => Some(Event::new(key, entry)),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Waits for a message `filter` accepts: `wait(filter)` for the common case.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait`](Self::wait): nothing is lost if the future is dropped.
+    pub async fn receive(&self, filter: &WaitForMessages) -> Message {
+        let ev = self.wait(filter).await;
+        ev.into_message()
+            .expect("a wait on WaitForMessages alone returns messages")
+    }
+
+    /// A message `filter` accepts, if one is already queued.
+    pub fn try_receive(&self, filter: &WaitForMessages) -> Option<Message> {
+        self.try_wait(filter)?.into_message()
+    }
+
+    /// Sends `msg` to its destination, with this tasklet as sender. Waits (state
+    /// [`Sending`](crate::State::Sending)) while the destination's mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Finished`] if the destination has finished, [`SendError::NoDestination`] if `msg` has
+    /// none; both give the message back.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped while waiting for room, the message was not delivered and is dropped with the future.
+    pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
+        msg.set_sender(self.me());
+        match msg.take_dest() {
+            Some(Destination::Addr(addr)) => {
+                let dest = Arc::clone(&addr.0);
+                msg.restore_dest(Destination::Addr(addr));
+                SendFut::new(&dest, msg).from(&self.shared).await
+            }
+            None => Err(SendError::NoDestination(msg)),
+        }
+    }
+
+    /// Sends `msg` now, with this tasklet as sender, or fails.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], [`TrySendError::Finished`] or [`TrySendError::NoDestination`], each with the
+    /// message.
+    pub fn try_send(&self, mut msg: Message) -> Result<(), TrySendError> {
+        msg.set_sender(self.me());
+        match msg.dest().cloned() {
+            Some(Destination::Addr(addr)) => addr.try_send(msg),
+            None => Err(TrySendError::NoDestination(msg)),
+        }
+    }
+
+    /// Spawns a tasklet on this tasklet's thread. `f` need not be `Send`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = tasklets::run(|cx| async move { cx.spawn(|_cx| async { 7 }).join().await });
+    /// assert_eq!(v, Ok(Ok(7)));
+    /// ```
+    pub fn spawn<F, Fut, T>(&self, f: F) -> Tasklet<T>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        self.worker().spawn_here(SpawnOptions::new(), f)
+    }
+
+    /// Spawns a tasklet on this tasklet's thread with options (mailbox capacity, …).
+    pub fn spawn_with<F, Fut, T>(&self, options: SpawnOptions, f: F) -> Tasklet<T>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        self.worker().spawn_here(options, f)
+    }
+}
+
+impl Drop for Cx {
+    fn drop(&mut self) {
+        // Disarm every condition (their guards drop with the list), then nothing stale stays queued.
+        let armed = std::mem::take(self.armed.get_mut());
+        let keys: Vec<Key> = armed.iter().map(|a| a.key).collect();
+        drop(armed);
+        for key in keys {
+            self.shared.mailbox.purge(key);
+        }
+    }
+}
+
+impl fmt::Debug for Cx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cx").field("tasklet", &self.shared.id()).finish()
+    }
+}
+
+/// The future of [`Cx::wait`].
+#[must_use = "a wait does nothing unless awaited"]
+pub struct Wait<'a> {
+    cx: &'a Cx,
+    registered: bool,
+    done: bool,
+}
+
+impl Future for Wait<'_> {
+    type Output = Event;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
+        match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
+            Poll::Ready((key, entry)) => {
+                self.done = true;
+                Poll::Ready(Event::new(key, entry))
+            }
+            Poll::Pending => {
+                self.registered = true;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if self.registered && !self.done {
+            self.cx.shared.mailbox.cancel_wait();
+        }
+    }
+}
+
+impl fmt::Debug for Wait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait").field("tasklet", &self.cx.shared.id()).finish()
+    }
+}

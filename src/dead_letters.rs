@@ -1,0 +1,119 @@
+//! Dead letters: every message that could not be delivered, observable instead of lost.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::message::Message;
+use crate::tasklet::TaskletId;
+
+/// Why a message became a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// It was still in the mailbox when its tasklet finished.
+    Finished,
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeadLetterReason::Finished => "left in the mailbox of a finished tasklet",
+        })
+    }
+}
+
+/// A message that could not be delivered, with the reason and the tasklet it was for.
+#[derive(Debug)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: Message,
+    /// Why it was not delivered.
+    pub reason: DeadLetterReason,
+    /// The tasklet it was meant for, if known.
+    pub recipient: Option<TaskletId>,
+}
+
+/// The runtime's dead-letter office: counts every dead letter, traces it, and hands it to subscribers.
+#[derive(Default)]
+pub(crate) struct DeadLetterHub {
+    count: AtomicU64,
+    channel: OnceLock<(async_channel::Sender<DeadLetter>, async_channel::Receiver<DeadLetter>)>,
+}
+
+impl DeadLetterHub {
+    pub(crate) fn publish(&self, message: Message, reason: DeadLetterReason, recipient: Option<TaskletId>) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
+        if let Some((tx, _)) = self.channel.get() {
+            let _ = tx.try_send(DeadLetter {
+                message,
+                reason,
+                recipient,
+            });
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> DeadLetters {
+        let (_, rx) = self.channel.get_or_init(async_channel::unbounded);
+        DeadLetters { rx: rx.clone() }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A subscription to a runtime's dead letters (from [`Handle::dead_letters`](crate::Handle::dead_letters)).
+///
+/// Subscriptions share one queue: each dead letter is received by one of them. Letters published before
+/// the first subscription are counted and traced only.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{DeadLetterReason, Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let letters = rt.handle().dead_letters();
+/// let t = rt.spawn(|cx| async move {
+///     cx.receive(&WaitForMessages::new().accept("only-this")).await;
+/// });
+/// t.addr().try_send(Message::new("something-else")).unwrap();
+/// t.addr().try_send(Message::new("only-this")).unwrap();
+/// rt.run();
+/// let letter = letters.try_recv().unwrap();
+/// assert_eq!(letter.message.name().as_str(), "something-else");
+/// assert_eq!(letter.reason, DeadLetterReason::Finished);
+/// assert_eq!(rt.handle().dead_letter_count(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DeadLetters {
+    rx: async_channel::Receiver<DeadLetter>,
+}
+
+impl DeadLetters {
+    /// Waits for the next dead letter.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future loses no letter.
+    pub async fn recv(&self) -> Option<DeadLetter> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next dead letter, if one is queued.
+    pub fn try_recv(&self) -> Option<DeadLetter> {
+        self.rx.try_recv().ok()
+    }
+
+    /// How many letters are queued for the subscribers.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no letter is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}

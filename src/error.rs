@@ -1,0 +1,168 @@
+//! Every error type of the crate.
+//!
+//! Errors that concern a message hand it back ([`SendError::into_inner`]), so a failed send loses
+//! nothing. `Debug` never prints a message's value.
+
+use crate::message::Message;
+
+/// Why [`Cx::send`](crate::Cx::send) or [`Addr::send`](crate::Addr::send) could not deliver a message.
+///
+/// The message is inside; take it back with [`into_inner`](Self::into_inner).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, SendError};
+///
+/// let err = SendError::NoDestination(Message::new("lost"));
+/// assert!(err.is_no_destination());
+/// assert_eq!(err.to_string(), "message has no destination");
+/// assert_eq!(err.into_inner().name().as_str(), "lost");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The destination tasklet has finished; its mailbox is closed.
+    #[error("sending to a finished tasklet")]
+    Finished(Message),
+    /// The message had no destination (see [`Message::to`](crate::Message::to)).
+    #[error("message has no destination")]
+    NoDestination(Message),
+}
+
+impl SendError {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> Message {
+        match self {
+            SendError::Finished(m) | SendError::NoDestination(m) => m,
+        }
+    }
+    /// Whether the destination had finished.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, SendError::Finished(_))
+    }
+    /// Whether the message had no destination.
+    pub fn is_no_destination(&self) -> bool {
+        matches!(self, SendError::NoDestination(_))
+    }
+}
+
+/// Why [`Cx::try_send`](crate::Cx::try_send) or [`Addr::try_send`](crate::Addr::try_send) could not
+/// deliver a message at once.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, TrySendError};
+///
+/// let err = TrySendError::Full(Message::new("job"));
+/// assert!(err.is_full());
+/// assert_eq!(err.to_string(), "mailbox is full");
+/// assert_eq!(err.into_inner().name().as_str(), "job");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// The destination's mailbox is at its capacity.
+    #[error("mailbox is full")]
+    Full(Message),
+    /// The destination tasklet has finished.
+    #[error("sending to a finished tasklet")]
+    Finished(Message),
+    /// The message had no destination.
+    #[error("message has no destination")]
+    NoDestination(Message),
+}
+
+impl TrySendError {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> Message {
+        match self {
+            TrySendError::Full(m) | TrySendError::Finished(m) | TrySendError::NoDestination(m) => m,
+        }
+    }
+    /// Whether the mailbox was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+    /// Whether the destination had finished.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, TrySendError::Finished(_))
+    }
+}
+
+impl From<SendError> for TrySendError {
+    fn from(err: SendError) -> TrySendError {
+        match err {
+            SendError::Finished(m) => TrySendError::Finished(m),
+            SendError::NoDestination(m) => TrySendError::NoDestination(m),
+        }
+    }
+}
+
+/// How a tasklet ended when it did not return a value.
+///
+/// [`Tasklet::join`](crate::Tasklet::join) gives `Err(Exit)`; the same reason reaches join callbacks and
+/// [`WaitForTasklet`](crate::WaitForTasklet) events.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Exit;
+///
+/// let exit = Exit::Panicked("boom".into());
+/// assert_eq!(exit.to_string(), "tasklet panicked: boom");
+/// assert!(exit.is_panicked());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Exit {
+    /// The tasklet panicked; the panic message is inside.
+    #[error("tasklet panicked: {0}")]
+    Panicked(String),
+    /// The tasklet was stopped ([`Tasklet::stop`](crate::Tasklet::stop) or runtime shutdown) before it
+    /// returned.
+    #[error("tasklet was stopped")]
+    Stopped,
+}
+
+impl Exit {
+    /// Whether the tasklet panicked.
+    pub fn is_panicked(&self) -> bool {
+        matches!(self, Exit::Panicked(_))
+    }
+    /// Whether the tasklet was stopped.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Exit::Stopped)
+    }
+}
+
+/// Why a [`Caller`](crate::Caller) could not deliver a call: the [`WaitForCall`](crate::WaitForCall) is not
+/// armed (no wait of its tasklet includes it right now). The arguments are given back.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::WaitForCall;
+///
+/// let call: WaitForCall<i32, ()> = WaitForCall::new(());
+/// let err = call.caller().call(5).unwrap_err();
+/// assert_eq!(err.to_string(), "the call's condition is not armed");
+/// assert_eq!(err.into_inner(), 5);
+/// ```
+#[derive(thiserror::Error)]
+#[error("the call's condition is not armed")]
+pub struct CallError<A>(pub A);
+
+impl<A> CallError<A> {
+    /// The arguments that were not delivered.
+    pub fn into_inner(self) -> A {
+        self.0
+    }
+}
+
+impl<A> std::fmt::Debug for CallError<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallError(..)")
+    }
+}

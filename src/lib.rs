@@ -1,0 +1,114 @@
+//! Supervised, message-passing tasklets on the smol stack: a Rust re-imagining of Python's
+//! `kiwi.tasklet`.
+//!
+//! A **tasklet** is an `async` body with a **mailbox**. It waits for events with [`Cx::wait`]; messages
+//! and the events of its conditions (timeouts, calls, other tasklets' ends, idle, …) all arrive in that one
+//! mailbox, in arrival order, so one receive loop sees everything.
+//!
+//! The nouns, and how they relate:
+//!
+//! 1. [`Runtime`] runs tasklets on `async-executor`; [`run`] starts one for a single tasklet.
+//! 2. [`Tasklet<T>`] is a spawned tasklet: its [`Addr`], its [`State`], and its result ([`Tasklet::join`]).
+//! 3. [`Cx`] is what a tasklet body receives: it waits, receives, sends and spawns.
+//! 4. [`Message`] is a named value sent to an [`Addr`]; names are interned ([`Name`]).
+//! 5. [`WaitCondition`] is anything a tasklet can wait for: [`WaitForMessages`], [`WaitForTimeout`],
+//!    [`WaitForCall`], [`WaitForTasklet`], [`WaitForIdle`], or your own.
+//!
+//! **The rule to remember:** a wait returns the *oldest* mailbox entry it admits; everything else keeps
+//! its place. Message names a wait does not mention are **deferred**, not dropped: nothing is lost unless
+//! you discard it, and whatever is left when a tasklet finishes goes to the runtime's [dead
+//! letters](Handle::dead_letters).
+//!
+//! # Example
+//!
+//! kiwi's printer: a counter sends `print` messages to a printer tasklet, then `quit`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tasklets::{Message, WaitForMessages, WaitForTimeout};
+//!
+//! tasklets::run(|cx| async move {
+//!     let printer = cx.spawn(|cx| async move {
+//!         let msgs = WaitForMessages::new().accept(["quit", "print"]);
+//!         loop {
+//!             let msg = cx.receive(&msgs).await;
+//!             if msg.name().as_str() == "quit" { return; }
+//!             println!(">>> {}", msg.get::<u32>().unwrap());
+//!         }
+//!     });
+//!     let timeout = WaitForTimeout::new(Duration::from_millis(1));
+//!     for x in 0..3_u32 {
+//!         cx.send(Message::new("print").to(&printer).value(x)).await?;
+//!         cx.wait(&timeout).await;
+//!     }
+//!     cx.send(Message::new("quit").to(&printer)).await?;
+//!     printer.join().await?;
+//!     Ok::<(), Box<dyn std::error::Error + Send>>(())
+//! }).unwrap().unwrap();
+//! ```
+//!
+//! # Implementation
+//!
+//! Each runtime worker is a thread running an `async-executor` `LocalExecutor`; worker 0 is the thread that
+//! calls [`Runtime::run`] or [`Runtime::block_on`], further workers are threads named `tasklets-N` (see
+//! [`runtime`]). Timers and IO readiness come from `async-io`'s reactor, which runs inside `block_on` on
+//! the worker threads (and its own `async-io` thread when no worker is polling it). The mailbox is one
+//! lock-protected per-name index per tasklet (see the `mailbox` module docs on [`Action`]).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![doc(test(attr(deny(warnings))))]
+
+mod cx;
+mod dead_letters;
+mod error;
+mod mailbox;
+mod message;
+mod name;
+pub mod runtime;
+mod tasklet;
+pub mod wait;
+
+pub use cx::{Cx, Wait};
+pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
+pub use error::{CallError, Exit, SendError, TrySendError};
+pub use mailbox::Action;
+pub use message::{Destination, Message};
+pub use name::{Name, StaticName};
+pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
+pub use tasklet::{Addr, Finished, JoinCallbackId, State, Tasklet, TaskletId};
+pub use wait::call::{Caller, WaitForCall};
+pub use wait::idle::WaitForIdle;
+pub use wait::messages::{IntoNames, WaitForMessages};
+pub use wait::tasklet::WaitForTasklet;
+pub use wait::timeout::WaitForTimeout;
+pub use wait::{CondId, Delivery, Disarm, Event, EventSink, WaitCondition, WaitSet};
+
+/// `#[tasklets::task]` on an `async fn(cx: Cx, args…) -> T` makes calling it spawn a tasklet (on the
+/// current runtime thread) and return its [`Tasklet<T>`].
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Cx;
+///
+/// #[tasklets::task]
+/// async fn double(_cx: Cx, x: i32) -> i32 {
+///     x * 2
+/// }
+///
+/// let v = tasklets::run(|_cx| async { double(21).join().await });
+/// assert_eq!(v, Ok(Ok(42)));
+/// ```
+pub use tasklets_macros::task;
+
+/// The names most tasklet code uses.
+pub mod prelude {
+    pub use crate::{
+        Action, Addr, Cx, Event, Exit, Message, Name, Runtime, State, Tasklet, WaitCondition, WaitForCall,
+        WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
+    };
+}
+
+#[cfg(doctest)]
+mod book;

@@ -1,0 +1,220 @@
+//! The selective-receive index: one FIFO per key, ordered by arrival.
+//!
+//! Every entry gets a sequence number when it arrives. Entries are kept in one FIFO per key (a message
+//! name or a condition), and `heads` orders the non-empty FIFOs by the sequence number of their oldest
+//! entry. So:
+//!
+//! - the oldest entry of one key is its FIFO's head: O(1);
+//! - the oldest entry among a set of keys is the smallest head over those FIFOs: O(|set|), whatever the
+//!   number of entries of other keys (deferred ones cost nothing);
+//! - the oldest entry overall that passes a predicate walks `heads` in order and skips whole keys, so it
+//!   costs O(number of rejected keys), never O(number of rejected entries).
+//!
+//! This module knows nothing about messages, conditions or threads: it is a pure data structure, tested on
+//! its own and against a front-scanned `Vec` model.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::name::Name;
+
+/// What an entry is filed under: a message name or a condition. Packed into one `u64` so that lookups
+/// hash one integer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct Key(u64);
+
+const COND_BIT: u64 = 1 << 63;
+
+impl Key {
+    /// The key of messages named `name`.
+    pub(crate) fn name(name: Name) -> Key {
+        Key(u64::from(name.id()))
+    }
+    /// The key of the events of the condition with this id.
+    pub(crate) fn cond(id: u64) -> Key {
+        Key(COND_BIT | id)
+    }
+    /// Whether this key files a condition's events (rather than messages).
+    pub(crate) fn is_cond(self) -> bool {
+        self.0 & COND_BIT != 0
+    }
+    /// The name id of a message key.
+    pub(crate) fn name_id(self) -> u32 {
+        debug_assert!(!self.is_cond());
+        self.0 as u32
+    }
+}
+
+/// A multiplicative hasher for `Key`s: keys are already well-spread integers.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Fifo<E> = VecDeque<(u64, E)>;
+
+/// How many empty FIFOs may be kept (with their buffers) before empty ones are dropped on the way.
+const KEEP_EMPTY: usize = 32;
+
+/// One FIFO per key plus an arrival-order index of the FIFO heads.
+pub(crate) struct Index<E> {
+    queues: HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>,
+    heads: BTreeMap<u64, Key>,
+    next_seq: u64,
+    len: usize,
+}
+
+impl<E> Default for Index<E> {
+    fn default() -> Self {
+        Index {
+            queues: HashMap::default(),
+            heads: BTreeMap::new(),
+            next_seq: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<E> Index<E> {
+    /// Appends an entry under `key`.
+    pub(crate) fn push(&mut self, key: Key, entry: E) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let fifo = self.queues.entry(key).or_default();
+        if fifo.is_empty() {
+            self.heads.insert(seq, key);
+        }
+        fifo.push_back((seq, entry));
+        self.len += 1;
+    }
+
+    /// The arrival number of the oldest entry under `key`.
+    pub(crate) fn head_seq(&self, key: Key) -> Option<u64> {
+        self.queues.get(&key)?.front().map(|(seq, _)| *seq)
+    }
+
+    /// Removes and returns the oldest entry under `key`.
+    pub(crate) fn pop(&mut self, key: Key) -> Option<E> {
+        let many = self.queues.len() > KEEP_EMPTY;
+        let fifo = self.queues.get_mut(&key)?;
+        let (seq, entry) = fifo.pop_front()?;
+        self.heads.remove(&seq);
+        match fifo.front() {
+            Some((next, _)) => {
+                self.heads.insert(*next, key);
+            }
+            None if many => {
+                self.queues.remove(&key);
+            }
+            None => {}
+        }
+        self.len -= 1;
+        Some(entry)
+    }
+
+    /// Removes every entry under `key`, oldest first.
+    pub(crate) fn purge(&mut self, key: Key) -> Vec<E> {
+        let Some(fifo) = self.queues.remove(&key) else {
+            return Vec::new();
+        };
+        if let Some((seq, _)) = fifo.front() {
+            self.heads.remove(seq);
+        }
+        self.len -= fifo.len();
+        fifo.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// The key of the oldest entry whose key passes `admit`. Rejected keys are skipped whole.
+    pub(crate) fn oldest_where(&self, mut admit: impl FnMut(Key) -> bool) -> Option<Key> {
+        self.heads.values().copied().find(|&key| admit(key))
+    }
+
+    /// The keys that have entries, in the order of their oldest entry.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.heads.values().copied()
+    }
+
+    /// How many entries are filed under `key`.
+    pub(crate) fn count(&self, key: Key) -> usize {
+        self.queues.get(&key).map_or(0, VecDeque::len)
+    }
+
+    /// How many entries there are.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Iterates over `(key, entry)` pairs of every FIFO (not in arrival order).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &E)> + '_ {
+        self.queues
+            .iter()
+            .flat_map(|(key, fifo)| fifo.iter().map(move |(_, e)| (*key, e)))
+    }
+
+    /// Removes every entry and returns them in arrival order.
+    pub(crate) fn drain(&mut self) -> Vec<E> {
+        let mut all: Vec<(u64, E)> = self.queues.drain().flat_map(|(_, f)| f).collect();
+        all.sort_unstable_by_key(|(seq, _)| *seq);
+        self.heads.clear();
+        self.len = 0;
+        all.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: &str) -> Key {
+        Key::name(Name::new(n))
+    }
+
+    #[test]
+    fn oldest_of_a_set_ignores_other_keys() {
+        let mut ix = Index::default();
+        for i in 0..1000 {
+            ix.push(k("other"), i);
+        }
+        ix.push(k("want"), 1000);
+        assert_eq!(ix.head_seq(k("want")), Some(1000));
+        assert_eq!(ix.pop(k("want")), Some(1000));
+        assert_eq!(ix.len(), 1000);
+        assert_eq!(ix.oldest_where(|key| key != k("other")), None);
+        assert_eq!(ix.oldest_where(|_| true), Some(k("other")));
+    }
+
+    #[test]
+    fn purge_and_drain_keep_arrival_order() {
+        let mut ix = Index::default();
+        ix.push(k("a"), 1);
+        ix.push(k("b"), 2);
+        ix.push(k("a"), 3);
+        ix.push(Key::cond(7), 4);
+        assert_eq!(ix.purge(k("a")), vec![1, 3]);
+        assert_eq!(ix.keys().collect::<Vec<_>>(), vec![k("b"), Key::cond(7)]);
+        assert_eq!(ix.drain(), vec![2, 4]);
+        assert_eq!(ix.len(), 0);
+        assert_eq!(ix.oldest_where(|_| true), None);
+    }
+
+    #[test]
+    fn cond_keys_never_collide_with_names() {
+        let n = Name::new("x");
+        assert!(!Key::name(n).is_cond());
+        assert!(Key::cond(u64::from(n.id())).is_cond());
+        assert_ne!(Key::name(n), Key::cond(u64::from(n.id())));
+        assert_eq!(Key::name(n).name_id(), n.id());
+    }
+}

@@ -1,0 +1,661 @@
+//! Tasklet handles: [`Tasklet<T>`] (owns the result), [`Addr`] (sends messages), [`State`], and the
+//! runner that turns a body's end (return, panic or stop) into an [`Exit`].
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use atomic_waker::AtomicWaker;
+
+use crate::error::{Exit, SendError, TrySendError};
+use crate::mailbox::{Key, Mailbox, Refused};
+use crate::message::Message;
+use crate::runtime::RtShared;
+use crate::wait::{CondId, Disarm, EventSink, WaitCondition};
+
+/// What a tasklet is doing, as kiwi's RUNNING / SUSPENDED / MSGSEND / ZOMBIE.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Runtime, State, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("go")).await; });
+/// rt.block_on(futures_lite::future::yield_now());
+/// assert_eq!(t.state(), State::Waiting);
+/// t.addr().try_send(tasklets::Message::new("go")).unwrap();
+/// rt.run();
+/// assert_eq!(t.state(), State::Finished);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Runnable or running (also before its first run).
+    Running,
+    /// Blocked in a wait.
+    Waiting,
+    /// Blocked sending to a full mailbox.
+    Sending,
+    /// Returned, panicked or was stopped; its mailbox is closed.
+    Finished,
+}
+
+/// A tasklet's identity, unique in the process.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct TaskletId(u64);
+
+impl TaskletId {
+    fn next() -> TaskletId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TaskletId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tasklet#{}", self.0)
+    }
+}
+
+/// The event a [`WaitForTasklet`](crate::WaitForTasklet) delivers: which tasklet finished and how.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Finished;
+///
+/// tasklets::run(|cx| async move {
+///     let child = cx.spawn(|_cx| async { 5 });
+///     let mut ev = cx.wait(&child).await;
+///     let done = ev.take::<Finished>().unwrap();
+///     assert_eq!(done.id, child.id());
+///     assert!(done.result.is_ok());
+///     assert_eq!(child.join().await, Ok(5));
+/// }).unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The tasklet that finished.
+    pub id: TaskletId,
+    /// `Ok(())` if it returned, otherwise how it ended.
+    pub result: Result<(), Exit>,
+}
+
+/// The state every handle of one tasklet shares: its mailbox, stop flag and watchers.
+pub(crate) struct Shared {
+    id: TaskletId,
+    pub(crate) mailbox: Mailbox,
+    stop: AtomicBool,
+    waker: AtomicWaker,
+    watchers: Mutex<Watchers>,
+    pub(crate) rt: Arc<RtShared>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    result: Option<Result<(), Exit>>,
+    sinks: Vec<(Key, EventSink)>,
+}
+
+impl Shared {
+    pub(crate) fn new(rt: Arc<RtShared>, capacity: Option<usize>) -> Shared {
+        Shared {
+            id: TaskletId::next(),
+            mailbox: Mailbox::new(capacity),
+            stop: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            watchers: Mutex::new(Watchers::default()),
+            rt,
+        }
+    }
+
+    pub(crate) fn id(&self) -> TaskletId {
+        self.id
+    }
+
+    fn watchers(&self) -> MutexGuard<'_, Watchers> {
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a watcher; if the tasklet has finished already, the event is delivered at once.
+    pub(crate) fn watch(&self, key: Key, sink: EventSink) {
+        let mut w = self.watchers();
+        match &w.result {
+            Some(result) => {
+                let done = Finished {
+                    id: self.id,
+                    result: result.clone(),
+                };
+                drop(w);
+                sink.send(done);
+            }
+            None => w.sinks.push((key, sink)),
+        }
+    }
+
+    pub(crate) fn unwatch(&self, key: Key) {
+        self.watchers().sinks.retain(|(k, _)| *k != key);
+    }
+
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The tasklet's end: close the mailbox (leftovers become dead letters) and tell the watchers.
+    fn finish(&self, result: Result<(), Exit>) {
+        for message in self.mailbox.close() {
+            self.rt
+                .dead_letters
+                .publish(message, crate::DeadLetterReason::Finished, Some(self.id));
+        }
+        let sinks = {
+            let mut w = self.watchers();
+            w.result = Some(result.clone());
+            std::mem::take(&mut w.sinks)
+        };
+        for (_, sink) in sinks {
+            sink.send(Finished {
+                id: self.id,
+                result: result.clone(),
+            });
+        }
+        match &result {
+            Ok(()) => tracing::trace!(tasklet = %self.id, "finished"),
+            Err(exit) => tracing::warn!(tasklet = %self.id, %exit, "tasklet ended without returning"),
+        }
+    }
+}
+
+/// A tasklet's address: sends messages to it from anywhere. Cheap to clone, `Send + Sync`.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let t = rt.spawn(|cx| async move {
+///     cx.receive(&WaitForMessages::new().accept("n")).await.take::<i32>()
+/// });
+/// let addr = t.addr();
+/// addr.try_send(Message::new("n").value(4)).unwrap();
+/// assert_eq!(rt.block_on(t.join()), Ok(Some(4)));
+/// assert!(addr.try_send(Message::new("n")).unwrap_err().is_finished());
+/// ```
+#[derive(Clone)]
+pub struct Addr(pub(crate) Arc<Shared>);
+
+impl Addr {
+    /// The tasklet's id.
+    pub fn id(&self) -> TaskletId {
+        self.0.id
+    }
+
+    /// Delivers `msg` to this tasklet now (whatever `msg`'s own destination says).
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] if the mailbox is at capacity, [`TrySendError::Finished`] if the tasklet has
+    /// finished; both give the message back.
+    pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
+        match self.0.mailbox.deliver(msg, None) {
+            Ok(()) => Ok(()),
+            Err((m, Refused::Full)) => Err(TrySendError::Full(m)),
+            Err((m, Refused::Finished)) => Err(TrySendError::Finished(m)),
+        }
+    }
+
+    /// Delivers `msg` to this tasklet, waiting while its mailbox is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Finished`] (with the message) if the tasklet has finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the message was not delivered and is dropped with it.
+    pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        SendFut::new(&self.0, msg).await
+    }
+
+    /// Whether the tasklet has finished.
+    pub fn is_finished(&self) -> bool {
+        self.0.mailbox.is_closed()
+    }
+
+    /// The tasklet's state.
+    pub fn state(&self) -> State {
+        self.0.mailbox.state()
+    }
+
+    /// How many entries (messages and events) wait in the mailbox.
+    pub fn len(&self) -> usize {
+        self.0.mailbox.len()
+    }
+
+    /// Whether the mailbox is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The mailbox capacity, `None` when unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.0.mailbox.capacity()
+    }
+
+    /// How many queued messages there are per name, sorted by name.
+    pub fn message_counts(&self) -> Vec<(crate::Name, usize)> {
+        self.0.mailbox.counts()
+    }
+
+    /// How many messages waits have discarded so far.
+    pub fn discarded(&self) -> u64 {
+        self.0.mailbox.discarded()
+    }
+
+    /// Asks the tasklet to stop: it is cancelled at its next wake, ending with [`Exit::Stopped`].
+    pub fn stop(&self) {
+        self.0.request_stop();
+    }
+}
+
+impl PartialEq for Addr {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for Addr {}
+impl std::hash::Hash for Addr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl fmt::Debug for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Addr").field(&self.0.id.0).finish()
+    }
+}
+
+/// The send future: delivers, or waits in the destination's blocked-sender list while it is full.
+pub(crate) struct SendFut<'a> {
+    dest: &'a Shared,
+    msg: Option<Message>,
+    me: Option<&'a Shared>,
+    waker: Option<Waker>,
+}
+
+impl<'a> SendFut<'a> {
+    pub(crate) fn new(dest: &'a Shared, msg: Message) -> SendFut<'a> {
+        SendFut {
+            dest,
+            msg: Some(msg),
+            me: None,
+            waker: None,
+        }
+    }
+    pub(crate) fn from(mut self, me: &'a Shared) -> SendFut<'a> {
+        self.me = Some(me);
+        self
+    }
+}
+
+impl Future for SendFut<'_> {
+    type Output = Result<(), SendError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let msg = self.msg.take().expect("Send polled after completion");
+        match self.dest.mailbox.deliver(msg, Some(cx.waker())) {
+            Ok(()) => {
+                self.settle();
+                Poll::Ready(Ok(()))
+            }
+            Err((m, Refused::Finished)) => {
+                self.settle();
+                Poll::Ready(Err(SendError::Finished(m)))
+            }
+            Err((m, Refused::Full)) => {
+                self.msg = Some(m);
+                if self.waker.is_none() {
+                    if let Some(me) = self.me {
+                        me.mailbox.set_sending(true);
+                    }
+                }
+                self.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl SendFut<'_> {
+    fn settle(&mut self) {
+        if self.waker.take().is_some() {
+            if let Some(me) = self.me {
+                me.mailbox.set_sending(false);
+            }
+        }
+    }
+}
+
+impl Drop for SendFut<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.waker.take() {
+            self.dest.mailbox.sender_gone(&w);
+            if let Some(me) = self.me {
+                me.mailbox.set_sending(false);
+            }
+        }
+    }
+}
+
+/// An id for a join callback, to remove it again.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct JoinCallbackId(u64);
+
+type JoinCallback<T> = Box<dyn FnOnce(Result<&T, &Exit>) + Send>;
+
+struct Output<T> {
+    result: Option<Result<T, Exit>>,
+    done: bool,
+    callbacks: Vec<(JoinCallbackId, JoinCallback<T>)>,
+    next_callback: u64,
+    joiners: Vec<Waker>,
+}
+
+pub(crate) struct Core<T> {
+    pub(crate) shared: Arc<Shared>,
+    out: Mutex<Output<T>>,
+}
+
+impl<T> Core<T> {
+    pub(crate) fn new(shared: Arc<Shared>) -> Core<T> {
+        Core {
+            shared,
+            out: Mutex::new(Output {
+                result: None,
+                done: false,
+                callbacks: Vec::new(),
+                next_callback: 0,
+                joiners: Vec::new(),
+            }),
+        }
+    }
+
+    fn out(&self) -> MutexGuard<'_, Output<T>> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the result, runs the join callbacks and wakes the joiners.
+    pub(crate) fn complete(&self, result: Result<T, Exit>) {
+        self.shared
+            .finish(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        let mut out = self.out();
+        let callbacks = std::mem::take(&mut out.callbacks);
+        for (_, cb) in callbacks {
+            let r = result.as_ref();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(r))) {
+                tracing::error!(tasklet = %self.shared.id, reason = %panic_message(&*panic), "join callback panicked");
+            }
+        }
+        out.result = Some(result);
+        out.done = true;
+        let joiners = std::mem::take(&mut out.joiners);
+        drop(out);
+        for w in joiners {
+            w.wake();
+        }
+        self.shared.rt.tasklet_finished();
+    }
+}
+
+/// Turns a panic payload into its message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Drives a tasklet body: catches its panic, honours stop requests, and records how it ended.
+    pub(crate) struct Runner<F: Future> {
+        #[pin]
+        body: Option<F>,
+        core: Arc<Core<F::Output>>,
+        finished: bool,
+    }
+
+    impl<F: Future> PinnedDrop for Runner<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.finished {
+                // Cancelled from outside (runtime shutdown): drop the body first, then report.
+                let body = this.body;
+                let _ = catch_unwind(AssertUnwindSafe(move || drop_body(body)));
+                this.core.complete(Err(Exit::Stopped));
+            }
+        }
+    }
+}
+
+fn drop_body<F>(mut body: Pin<&mut Option<F>>) {
+    body.set(None);
+}
+
+impl<F: Future> Runner<F> {
+    pub(crate) fn new(body: F, core: Arc<Core<F::Output>>) -> Runner<F> {
+        Runner {
+            body: Some(body),
+            core,
+            finished: false,
+        }
+    }
+}
+
+impl<F: Future> Future for Runner<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(());
+        }
+        let shared = &this.core.shared;
+        let result = if shared.stop.load(Ordering::Acquire) {
+            Err(Exit::Stopped)
+        } else {
+            let Some(body) = this.body.as_mut().as_pin_mut() else {
+                return Poll::Ready(());
+            };
+            match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+                Ok(Poll::Ready(value)) => Ok(value),
+                Ok(Poll::Pending) => {
+                    shared.waker.register(cx.waker());
+                    if !shared.stop.load(Ordering::Acquire) {
+                        return Poll::Pending;
+                    }
+                    Err(Exit::Stopped)
+                }
+                Err(panic) => Err(Exit::Panicked(panic_message(&*panic))),
+            }
+        };
+        *this.finished = true;
+        // The body (its Cx, armed conditions and owned resources) goes before the end is reported.
+        let body = this.body;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop_body(body))) {
+            tracing::error!(reason = %panic_message(&*panic), "tasklet body panicked while dropped");
+        }
+        this.core.complete(result);
+        Poll::Ready(())
+    }
+}
+
+/// A spawned tasklet: its address, its state, and (once) its result.
+///
+/// Dropping the handle does not stop the tasklet. Waiting on `&Tasklet<T>` (`cx.wait(&t)`) waits for its
+/// end, like [`WaitForTasklet`](crate::WaitForTasklet).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Exit, Runtime};
+///
+/// let rt = Runtime::new();
+/// let ok = rt.spawn(|_cx| async { 1 + 1 });
+/// let bad = rt.spawn(|_cx| async { panic!("boom") });
+/// assert_eq!(rt.block_on(ok.join()), Ok(2));
+/// let failed: Result<(), Exit> = rt.block_on(bad.join());
+/// assert_eq!(failed, Err(Exit::Panicked("boom".into())));
+/// ```
+pub struct Tasklet<T> {
+    core: Arc<Core<T>>,
+    cond: CondId,
+}
+
+impl<T> Tasklet<T> {
+    pub(crate) fn new(core: Arc<Core<T>>) -> Tasklet<T> {
+        Tasklet {
+            core,
+            cond: CondId::new(),
+        }
+    }
+
+    /// The tasklet's address.
+    pub fn addr(&self) -> Addr {
+        Addr(Arc::clone(&self.core.shared))
+    }
+
+    /// The tasklet's id.
+    pub fn id(&self) -> TaskletId {
+        self.core.shared.id
+    }
+
+    /// What the tasklet is doing now.
+    pub fn state(&self) -> State {
+        self.core.shared.mailbox.state()
+    }
+
+    /// Whether it has finished.
+    pub fn is_finished(&self) -> bool {
+        self.core.out().done
+    }
+
+    /// Stops the tasklet: at its next wake its body is dropped (its armed conditions are disarmed) and it
+    /// ends with [`Exit::Stopped`]. Does nothing if it has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Exit, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
+    /// t.stop();
+    /// assert_eq!(rt.block_on(t.join()), Err(Exit::Stopped));
+    /// ```
+    pub fn stop(&self) {
+        self.core.shared.request_stop();
+    }
+
+    /// Waits for the end: `Ok(value)` if it returned, `Err(exit)` if it panicked or was stopped.
+    ///
+    /// # Errors
+    ///
+    /// The [`Exit`] reason when the tasklet did not return a value.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes loses nothing; the handle is gone, though, so keep
+    /// `join()` for the end of the handle's life.
+    pub async fn join(self) -> Result<T, Exit> {
+        futures_lite::future::poll_fn(|cx| {
+            let mut out = self.core.out();
+            if out.done {
+                if let Some(result) = out.result.take() {
+                    return Poll::Ready(result);
+                }
+            }
+            if !out.joiners.iter().any(|w| w.will_wake(cx.waker())) {
+                out.joiners.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Calls `f` with the result when the tasklet ends, or at once if it has ended already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|_cx| async { 3 });
+    /// rt.run();
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let s = seen.clone();
+    /// t.add_join_callback(move |r| *s.lock().unwrap() = Some(*r.unwrap())); // after the end: runs now
+    /// assert_eq!(*seen.lock().unwrap(), Some(3));
+    /// ```
+    pub fn add_join_callback(&self, f: impl FnOnce(Result<&T, &Exit>) + Send + 'static) -> JoinCallbackId {
+        let mut out = self.core.out();
+        let id = JoinCallbackId(out.next_callback);
+        out.next_callback += 1;
+        if out.done {
+            if let Some(result) = &out.result {
+                f(result.as_ref());
+            }
+        } else {
+            out.callbacks.push((id, Box::new(f)));
+        }
+        id
+    }
+
+    /// Removes a join callback that has not run; returns whether it was there.
+    pub fn remove_join_callback(&self, id: JoinCallbackId) -> bool {
+        let mut out = self.core.out();
+        let before = out.callbacks.len();
+        out.callbacks.retain(|(i, _)| *i != id);
+        out.callbacks.len() != before
+    }
+}
+
+impl<T> fmt::Debug for Tasklet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tasklet")
+            .field("id", &self.core.shared.id.0)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl<T> WaitCondition for Tasklet<T> {
+    fn id(&self) -> CondId {
+        self.cond
+    }
+    fn arm(&self, sink: EventSink) -> Disarm {
+        watch(&self.core.shared, self.cond, sink)
+    }
+}
+
+/// Arms a watch on `target`'s end for the condition `cond`.
+pub(crate) fn watch(target: &Arc<Shared>, cond: CondId, sink: EventSink) -> Disarm {
+    let key = cond.key();
+    target.watch(key, sink);
+    let target = Arc::clone(target);
+    Disarm::new(move || target.unwatch(key))
+}

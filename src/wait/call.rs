@@ -1,0 +1,136 @@
+//! `WaitForCall`: a callable that wakes the tasklet with its arguments.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use super::{CondId, Disarm, EventSink, WaitCondition};
+use crate::error::CallError;
+
+struct Inner<R> {
+    sink: Option<EventSink>,
+    return_value: R,
+}
+
+/// Waits until its [`Caller`] is called; the event carries the call's arguments `A`, and the call returns
+/// the current return value `R` to the caller.
+///
+/// The caller is `Send + Clone`: hand it to callbacks, other threads or other tasklets. Calls are
+/// delivered only while the condition is armed (a wait of its tasklet includes it); each call queues one
+/// event.
+///
+/// # Examples
+///
+/// kiwi's call test: another task calls with arguments, the tasklet returns them.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::WaitForCall;
+///
+/// let got = tasklets::run(|cx| async move {
+///     let call: WaitForCall<(i32, i32, &'static str), bool> = WaitForCall::new(true);
+///     let caller = call.caller();
+///     std::thread::spawn(move || {
+///         // Retry until the tasklet has armed the condition.
+///         while caller.call((123, 456, "bar")).is_err() {
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///     });
+///     let mut ev = cx.wait(&call).await;
+///     ev.take::<(i32, i32, &'static str)>()
+/// });
+/// assert_eq!(got.unwrap(), Some((123, 456, "bar")));
+/// ```
+pub struct WaitForCall<A, R = ()> {
+    id: CondId,
+    inner: Arc<Mutex<Inner<R>>>,
+    _args: PhantomData<fn(A)>,
+}
+
+/// Calls a [`WaitForCall`]: `Send + Clone`.
+pub struct Caller<A, R = ()> {
+    inner: Arc<Mutex<Inner<R>>>,
+    _args: PhantomData<fn(A)>,
+}
+
+impl<A, R> Clone for Caller<A, R> {
+    fn clone(&self) -> Self {
+        Caller {
+            inner: Arc::clone(&self.inner),
+            _args: PhantomData,
+        }
+    }
+}
+
+impl<A, R> std::fmt::Debug for Caller<A, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Caller")
+    }
+}
+impl<A, R> std::fmt::Debug for WaitForCall<A, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitForCall").field("id", &self.id).finish()
+    }
+}
+
+impl<A: Send + 'static, R: Clone> WaitForCall<A, R> {
+    /// A call condition whose calls return `return_value`.
+    pub fn new(return_value: R) -> WaitForCall<A, R> {
+        WaitForCall {
+            id: CondId::new(),
+            inner: Arc::new(Mutex::new(Inner {
+                sink: None,
+                return_value,
+            })),
+            _args: PhantomData,
+        }
+    }
+
+    /// A handle that calls this condition.
+    pub fn caller(&self) -> Caller<A, R> {
+        Caller {
+            inner: Arc::clone(&self.inner),
+            _args: PhantomData,
+        }
+    }
+
+    /// Changes what later calls return.
+    pub fn set_return_value(&self, value: R) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).return_value = value;
+    }
+}
+
+impl<A: Send + 'static, R: Clone> Caller<A, R> {
+    /// Delivers `args` to the waiting tasklet and returns the condition's return value.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError`] with the arguments if the condition is not armed, or its tasklet has finished.
+    pub fn call(&self, args: A) -> Result<R, CallError<A>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match &inner.sink {
+            Some(sink) => match sink.try_send(args) {
+                Ok(_) => Ok(inner.return_value.clone()),
+                Err(args) => Err(CallError(args)),
+            },
+            None => Err(CallError(args)),
+        }
+    }
+}
+
+impl<A: Send + 'static, R: Clone + 'static> WaitCondition for WaitForCall<A, R> {
+    fn id(&self) -> CondId {
+        self.id
+    }
+    fn arm(&self, sink: EventSink) -> Disarm {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sink = Some(sink);
+        let inner = Arc::clone(&self.inner);
+        Disarm::new(move || inner.lock().unwrap_or_else(|e| e.into_inner()).sink = None)
+    }
+}
+
+impl<A, R> Drop for WaitForCall<A, R> {
+    fn drop(&mut self) {
+        // Dropping the condition disarms it: later calls fail.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sink = None;
+    }
+}

@@ -1,0 +1,385 @@
+//! Wait conditions: what a tasklet can wait for, and the events they deliver.
+//!
+//! Every condition feeds the tasklet's one mailbox through an [`EventSink`]; a wait returns the oldest
+//! entry it admits, whether a message or an event. One file per condition:
+//!
+//! - [`messages`]: [`WaitForMessages`], accept / defer / discard by name
+//! - [`timeout`]: [`WaitForTimeout`], periodic while armed, `restart()`
+//! - [`call`]: [`WaitForCall`], a `Send` caller that delivers its arguments
+//! - [`tasklet`]: [`WaitForTasklet`], another tasklet's end
+//! - [`idle`]: [`WaitForIdle`], nothing else runnable on the tasklet's thread
+//!
+//! # Arming
+//!
+//! A condition is *armed* by the first wait that includes it and stays armed across consecutive waits
+//! that include it, queueing its events even while the tasklet is busy. It is disarmed by the first wait
+//! that leaves it out, when the tasklet ends, or (for the built-in conditions) when the condition is
+//! dropped. Disarming removes its pending events, so a disarmed condition never delivers a stale event.
+//! Level-like conditions (timeout ticks, idle) keep at most one pending event; conditions that carry data
+//! (calls, tasklet ends) queue one event per occurrence.
+
+pub mod call;
+pub mod idle;
+pub mod messages;
+pub mod tasklet;
+pub mod timeout;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::mailbox::{Entry, Key};
+use crate::message::{Message, Payload};
+use crate::tasklet::Shared;
+pub use messages::WaitForMessages;
+
+/// The identity of a condition: unique in the process, never reused.
+///
+/// Implementors of [`WaitCondition`] create one with [`CondId::new`] and keep it for the condition's life.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::CondId;
+///
+/// assert_ne!(CondId::new(), CondId::new());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CondId(u64);
+
+impl CondId {
+    /// A fresh id.
+    pub fn new() -> CondId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        CondId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+    pub(crate) fn key(self) -> Key {
+        Key::cond(self.0)
+    }
+}
+
+impl Default for CondId {
+    fn default() -> Self {
+        CondId::new()
+    }
+}
+
+/// Something a tasklet can wait for. Implement it to bring your own event source into the mailbox.
+///
+/// When a wait first includes the condition, the runtime calls [`arm`](Self::arm) with an [`EventSink`]
+/// for the waiting tasklet's mailbox; the condition starts whatever watches its source and pushes events
+/// into the sink. The returned [`Disarm`] is dropped when the condition is disarmed (a wait leaves it out,
+/// or the tasklet ends); then its pending events are removed from the mailbox.
+///
+/// # Examples
+///
+/// A condition fired by a plain thread:
+///
+/// ```
+/// use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+///
+/// struct Ticker { id: CondId }
+///
+/// impl WaitCondition for Ticker {
+///     fn id(&self) -> CondId { self.id }
+///     fn arm(&self, sink: EventSink) -> Disarm {
+///         std::thread::spawn(move || { sink.send(7_u32); });
+///         Disarm::none()
+///     }
+/// }
+///
+/// let value = tasklets::run(|cx| async move {
+///     let ticker = Ticker { id: CondId::new() };
+///     let mut ev = cx.wait(&ticker).await;
+///     assert!(ev.is(&ticker));
+///     ev.take::<u32>()
+/// });
+/// assert_eq!(value.unwrap(), Some(7));
+/// ```
+pub trait WaitCondition {
+    /// This condition's identity; must stay the same for its whole life.
+    fn id(&self) -> CondId;
+
+    /// Starts delivering events into `sink`. Called on the waiting tasklet's thread, from inside the
+    /// runtime.
+    fn arm(&self, sink: EventSink) -> Disarm;
+
+    /// Whether events coalesce (at most one pending), as for level-like sources. Default: `false`.
+    fn level(&self) -> bool {
+        false
+    }
+
+    /// `Some` only for [`WaitForMessages`], whose rules filter messages instead of arming a source.
+    fn messages(&self) -> Option<&WaitForMessages> {
+        None
+    }
+}
+
+/// Undoes an [`arm`](WaitCondition::arm): dropped when the condition is disarmed.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use tasklets::Disarm;
+///
+/// let flag = Arc::new(AtomicBool::new(false));
+/// let f = flag.clone();
+/// drop(Disarm::new(move || f.store(true, Ordering::SeqCst)));
+/// assert!(flag.load(Ordering::SeqCst));
+/// ```
+#[must_use = "dropping a Disarm disarms at once"]
+pub struct Disarm(Option<Box<dyn FnOnce()>>);
+
+impl Disarm {
+    /// Nothing to undo.
+    pub fn none() -> Disarm {
+        Disarm(None)
+    }
+    /// Runs `f` when disarmed.
+    pub fn new(f: impl FnOnce() + 'static) -> Disarm {
+        Disarm(Some(Box::new(f)))
+    }
+    /// Keeps `guard` alive while armed and drops it when disarmed (for example a task handle, which
+    /// cancels the task).
+    pub fn hold<G: 'static>(guard: G) -> Disarm {
+        Disarm::new(move || drop(guard))
+    }
+}
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+impl fmt::Debug for Disarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Disarm")
+    }
+}
+
+/// What happened to an event pushed into an [`EventSink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued in the mailbox.
+    Queued,
+    /// Dropped because one event of this level condition was already pending.
+    Coalesced,
+    /// The tasklet has finished; its mailbox is closed.
+    Closed,
+}
+
+/// Where an armed condition pushes its events: the waiting tasklet's mailbox. Cheap to clone, `Send`.
+///
+/// # Examples
+///
+/// See [`WaitCondition`].
+#[derive(Clone)]
+pub struct EventSink {
+    shared: Arc<Shared>,
+    key: Key,
+    level: bool,
+}
+
+impl EventSink {
+    pub(crate) fn new(shared: Arc<Shared>, key: Key, level: bool) -> EventSink {
+        EventSink { shared, key, level }
+    }
+
+    /// Pushes an event without data.
+    pub fn fire(&self) -> Delivery {
+        self.push(Payload::empty())
+    }
+
+    /// Pushes an event carrying `data`, read back with [`Event::take`].
+    pub fn send<T: Any + Send>(&self, data: T) -> Delivery {
+        self.push(Payload::new(data))
+    }
+
+    /// Like [`send`](Self::send), but a closed mailbox gives `data` back.
+    ///
+    /// # Errors
+    ///
+    /// `Err(data)` when the tasklet has finished.
+    pub fn try_send<T: Any + Send>(&self, data: T) -> Result<Delivery, T> {
+        self.shared
+            .mailbox
+            .deliver_event(self.key, Payload::new(data), self.level)
+            .map_err(|mut p| p.take::<T>().expect("the payload just sent is a T"))
+    }
+
+    fn push(&self, payload: Payload) -> Delivery {
+        self.shared
+            .mailbox
+            .deliver_event(self.key, payload, self.level)
+            .unwrap_or(Delivery::Closed)
+    }
+
+    /// Removes this condition's pending events (used when a source restarts).
+    pub fn clear(&self) {
+        self.shared.mailbox.purge(self.key);
+    }
+
+    /// Whether the tasklet has finished (pushing would be refused).
+    pub fn is_closed(&self) -> bool {
+        self.shared.mailbox.is_closed()
+    }
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventSink")
+            .field("tasklet", &self.shared.id())
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+/// What a wait returned: a message, or the event of one of the wait's conditions.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::{WaitForMessages, WaitForTimeout};
+///
+/// tasklets::run(|cx| async move {
+///     let msgs = WaitForMessages::new().accept("ping");
+///     let timeout = WaitForTimeout::new(Duration::from_millis(10));
+///     let ev = cx.wait((&msgs, &timeout)).await;
+///     assert!(ev.is(&timeout) && !ev.is(&msgs));
+///     assert!(ev.message().is_none());
+/// }).unwrap();
+/// ```
+pub struct Event {
+    key: Key,
+    entry: Entry,
+}
+
+impl Event {
+    pub(crate) fn new(key: Key, entry: Entry) -> Event {
+        Event { key, entry }
+    }
+
+    /// Whether this event comes from `cond`. For a [`WaitForMessages`], whether it is a message that
+    /// `cond`'s rules accept.
+    pub fn is<C: WaitCondition + ?Sized>(&self, cond: &C) -> bool {
+        match (cond.messages(), &self.entry) {
+            (Some(w), Entry::Message(m)) => w.action(m.name()) == crate::Action::Accept,
+            (Some(_), Entry::Event(_)) => false,
+            (None, _) => self.key == cond.id().key(),
+        }
+    }
+
+    /// Whether this event is a message.
+    pub fn is_message(&self) -> bool {
+        matches!(self.entry, Entry::Message(_))
+    }
+
+    /// The message, if this event is one.
+    pub fn message(&self) -> Option<&Message> {
+        match &self.entry {
+            Entry::Message(m) => Some(m),
+            Entry::Event(_) => None,
+        }
+    }
+
+    /// The message, if this event is one.
+    pub fn into_message(self) -> Option<Message> {
+        match self.entry {
+            Entry::Message(m) => Some(m),
+            Entry::Event(_) => None,
+        }
+    }
+
+    /// Borrows the event's data (or the message's value) if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        match &self.entry {
+            Entry::Message(m) => m.get(),
+            Entry::Event(p) => p.get(),
+        }
+    }
+
+    /// Takes the event's data (or the message's value) out if it is a `T`.
+    pub fn take<T: Any>(&mut self) -> Option<T> {
+        match &mut self.entry {
+            Entry::Message(m) => m.take(),
+            Entry::Event(p) => p.take(),
+        }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.entry {
+            Entry::Message(m) => f.debug_tuple("Event::Message").field(m).finish(),
+            Entry::Event(_) => f.debug_tuple("Event::Condition").field(&self.key).finish(),
+        }
+    }
+}
+
+/// A set of conditions one wait admits: one condition (`&c`), a tuple of them (`(&a, &b)`), or a slice /
+/// `Vec` of `&dyn WaitCondition`.
+pub trait WaitSet {
+    /// Calls `f` with every condition in the set.
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition));
+}
+
+impl<C: WaitCondition> WaitSet for &C {
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+        f(*self);
+    }
+}
+
+impl WaitSet for &dyn WaitCondition {
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+        f(*self);
+    }
+}
+
+impl WaitSet for &[&dyn WaitCondition] {
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+        for c in self.iter() {
+            f(*c);
+        }
+    }
+}
+
+impl<const N: usize> WaitSet for [&dyn WaitCondition; N] {
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+        for c in self.iter() {
+            f(*c);
+        }
+    }
+}
+
+impl WaitSet for Vec<&dyn WaitCondition> {
+    fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+        for c in self.iter() {
+            f(*c);
+        }
+    }
+}
+
+macro_rules! tuple_wait_set {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: WaitSet),+> WaitSet for ($($t,)+) {
+            fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition)) {
+                $(self.$i.each(f);)+
+            }
+        }
+    };
+}
+tuple_wait_set!(A 0);
+tuple_wait_set!(A 0, B 1);
+tuple_wait_set!(A 0, B 1, C 2);
+tuple_wait_set!(A 0, B 1, C 2, D 3);
+tuple_wait_set!(A 0, B 1, C 2, D 3, E 4);
+tuple_wait_set!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_wait_set!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_wait_set!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
