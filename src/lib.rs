@@ -43,7 +43,7 @@
 //!     }
 //!     cx.send(Message::new("quit").to(&printer)).await?;
 //!     printer.join().await?;
-//!     Ok::<(), Box<dyn std::error::Error + Send>>(())
+//!     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! }).unwrap().unwrap();
 //! ```
 //!

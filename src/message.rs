@@ -10,10 +10,10 @@ use crate::tasklet::Addr;
 ///
 /// Internal; may change (small values could be stored inline).
 #[derive(Default)]
-pub(crate) struct Payload(Option<Box<dyn Any + Send>>);
+pub(crate) struct Payload(Option<Box<dyn Any + Send + Sync>>);
 
 impl Payload {
-    pub(crate) fn new<T: Any + Send>(value: T) -> Payload {
+    pub(crate) fn new<T: Any + Send + Sync>(value: T) -> Payload {
         Payload(Some(Box::new(value)))
     }
     pub(crate) fn empty() -> Payload {
@@ -73,6 +73,10 @@ impl<T> From<&crate::Tasklet<T>> for Destination {
 /// `None` on a type mismatch and never panic. [`Cx::send`](crate::Cx::send) fills in the sender.
 ///
 /// `Debug` prints the name, the sender and whether a value is present, never the value itself.
+///
+/// Values are `Send + Sync`: a message (and every error that hands one back) can then cross threads and
+/// convert into `Box<dyn Error + Send + Sync>`, and one value can be shared by every member of a group.
+/// Wrap a value that is only `Send` in a `Mutex`.
 ///
 /// # Examples
 ///
@@ -137,7 +141,7 @@ impl Message {
     /// let msg = tasklets::Message::new("print").value("hello");
     /// assert_eq!(msg.get::<&str>(), Some(&"hello"));
     /// ```
-    pub fn value<T: Any + Send>(mut self, value: T) -> Message {
+    pub fn value<T: Any + Send + Sync>(mut self, value: T) -> Message {
         self.value = Payload::new(value);
         self
     }

@@ -72,7 +72,7 @@ impl<A, R> std::fmt::Debug for WaitForCall<A, R> {
     }
 }
 
-impl<A: Send + 'static, R: Clone> WaitForCall<A, R> {
+impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
     /// A call condition whose calls return `return_value`.
     pub fn new(return_value: R) -> WaitForCall<A, R> {
         WaitForCall {
@@ -99,7 +99,7 @@ impl<A: Send + 'static, R: Clone> WaitForCall<A, R> {
     }
 }
 
-impl<A: Send + 'static, R: Clone> Caller<A, R> {
+impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     /// Delivers `args` to the waiting tasklet and returns the condition's return value.
     ///
     /// # Errors
@@ -117,7 +117,7 @@ impl<A: Send + 'static, R: Clone> Caller<A, R> {
     }
 }
 
-impl<A: Send + 'static, R: Clone + 'static> WaitCondition for WaitForCall<A, R> {
+impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall<A, R> {
     fn id(&self) -> CondId {
         self.id
     }

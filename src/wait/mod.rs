@@ -197,7 +197,7 @@ impl EventSink {
     }
 
     /// Pushes an event carrying `data`, read back with [`Event::take`].
-    pub fn send<T: Any + Send>(&self, data: T) -> Delivery {
+    pub fn send<T: Any + Send + Sync>(&self, data: T) -> Delivery {
         self.push(Payload::new(data))
     }
 
@@ -206,7 +206,7 @@ impl EventSink {
     /// # Errors
     ///
     /// `Err(data)` when the tasklet has finished.
-    pub fn try_send<T: Any + Send>(&self, data: T) -> Result<Delivery, T> {
+    pub fn try_send<T: Any + Send + Sync>(&self, data: T) -> Result<Delivery, T> {
         self.shared
             .mailbox
             .deliver_event(self.key, Payload::new(data), self.level)
