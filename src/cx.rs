@@ -50,6 +50,7 @@ pub struct Cx {
     worker: Weak<Worker>,
     armed: RefCell<Vec<Armed>>,
     keys: RefCell<Vec<Key>>,
+    owned: RefCell<Vec<Box<dyn std::any::Any>>>,
 }
 
 impl Cx {
@@ -59,6 +60,7 @@ impl Cx {
             worker,
             armed: RefCell::new(Vec::new()),
             keys: RefCell::new(Vec::new()),
+            owned: RefCell::new(Vec::new()),
         }
     }
 
@@ -112,7 +114,10 @@ impl Cx {
                 if !armed.iter().any(|a| a.key == key) {
                     let sink = EventSink::new(Arc::clone(&self.shared), key, c.level());
                     let disarm = c.arm(sink);
-                    armed.push(Armed { key, _disarm: disarm });
+                    armed.push(Armed {
+                        key,
+                        _disarm: disarm,
+                    });
                 }
             }
         });
@@ -250,8 +255,22 @@ impl Cx {
     }
 }
 
+impl Cx {
+    /// Ties `resource` to this tasklet: it is dropped when the tasklet ends (returns, panics or is
+    /// stopped), before its conditions are disarmed. Used for resources the tasklet owns, such as child
+    /// processes.
+    pub(crate) fn own(&self, resource: Box<dyn std::any::Any>) {
+        self.owned.borrow_mut().push(resource);
+    }
+}
+
 impl Drop for Cx {
     fn drop(&mut self) {
+        // Owned resources go first (newest first), then the conditions.
+        let owned = std::mem::take(self.owned.get_mut());
+        for r in owned.into_iter().rev() {
+            drop(r);
+        }
         // Disarm every condition (their guards drop with the list), then nothing stale stays queued.
         let armed = std::mem::take(self.armed.get_mut());
         let keys: Vec<Key> = armed.iter().map(|a| a.key).collect();
@@ -264,7 +283,9 @@ impl Drop for Cx {
 
 impl fmt::Debug for Cx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cx").field("tasklet", &self.shared.id()).finish()
+        f.debug_struct("Cx")
+            .field("tasklet", &self.shared.id())
+            .finish()
     }
 }
 
@@ -302,6 +323,8 @@ impl Drop for Wait<'_> {
 
 impl fmt::Debug for Wait<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Wait").field("tasklet", &self.cx.shared.id()).finish()
+        f.debug_struct("Wait")
+            .field("tasklet", &self.cx.shared.id())
+            .finish()
     }
 }

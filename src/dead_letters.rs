@@ -38,11 +38,19 @@ pub struct DeadLetter {
 #[derive(Default)]
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
-    channel: OnceLock<(async_channel::Sender<DeadLetter>, async_channel::Receiver<DeadLetter>)>,
+    channel: OnceLock<(
+        async_channel::Sender<DeadLetter>,
+        async_channel::Receiver<DeadLetter>,
+    )>,
 }
 
 impl DeadLetterHub {
-    pub(crate) fn publish(&self, message: Message, reason: DeadLetterReason, recipient: Option<TaskletId>) {
+    pub(crate) fn publish(
+        &self,
+        message: Message,
+        reason: DeadLetterReason,
+        recipient: Option<TaskletId>,
+    ) {
         self.count.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
         if let Some((tx, _)) = self.channel.get() {

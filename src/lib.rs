@@ -105,8 +105,8 @@ pub use tasklets_macros::task;
 /// The names most tasklet code uses.
 pub mod prelude {
     pub use crate::{
-        Action, Addr, Cx, Event, Exit, Message, Name, Runtime, State, Tasklet, WaitCondition, WaitForCall,
-        WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
+        Action, Addr, Cx, Event, Exit, Message, Name, Runtime, State, Tasklet, WaitCondition,
+        WaitForCall, WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
     };
 }
 

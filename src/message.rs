@@ -233,4 +233,3 @@ impl fmt::Debug for Message {
             .finish()
     }
 }
-

@@ -52,7 +52,11 @@ impl Name {
     /// assert_eq!(tasklets::Name::new("tick").as_str(), "tick");
     /// ```
     pub fn new(text: &str) -> Name {
-        if let Some(name) = interner().read().unwrap_or_else(|e| e.into_inner()).get(text) {
+        if let Some(name) = interner()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(text)
+        {
             return *name;
         }
         let mut map = interner().write().unwrap_or_else(|e| e.into_inner());

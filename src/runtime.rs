@@ -184,7 +184,6 @@ impl Worker {
         worker
     }
 
-
     /// Creates and starts a tasklet on this worker.
     pub(crate) fn spawn_here<F, Fut, T>(&self, options: SpawnOptions, f: F) -> Tasklet<T>
     where
@@ -265,7 +264,10 @@ impl Worker {
 
 fn new_core<T>(rt: &Arc<RtShared>, options: &SpawnOptions) -> Arc<Core<T>> {
     rt.live.fetch_add(1, Ordering::AcqRel);
-    Arc::new(Core::new(Arc::new(Shared::new(Arc::clone(rt), options.capacity))))
+    Arc::new(Core::new(Arc::new(Shared::new(
+        Arc::clone(rt),
+        options.capacity,
+    ))))
 }
 
 use futures_lite::FutureExt as _;
@@ -603,7 +605,9 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("handle", &self.handle).finish()
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 

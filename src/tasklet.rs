@@ -170,7 +170,9 @@ impl Shared {
         }
         match &result {
             Ok(()) => tracing::trace!(tasklet = %self.id, "finished"),
-            Err(exit) => tracing::warn!(tasklet = %self.id, %exit, "tasklet ended without returning"),
+            Err(exit) => {
+                tracing::warn!(tasklet = %self.id, %exit, "tasklet ended without returning")
+            }
         }
     }
 }
@@ -611,7 +613,10 @@ impl<T> Tasklet<T> {
     /// t.add_join_callback(move |r| *s.lock().unwrap() = Some(*r.unwrap())); // after the end: runs now
     /// assert_eq!(*seen.lock().unwrap(), Some(3));
     /// ```
-    pub fn add_join_callback(&self, f: impl FnOnce(Result<&T, &Exit>) + Send + 'static) -> JoinCallbackId {
+    pub fn add_join_callback(
+        &self,
+        f: impl FnOnce(Result<&T, &Exit>) + Send + 'static,
+    ) -> JoinCallbackId {
         let mut out = self.core.out();
         let id = JoinCallbackId(out.next_callback);
         out.next_callback += 1;

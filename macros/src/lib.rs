@@ -22,7 +22,12 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
-    let ItemFn { attrs, vis, sig, block } = func;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span(),

@@ -141,7 +141,11 @@ impl Filter {
     /// Drops what this wait discards, then removes and returns the oldest admitted entry.
     ///
     /// `on_discard` sees every discarded entry (for counting and tracing).
-    pub(crate) fn select<E>(&self, index: &mut Index<E>, mut on_discard: impl FnMut(Key, E)) -> Option<(Key, E)> {
+    pub(crate) fn select<E>(
+        &self,
+        index: &mut Index<E>,
+        mut on_discard: impl FnMut(Key, E),
+    ) -> Option<(Key, E)> {
         if self.otherwise == Some(Action::Discard) {
             let doomed: Vec<Key> = index
                 .keys()

@@ -163,7 +163,11 @@ impl Mailbox {
     }
 
     /// Files a message. With `wait` set, a full mailbox registers `waker` as a blocked sender.
-    pub(crate) fn deliver(&self, msg: Message, blocked: Option<&Waker>) -> Result<(), (Message, Refused)> {
+    pub(crate) fn deliver(
+        &self,
+        msg: Message,
+        blocked: Option<&Waker>,
+    ) -> Result<(), (Message, Refused)> {
         let key = Key::name(msg.name());
         let mut inner = self.lock();
         if inner.closed {
@@ -186,7 +190,12 @@ impl Mailbox {
 
     /// Files a condition event. Level events (`coalesce`) are dropped while one is already pending.
     /// A closed mailbox gives the payload back.
-    pub(crate) fn deliver_event(&self, key: Key, payload: Payload, coalesce: bool) -> Result<Delivery, Payload> {
+    pub(crate) fn deliver_event(
+        &self,
+        key: Key,
+        payload: Payload,
+        coalesce: bool,
+    ) -> Result<Delivery, Payload> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(payload);

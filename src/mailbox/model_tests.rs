@@ -26,7 +26,11 @@ enum Op {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![Just(Action::Accept), Just(Action::Defer), Just(Action::Discard)]
+    prop_oneof![
+        Just(Action::Accept),
+        Just(Action::Defer),
+        Just(Action::Discard)
+    ]
 }
 
 fn rules() -> impl Strategy<Value = (Vec<(usize, Action)>, Option<Action>)> {
@@ -51,11 +55,21 @@ fn model_action(spec: &WaitSpec, name: usize) -> Action {
         .iter()
         .flat_map(|(list, _)| list.iter().filter(|(n, _)| *n == name).map(|(_, a)| *a))
         .max();
-    explicit.unwrap_or_else(|| spec.rules.iter().filter_map(|(_, o)| *o).max().unwrap_or(Action::Defer))
+    explicit.unwrap_or_else(|| {
+        spec.rules
+            .iter()
+            .filter_map(|(_, o)| *o)
+            .max()
+            .unwrap_or(Action::Defer)
+    })
 }
 
 /// One step of the model: drop discarded, then take the first accepted from the front.
-fn model_wait(queue: &mut Vec<(usize, u32)>, spec: &WaitSpec, discarded: &mut Vec<u32>) -> Option<(usize, u32)> {
+fn model_wait(
+    queue: &mut Vec<(usize, u32)>,
+    spec: &WaitSpec,
+    discarded: &mut Vec<u32>,
+) -> Option<(usize, u32)> {
     queue.retain(|(n, id)| {
         let drop = model_action(spec, *n) == Action::Discard;
         if drop {
@@ -63,7 +77,9 @@ fn model_wait(queue: &mut Vec<(usize, u32)>, spec: &WaitSpec, discarded: &mut Ve
         }
         !drop
     });
-    let at = queue.iter().position(|(n, _)| model_action(spec, *n) == Action::Accept)?;
+    let at = queue
+        .iter()
+        .position(|(n, _)| model_action(spec, *n) == Action::Accept)?;
     Some(queue.remove(at))
 }
 
@@ -96,13 +112,20 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Wait(spec) => {
                 let filter = build_filter(spec);
                 let mut got_discarded = Vec::new();
-                let got = filter.select(&mut index, |_, (_, id)| got_discarded.push(id)).map(|(_, e)| e);
+                let got = filter
+                    .select(&mut index, |_, (_, id)| got_discarded.push(id))
+                    .map(|(_, e)| e);
                 let mut want_discarded = Vec::new();
                 let want = model_wait(&mut model, spec, &mut want_discarded);
                 got_discarded.sort_unstable();
                 want_discarded.sort_unstable();
                 prop_assert_eq!(got, want, "delivered entry differs for {:?}", spec);
-                prop_assert_eq!(got_discarded, want_discarded, "discarded entries differ for {:?}", spec);
+                prop_assert_eq!(
+                    got_discarded,
+                    want_discarded,
+                    "discarded entries differ for {:?}",
+                    spec
+                );
             }
         }
     }
@@ -134,9 +157,22 @@ fn defer_ordering_case() {
     let mut filter = Filter::default();
     filter.add_rules(&Arc::new(r));
     let mut dropped = 0;
-    assert_eq!(filter.select(&mut index, |_, _| dropped += 1).map(|(_, e)| e.1), Some(2));
-    assert_eq!(filter.select(&mut index, |_, _| dropped += 1).map(|(_, e)| e.1), Some(4));
+    assert_eq!(
+        filter
+            .select(&mut index, |_, _| dropped += 1)
+            .map(|(_, e)| e.1),
+        Some(2)
+    );
+    assert_eq!(
+        filter
+            .select(&mut index, |_, _| dropped += 1)
+            .map(|(_, e)| e.1),
+        Some(4)
+    );
     assert_eq!(filter.select(&mut index, |_, _| dropped += 1), None);
     assert_eq!(dropped, 1);
-    assert_eq!(index.drain().iter().map(|e| e.1).collect::<Vec<_>>(), vec![0, 3]);
+    assert_eq!(
+        index.drain().iter().map(|e| e.1).collect::<Vec<_>>(),
+        vec![0, 3]
+    );
 }

@@ -95,7 +95,10 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
 
     /// Changes what later calls return.
     pub fn set_return_value(&self, value: R) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).return_value = value;
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .return_value = value;
     }
 }
 

@@ -165,7 +165,9 @@ async fn tick(inner: Arc<Mutex<Inner>>, period: Duration) {
         .or(reset)
         .await;
         let mut guard = lock(&inner);
-        let Some(armed) = &mut guard.armed else { return };
+        let Some(armed) = &mut guard.armed else {
+            return;
+        };
         let now = Instant::now();
         if now >= armed.deadline {
             armed.sink.fire();
