@@ -12,7 +12,7 @@ use crate::error::{SendError, TrySendError};
 use crate::mailbox::Key;
 use crate::message::{Destination, Message};
 use crate::runtime::{Handle, SpawnOptions, Worker};
-use crate::tasklet::{Addr, SendFut, Shared, Tasklet, TaskletId};
+use crate::tasklet::{Addr, MonitorId, SendFut, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
 struct Armed {
@@ -169,7 +169,11 @@ impl Cx {
     pub fn try_wait<S: WaitSet>(&self, set: S) -> Option<Event> {
         self.arm(&set);
         match self.shared.mailbox.poll_wait(None) {
-            Poll::Ready((key, entry)) => Some(Event::new(key, entry)),
+            Poll::Ready((key, entry)) => {
+                let ev = Event::new(key, entry);
+                self.shared.track_in_flight(ev.message());
+                Some(ev)
+            }
             Poll::Pending => None,
         }
     }
@@ -256,6 +260,18 @@ impl Cx {
 }
 
 impl Cx {
+    /// Monitors the tasklet at `addr`: when it finishes, a [`DOWN`](crate::DOWN) message carrying a
+    /// [`Down`](crate::Down) arrives in this tasklet's mailbox (at once if it has finished already).
+    /// Messages queue whether or not a wait is running, like any message.
+    pub fn monitor(&self, addr: &Addr) -> MonitorId {
+        addr.0.monitor(self.me())
+    }
+
+    /// Removes a monitor; returns whether it was still registered (its `down` had not been sent).
+    pub fn demonitor(&self, addr: &Addr, id: MonitorId) -> bool {
+        addr.0.demonitor(id)
+    }
+
     /// Ties `resource` to this tasklet: it is dropped when the tasklet ends (returns, panics or is
     /// stopped), before its conditions are disarmed. Used for resources the tasklet owns, such as child
     /// processes.
@@ -303,7 +319,9 @@ impl Future for Wait<'_> {
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {
                 self.done = true;
-                Poll::Ready(Event::new(key, entry))
+                let ev = Event::new(key, entry);
+                self.cx.shared.track_in_flight(ev.message());
+                Poll::Ready(ev)
             }
             Poll::Pending => {
                 self.registered = true;

@@ -8,18 +8,24 @@ use crate::message::Message;
 use crate::tasklet::TaskletId;
 
 /// Why a message became a dead letter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DeadLetterReason {
     /// It was still in the mailbox when its tasklet finished.
     Finished,
+    /// A supervised tasklet panicked while handling it (the panic message is inside). Its value was
+    /// owned by the handler and is gone; name and sender are kept.
+    Panicked(String),
 }
 
 impl fmt::Display for DeadLetterReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeadLetterReason::Finished => "left in the mailbox of a finished tasklet",
-        })
+        match self {
+            DeadLetterReason::Finished => f.write_str("left in the mailbox of a finished tasklet"),
+            DeadLetterReason::Panicked(reason) => {
+                write!(f, "in flight when its handler panicked: {reason}")
+            }
+        }
     }
 }
 

@@ -124,6 +124,9 @@ pub enum Exit {
     /// returned.
     #[error("tasklet was stopped")]
     Stopped,
+    /// The tasklet returned an error (a supervised child returning `Err(e)`); `e`'s message is inside.
+    #[error("tasklet failed: {0}")]
+    Failed(String),
 }
 
 impl Exit {
@@ -134,6 +137,10 @@ impl Exit {
     /// Whether the tasklet was stopped.
     pub fn is_stopped(&self) -> bool {
         matches!(self, Exit::Stopped)
+    }
+    /// Whether the tasklet returned an error.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Exit::Failed(_))
     }
 }
 

@@ -66,6 +66,7 @@ mod mailbox;
 mod message;
 mod name;
 pub mod runtime;
+pub mod supervisor;
 mod tasklet;
 pub mod wait;
 
@@ -76,7 +77,7 @@ pub use mailbox::Action;
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
-pub use tasklet::{Addr, Finished, JoinCallbackId, State, Tasklet, TaskletId};
+pub use tasklet::{Addr, Down, Finished, JoinCallbackId, MonitorId, State, Tasklet, TaskletId};
 pub use wait::call::{Caller, WaitForCall};
 pub use wait::idle::WaitForIdle;
 pub use wait::messages::{IntoNames, WaitForMessages};
@@ -101,6 +102,14 @@ pub use wait::{CondId, Delivery, Disarm, Event, EventSink, WaitCondition, WaitSe
 /// assert_eq!(v, Ok(Ok(42)));
 /// ```
 pub use tasklets_macros::task;
+
+/// The name of the message a monitor delivers when the watched tasklet finishes; its value is a
+/// [`Down`]. See [`Cx::monitor`].
+pub static DOWN: StaticName = StaticName::new("down");
+
+/// The name of the message a supervisor sends a child to ask it to end (within its grace period), and
+/// that a supervisor itself accepts to shut down in order.
+pub static SHUTDOWN: StaticName = StaticName::new("shutdown");
 
 /// The names most tasklet code uses.
 pub mod prelude {

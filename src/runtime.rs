@@ -37,7 +37,7 @@ use futures_lite::future;
 use crate::cx::Cx;
 use crate::dead_letters::{DeadLetterHub, DeadLetters};
 use crate::error::Exit;
-use crate::tasklet::{panic_message, Core, Runner, Shared, Tasklet};
+use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
 /// Options for one spawn.
@@ -91,6 +91,11 @@ pub(crate) struct RtShared {
 }
 
 impl RtShared {
+    /// Counts a tasklet that is not created through `new_core` (a supervised child).
+    pub(crate) fn tasklet_started(&self) {
+        self.live.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn tasklet_finished(&self) {
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.changed.notify(usize::MAX);
@@ -202,11 +207,30 @@ impl Worker {
         Fut: Future<Output = T> + 'static,
         T: 'static,
     {
-        let cx = Cx::new(Arc::clone(&core.shared), self.me.clone());
+        self.launch(core, f);
+    }
+
+    /// Runs one incarnation of a body on this worker; `end` hears how it ended.
+    pub(crate) fn launch<F, Fut, E>(&self, end: E, f: F)
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future + 'static,
+        E: OnEnd<Fut::Output> + 'static,
+    {
+        let cx = Cx::new(Arc::clone(end.shared()), self.me.clone());
         match catch_unwind(AssertUnwindSafe(move || f(cx))) {
-            Ok(body) => self.ex.spawn(Runner::new(body, core)).detach(),
-            Err(panic) => core.complete(Err(Exit::Panicked(panic_message(&*panic)))),
+            Ok(body) => self.ex.spawn(Runner::new(body, end)).detach(),
+            Err(panic) => end.ended(Err(Exit::Panicked(panic_message(&*panic)))),
         }
+    }
+
+    /// The worker of the current thread.
+    pub(crate) fn current() -> Option<Rc<Worker>> {
+        current()
+    }
+
+    pub(crate) fn rt(&self) -> &Arc<RtShared> {
+        &self.rt
     }
 
     /// Pushes an idle event to each idle condition; true if any was queued anew.
@@ -336,6 +360,10 @@ impl Handle {
     pub fn quit(&self) {
         self.rt.quit.store(true, Ordering::Release);
         self.rt.changed.notify(usize::MAX);
+    }
+
+    pub(crate) fn rt_shared(&self) -> Arc<RtShared> {
+        Arc::clone(&self.rt)
     }
 
     /// How many tasklets have been spawned and not finished.

@@ -96,6 +96,7 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     waker: AtomicWaker,
     watchers: Mutex<Watchers>,
+    in_flight: Option<Mutex<Option<(crate::Name, Option<Addr>)>>>,
     pub(crate) rt: Arc<RtShared>,
 }
 
@@ -103,16 +104,60 @@ pub(crate) struct Shared {
 struct Watchers {
     result: Option<Result<(), Exit>>,
     sinks: Vec<(Key, EventSink)>,
+    monitors: Vec<(MonitorId, Addr)>,
+}
+
+static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
+
+/// Identifies one monitor, to remove it with [`Cx::demonitor`](crate::Cx::demonitor).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct MonitorId(u64);
+
+/// The value of the `down` message ([`DOWN`](crate::DOWN)) a monitor delivers when the watched tasklet
+/// finishes.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Down, WaitForMessages, DOWN};
+///
+/// tasklets::run(|cx| async move {
+///     let child = cx.spawn(|_cx| async { panic!("crash") });
+///     cx.monitor(&child.addr());
+///     let mut msg = cx.receive(&WaitForMessages::new().accept(&DOWN)).await;
+///     let down = msg.take::<Down>().unwrap();
+///     assert_eq!(down.id, child.id());
+///     assert!(down.result.unwrap_err().is_panicked());
+/// }).unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Down {
+    /// The tasklet that finished.
+    pub id: TaskletId,
+    /// `Ok(())` if it returned, otherwise how it ended.
+    pub result: Result<(), Exit>,
+    /// The monitor that delivered this.
+    pub monitor: MonitorId,
 }
 
 impl Shared {
     pub(crate) fn new(rt: Arc<RtShared>, capacity: Option<usize>) -> Shared {
+        Shared::with_tracking(rt, capacity, false)
+    }
+
+    /// A shared cell; `supervised` turns on in-flight tracking for panic reports.
+    pub(crate) fn with_tracking(
+        rt: Arc<RtShared>,
+        capacity: Option<usize>,
+        supervised: bool,
+    ) -> Shared {
         Shared {
             id: TaskletId::next(),
             mailbox: Mailbox::new(capacity),
             stop: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             watchers: Mutex::new(Watchers::default()),
+            in_flight: supervised.then(|| Mutex::new(None)),
             rt,
         }
     }
@@ -150,18 +195,80 @@ impl Shared {
         self.waker.wake();
     }
 
+    /// Before a new incarnation runs on this address: clear the previous one's stop request.
+    pub(crate) fn reset_for_restart(&self) {
+        self.stop.store(false, Ordering::Release);
+    }
+
+    /// Remembers (for supervised tasklets) which message the body is handling, so a panic can report it.
+    pub(crate) fn track_in_flight(&self, entry: Option<&Message>) {
+        if let Some(slot) = &self.in_flight {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                entry.map(|m| (m.name(), m.sender().cloned()));
+        }
+    }
+
+    /// The message being handled when the body ended, as a value-less copy (name and sender).
+    pub(crate) fn take_in_flight(&self) -> Option<Message> {
+        let slot = self.in_flight.as_ref()?;
+        let (name, sender) = slot.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let mut msg = Message::new(name);
+        if let Some(s) = sender {
+            msg.set_sender(s);
+        }
+        Some(msg)
+    }
+
+    /// Registers a monitor: a `down` message goes to `watcher` when this tasklet finishes (at once if it
+    /// has).
+    pub(crate) fn monitor(&self, watcher: Addr) -> MonitorId {
+        let id = MonitorId(NEXT_MONITOR.fetch_add(1, Ordering::Relaxed));
+        let mut w = self.watchers();
+        match &w.result {
+            Some(result) => {
+                let down = Down {
+                    id: self.id,
+                    result: result.clone(),
+                    monitor: id,
+                };
+                drop(w);
+                let _ = watcher.try_send(Message::new(&crate::DOWN).value(down));
+            }
+            None => w.monitors.push((id, watcher)),
+        }
+        id
+    }
+
+    pub(crate) fn demonitor(&self, id: MonitorId) -> bool {
+        let mut w = self.watchers();
+        let before = w.monitors.len();
+        w.monitors.retain(|(m, _)| *m != id);
+        before != w.monitors.len()
+    }
+
     /// The tasklet's end: close the mailbox (leftovers become dead letters) and tell the watchers.
-    fn finish(&self, result: Result<(), Exit>) {
+    pub(crate) fn finish(&self, result: Result<(), Exit>) {
         for message in self.mailbox.close() {
             self.rt
                 .dead_letters
                 .publish(message, crate::DeadLetterReason::Finished, Some(self.id));
         }
-        let sinks = {
+        let (sinks, monitors) = {
             let mut w = self.watchers();
             w.result = Some(result.clone());
-            std::mem::take(&mut w.sinks)
+            (
+                std::mem::take(&mut w.sinks),
+                std::mem::take(&mut w.monitors),
+            )
         };
+        for (monitor, watcher) in monitors {
+            let down = Down {
+                id: self.id,
+                result: result.clone(),
+                monitor,
+            };
+            let _ = watcher.try_send(Message::new(&crate::DOWN).value(down));
+        }
         for (_, sink) in sinks {
             sink.send(Finished {
                 id: self.id,
@@ -430,23 +537,39 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -
     }
 }
 
+/// What happens when one run of a tasklet body ends: the tasklet finishes ([`Core`]) or, for a
+/// supervised child, its supervisor is told and decides.
+pub(crate) trait OnEnd<T> {
+    fn shared(&self) -> &Arc<Shared>;
+    fn ended(&self, result: Result<T, Exit>);
+}
+
+impl<T> OnEnd<T> for Arc<Core<T>> {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+    fn ended(&self, result: Result<T, Exit>) {
+        self.complete(result);
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// Drives a tasklet body: catches its panic, honours stop requests, and records how it ended.
-    pub(crate) struct Runner<F: Future> {
+    /// Drives a tasklet body: catches its panic, honours stop requests, and reports how it ended.
+    pub(crate) struct Runner<F: Future, E: OnEnd<F::Output>> {
         #[pin]
         body: Option<F>,
-        core: Arc<Core<F::Output>>,
+        end: E,
         finished: bool,
     }
 
-    impl<F: Future> PinnedDrop for Runner<F> {
+    impl<F: Future, E: OnEnd<F::Output>> PinnedDrop for Runner<F, E> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if !*this.finished {
                 // Cancelled from outside (runtime shutdown): drop the body first, then report.
                 let body = this.body;
                 let _ = catch_unwind(AssertUnwindSafe(move || drop_body(body)));
-                this.core.complete(Err(Exit::Stopped));
+                this.end.ended(Err(Exit::Stopped));
             }
         }
     }
@@ -456,17 +579,17 @@ fn drop_body<F>(mut body: Pin<&mut Option<F>>) {
     body.set(None);
 }
 
-impl<F: Future> Runner<F> {
-    pub(crate) fn new(body: F, core: Arc<Core<F::Output>>) -> Runner<F> {
+impl<F: Future, E: OnEnd<F::Output>> Runner<F, E> {
+    pub(crate) fn new(body: F, end: E) -> Runner<F, E> {
         Runner {
             body: Some(body),
-            core,
+            end,
             finished: false,
         }
     }
 }
 
-impl<F: Future> Future for Runner<F> {
+impl<F: Future, E: OnEnd<F::Output>> Future for Runner<F, E> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -474,7 +597,7 @@ impl<F: Future> Future for Runner<F> {
         if *this.finished {
             return Poll::Ready(());
         }
-        let shared = &this.core.shared;
+        let shared = this.end.shared();
         let result = if shared.stop.load(Ordering::Acquire) {
             Err(Exit::Stopped)
         } else {
@@ -499,7 +622,7 @@ impl<F: Future> Future for Runner<F> {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop_body(body))) {
             tracing::error!(reason = %panic_message(&*panic), "tasklet body panicked while dropped");
         }
-        this.core.complete(result);
+        this.end.ended(result);
         Poll::Ready(())
     }
 }

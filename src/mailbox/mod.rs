@@ -263,11 +263,23 @@ impl Mailbox {
         inner.waker = None;
     }
 
-    /// Removes the pending events of a condition that was disarmed.
+    /// Removes every entry under `key`: the pending events of a disarmed condition, or messages of one
+    /// name that are known to be stale.
     pub(crate) fn purge(&self, key: Key) {
         let mut inner = self.lock();
         let gone = inner.index.purge(key);
+        let messages = gone
+            .iter()
+            .filter(|e| matches!(e, Entry::Message(_)))
+            .count();
+        inner.messages -= messages;
+        let wake = if messages > 0 {
+            inner.freed()
+        } else {
+            Wake(None)
+        };
         drop(inner);
+        wake.run();
         drop(gone);
     }
 

@@ -1,0 +1,979 @@
+//! Supervision: every tasklet has a supervisor, and supervisors restart children without losing mail.
+//!
+//! A [`Supervisor`] is built from [`ChildSpec`]s (factories that make a new incarnation of a child) and
+//! three axes, as in Erlang/OTP and Akka:
+//!
+//! - the **strategy** ([`Strategy`]): which children restart when one ends — only that one
+//!   (`OneForOne`), all of them (`OneForAll`), or it and the ones started after it (`RestForOne`);
+//! - the **restart type** of each child ([`Restart`]): always (`Permanent`), only after a failure
+//!   (`Transient`: a panic or an `Err` return), or never (`Temporary`);
+//! - the **intensity**: at most N restarts within a period; one more and the supervisor stops its children
+//!   and fails with [`SupervisorError::Intensity`], so its own supervisor decides.
+//!
+//! Optional exponential [`Backoff`] with jitter spaces restarts out.
+//!
+//! # Restarts keep the mailbox
+//!
+//! The mailbox belongs to the child's address, not to an incarnation: a restarted child keeps its
+//! [`Addr`] and every message queued before the crash or sent during the restart. The message the child
+//! was handling when it panicked goes to the dead letters with the panic message
+//! ([`DeadLetterReason::Panicked`]); its value was owned by the handler and is gone, its name and sender
+//! are kept.
+//!
+//! # Shutdown
+//!
+//! Sending [`SHUTDOWN`](crate::SHUTDOWN) to a supervisor (or [`SupervisorRef::shutdown`]) stops its
+//! children in reverse start order. Each child first gets a `shutdown` message it may handle, and its
+//! grace period ([`ChildSpec::grace`]) to end; then it is cancelled. The supervisor returns a
+//! [`ShutdownReport`] naming the children that had to be cancelled.
+//!
+//! # The root
+//!
+//! Tasklets spawned on a [`Runtime`](crate::Runtime) directly are the runtime's `Temporary` children: a
+//! failure is traced and reported to joiners and monitors, and nothing else is affected.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::cx::Cx;
+use crate::dead_letters::DeadLetterReason;
+use crate::error::Exit;
+use crate::mailbox::Key;
+use crate::message::Message;
+use crate::name::{Name, StaticName};
+use crate::runtime::{RtShared, Worker};
+use crate::tasklet::{Addr, OnEnd, Shared, State, Tasklet, TaskletId};
+use crate::{WaitForMessages, WaitForTimeout};
+
+static CHILD_ENDED: StaticName = StaticName::new("tasklets.child-ended");
+
+/// Which children restart when one ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Only the child that ended.
+    OneForOne,
+    /// Every child: the others are stopped (reverse start order), then all start again in order.
+    OneForAll,
+    /// The child that ended and every child started after it.
+    RestForOne,
+}
+
+/// When a child is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Restart {
+    /// Always, however it ended.
+    Permanent,
+    /// Only after a failure (a panic or an `Err` return); a normal return ends it for good.
+    Transient,
+    /// Never; its end is reported and traced.
+    Temporary,
+}
+
+/// Delay between restarts: exponential, bounded, with jitter.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::supervisor::Backoff;
+///
+/// let b = Backoff::exponential(Duration::from_millis(10), Duration::from_millis(80));
+/// assert_eq!(b.delay(0), Duration::from_millis(10));
+/// assert_eq!(b.delay(2), Duration::from_millis(40));
+/// assert_eq!(b.delay(10), Duration::from_millis(80)); // bounded
+/// let j = b.jitter(0.5).delay(1);
+/// assert!(j >= Duration::from_millis(10) && j <= Duration::from_millis(30));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    jitter: f64,
+}
+
+impl Backoff {
+    /// No delay.
+    pub fn none() -> Backoff {
+        Backoff {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+        }
+    }
+
+    /// `initial`, doubled at each consecutive restart of the same child, at most `max`.
+    pub fn exponential(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max: max.max(initial),
+            jitter: 0.0,
+        }
+    }
+
+    /// Spreads each delay uniformly over ±`fraction` of it (0.0 to 1.0).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `fraction` is not within 0.0..=1.0.
+    pub fn jitter(mut self, fraction: f64) -> Backoff {
+        assert!(
+            (0.0..=1.0).contains(&fraction),
+            "jitter must be within 0.0..=1.0"
+        );
+        self.jitter = fraction;
+        self
+    }
+
+    /// The delay before restart number `attempt` (0-based) of one child.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1_u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max);
+        if self.jitter == 0.0 || base.is_zero() {
+            return base;
+        }
+        let spread = (fastrand::f64() * 2.0 - 1.0) * self.jitter;
+        base.mul_f64(1.0 + spread)
+    }
+}
+
+/// What a child body returns: `()` (a normal end) or a `Result` whose `Err` is a failure.
+pub trait ChildResult {
+    /// `Ok(())` for a normal end, `Err(Exit::Failed(..))` for an error.
+    fn into_exit(self) -> Result<(), Exit>;
+}
+
+impl ChildResult for () {
+    fn into_exit(self) -> Result<(), Exit> {
+        Ok(())
+    }
+}
+
+impl<T, E: fmt::Display> ChildResult for Result<T, E> {
+    fn into_exit(self) -> Result<(), Exit> {
+        self.map(|_| ()).map_err(|e| Exit::Failed(e.to_string()))
+    }
+}
+
+type Body = Pin<Box<dyn Future<Output = Result<(), Exit>>>>;
+type Factory = Arc<dyn Fn(Cx) -> Body + Send + Sync>;
+
+/// How to make and run one child: a factory called for every incarnation, plus its restart type, grace
+/// period and mailbox capacity.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::supervisor::{ChildSpec, Restart};
+/// use tasklets::WaitForMessages;
+///
+/// let spec = ChildSpec::new("worker", |cx| async move {
+///     let jobs = WaitForMessages::new().accept(["job", "shutdown"]);
+///     loop {
+///         let job = cx.receive(&jobs).await;
+///         if job.name().as_str() == "shutdown" {
+///             return;
+///         }
+///         println!("{:?}", job);
+///     }
+/// })
+/// .restart(Restart::Transient)
+/// .grace(Duration::from_millis(50));
+/// assert_eq!(spec.name(), "worker");
+/// ```
+#[derive(Clone)]
+pub struct ChildSpec {
+    name: String,
+    factory: Factory,
+    restart: Restart,
+    grace: Duration,
+    capacity: Option<usize>,
+    nested: Option<Arc<Mutex<TreeInfo>>>,
+}
+
+impl ChildSpec {
+    /// A `Permanent` child named `name` whose incarnations run `factory(cx)`; grace period 1 s.
+    pub fn new<F, Fut, R>(name: impl Into<String>, factory: F) -> ChildSpec
+    where
+        F: Fn(Cx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: ChildResult + 'static,
+    {
+        ChildSpec {
+            name: name.into(),
+            factory: Arc::new(move |cx| {
+                let fut = factory(cx);
+                Box::pin(async move { fut.await.into_exit() })
+            }),
+            restart: Restart::Permanent,
+            grace: Duration::from_secs(1),
+            capacity: None,
+            nested: None,
+        }
+    }
+
+    /// A child that is itself a supervisor (trees nest). A failing nested supervisor (intensity reached)
+    /// ends with [`Exit::Failed`], and this supervisor applies its own policy.
+    pub fn supervisor(name: impl Into<String>, supervisor: Supervisor) -> ChildSpec {
+        let tree = Arc::new(Mutex::new(TreeInfo::new(supervisor.strategy)));
+        let t = Arc::clone(&tree);
+        let mut spec = ChildSpec::new(name, move |cx| {
+            let sup = supervisor.clone();
+            let tree = Arc::clone(&t);
+            async move { sup.run_in(cx, None, tree).await }
+        });
+        spec.nested = Some(tree);
+        spec
+    }
+
+    /// Sets the restart type (default [`Restart::Permanent`]).
+    pub fn restart(mut self, restart: Restart) -> ChildSpec {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets how long the child may take to end after a `shutdown` message before it is cancelled.
+    pub fn grace(mut self, grace: Duration) -> ChildSpec {
+        self.grace = grace;
+        self
+    }
+
+    /// Bounds the child's mailbox.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0.
+    pub fn capacity(mut self, capacity: usize) -> ChildSpec {
+        assert!(capacity > 0, "a mailbox capacity must be at least 1");
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name)
+            .field("restart", &self.restart)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+/// Why a supervisor failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// More than `max_restarts` restarts within `period`; `child` was the one that ended last.
+    #[error(
+        "supervisor gave up: more than {max_restarts} restarts within {period:?} (last: {child})"
+    )]
+    Intensity {
+        /// The configured maximum.
+        max_restarts: u32,
+        /// The configured period.
+        period: Duration,
+        /// The child whose end went over the limit.
+        child: String,
+    },
+}
+
+/// What an orderly shutdown did: which children ended within their grace period and which had to be
+/// cancelled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Children that ended on their own after the `shutdown` message (or had ended already).
+    pub stopped: Vec<String>,
+    /// Children cancelled after their grace period.
+    pub killed: Vec<String>,
+}
+
+/// A supervisor specification: strategy, intensity, backoff and children in start order.
+///
+/// Run it with [`Runtime::spawn_supervisor`](crate::Runtime::spawn_supervisor),
+/// [`Cx::spawn_supervisor`](crate::Cx::spawn_supervisor), or nest it with [`ChildSpec::supervisor`].
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("echo", |cx| async move {
+///         let msg = cx.receive(&WaitForMessages::new().accept("boom")).await;
+///         assert_ne!(msg.name().as_str(), "boom", "asked to crash");
+///     })),
+/// );
+/// let echo = sup.child("echo").unwrap();
+/// echo.try_send(Message::new("boom")).unwrap();
+/// echo.try_send(Message::new("boom")).unwrap(); // handled by the second incarnation
+/// rt.block_on(async {
+///     while sup.snapshot().children[0].restarts < 2 {
+///         futures_lite::future::yield_now().await;
+///     }
+/// });
+/// assert_eq!(sup.child("echo").unwrap(), echo); // same address
+/// sup.shutdown();
+/// let report = rt.block_on(sup.join()).unwrap().unwrap();
+/// assert_eq!(report.stopped.len() + report.killed.len(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    strategy: Strategy,
+    max_restarts: u32,
+    period: Duration,
+    backoff: Backoff,
+    children: Vec<ChildSpec>,
+}
+
+impl Supervisor {
+    /// A supervisor with `strategy`, intensity 3 restarts in 5 s, and no backoff.
+    pub fn new(strategy: Strategy) -> Supervisor {
+        Supervisor {
+            strategy,
+            max_restarts: 3,
+            period: Duration::from_secs(5),
+            backoff: Backoff::none(),
+            children: Vec::new(),
+        }
+    }
+
+    /// At most `max_restarts` restarts within `period`; one more makes the supervisor fail.
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Supervisor {
+        self.max_restarts = max_restarts;
+        self.period = period;
+        self
+    }
+
+    /// Delay restarts.
+    pub fn backoff(mut self, backoff: Backoff) -> Supervisor {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Adds a child (children start in the order added).
+    pub fn child(mut self, spec: ChildSpec) -> Supervisor {
+        self.children.push(spec);
+        self
+    }
+
+    /// Runs this supervisor as the body of the current tasklet (starting fresh children).
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::Intensity`] when the restart limit is passed.
+    pub async fn run(self, cx: Cx) -> Result<ShutdownReport, SupervisorError> {
+        let tree = Arc::new(Mutex::new(TreeInfo::new(self.strategy)));
+        self.run_in(cx, None, tree).await
+    }
+
+    /// Creates the children's cells (so their addresses exist before the supervisor runs).
+    fn make_children(&self, rt: &Arc<RtShared>) -> Vec<Arc<Shared>> {
+        self.children
+            .iter()
+            .map(|spec| {
+                rt.tasklet_started();
+                Arc::new(Shared::with_tracking(Arc::clone(rt), spec.capacity, true))
+            })
+            .collect()
+    }
+
+    pub(crate) fn prepare(&self, rt: &Arc<RtShared>) -> Prepared {
+        let cells = self.make_children(rt);
+        let tree = Arc::new(Mutex::new(TreeInfo::new(self.strategy)));
+        fill_tree(&tree, &self.children, &cells);
+        Prepared { cells, tree }
+    }
+
+    async fn run_in(
+        self,
+        cx: Cx,
+        cells: Option<Vec<Arc<Shared>>>,
+        tree: Arc<Mutex<TreeInfo>>,
+    ) -> Result<ShutdownReport, SupervisorError> {
+        let worker = Worker::current().expect("a supervisor runs inside a tasklets runtime");
+        let cells = cells.unwrap_or_else(|| self.make_children(worker.rt()));
+        fill_tree(&tree, &self.children, &cells);
+        let kids: Vec<Kid> = self
+            .children
+            .iter()
+            .zip(cells)
+            .map(|(spec, shared)| Kid {
+                spec: spec.clone(),
+                shared,
+                generation: 0,
+                running: false,
+                finished: false,
+                attempt: 0,
+                started: Instant::now(),
+            })
+            .collect();
+        let run = Run {
+            cx: &cx,
+            worker,
+            kids: Rc::new(RefCell::new(kids)),
+            tree,
+            history: VecDeque::new(),
+            stash: VecDeque::new(),
+            sup: self,
+        };
+        run.main().await
+    }
+}
+
+pub(crate) struct Prepared {
+    pub(crate) cells: Vec<Arc<Shared>>,
+    pub(crate) tree: Arc<Mutex<TreeInfo>>,
+}
+
+impl Prepared {
+    /// Starts the supervisor body with these children on the runtime.
+    pub(crate) fn into_ref(
+        self,
+        sup: Supervisor,
+        spawn: impl FnOnce(
+            Box<dyn FnOnce(Cx) -> SupervisorBody + Send>,
+        ) -> Tasklet<Result<ShutdownReport, SupervisorError>>,
+    ) -> SupervisorRef {
+        let children: Vec<(String, Addr)> = sup
+            .children
+            .iter()
+            .zip(&self.cells)
+            .map(|(s, c)| (s.name.clone(), Addr(Arc::clone(c))))
+            .collect();
+        let tree = Arc::clone(&self.tree);
+        let cells = self.cells;
+        let t = Arc::clone(&tree);
+        let tasklet = spawn(Box::new(move |cx| Box::pin(sup.run_in(cx, Some(cells), t))));
+        SupervisorRef {
+            tasklet,
+            children,
+            tree,
+        }
+    }
+}
+
+/// The future a supervisor tasklet runs.
+pub(crate) type SupervisorBody =
+    Pin<Box<dyn Future<Output = Result<ShutdownReport, SupervisorError>>>>;
+
+fn fill_tree(tree: &Arc<Mutex<TreeInfo>>, specs: &[ChildSpec], cells: &[Arc<Shared>]) {
+    let mut t = lock(tree);
+    t.children = specs
+        .iter()
+        .zip(cells)
+        .map(|(spec, cell)| KidInfo {
+            name: spec.name.clone(),
+            addr: Addr(Arc::clone(cell)),
+            restarts: 0,
+            nested: spec.nested.clone(),
+        })
+        .collect();
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running supervisor: its tasklet, its children's addresses, and a live view of the tree.
+#[derive(Debug)]
+pub struct SupervisorRef {
+    tasklet: Tasklet<Result<ShutdownReport, SupervisorError>>,
+    children: Vec<(String, Addr)>,
+    tree: Arc<Mutex<TreeInfo>>,
+}
+
+impl SupervisorRef {
+    /// The address of the child named `name` (stable across its restarts).
+    pub fn child(&self, name: &str) -> Option<Addr> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// Every child's name and address, in start order.
+    pub fn children(&self) -> &[(String, Addr)] {
+        &self.children
+    }
+
+    /// The supervisor's own address.
+    pub fn addr(&self) -> Addr {
+        self.tasklet.addr()
+    }
+
+    /// The supervisor's tasklet.
+    pub fn tasklet(&self) -> &Tasklet<Result<ShutdownReport, SupervisorError>> {
+        &self.tasklet
+    }
+
+    /// Asks for an orderly shutdown (see the [module docs](self)).
+    pub fn shutdown(&self) {
+        let _ = self.tasklet.addr().try_send(Message::new(&crate::SHUTDOWN));
+    }
+
+    /// Waits for the supervisor's end.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Exit)` if the supervisor tasklet itself panicked or was stopped.
+    pub async fn join(self) -> Result<Result<ShutdownReport, SupervisorError>, Exit> {
+        self.tasklet.join().await
+    }
+
+    /// A snapshot of the tree: names, states, restart counts and mailboxes.
+    pub fn snapshot(&self) -> TreeSnapshot {
+        snapshot(&self.tree)
+    }
+}
+
+/// The supervisor's live record of its children.
+#[derive(Debug)]
+pub(crate) struct TreeInfo {
+    strategy: Strategy,
+    children: Vec<KidInfo>,
+}
+
+impl TreeInfo {
+    fn new(strategy: Strategy) -> TreeInfo {
+        TreeInfo {
+            strategy,
+            children: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct KidInfo {
+    name: String,
+    addr: Addr,
+    restarts: u32,
+    nested: Option<Arc<Mutex<TreeInfo>>>,
+}
+
+/// A printable picture of a supervision tree.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TreeSnapshot {
+    /// The supervisor's strategy.
+    pub strategy: Strategy,
+    /// Its children, in start order.
+    pub children: Vec<ChildSnapshot>,
+}
+
+/// One child in a [`TreeSnapshot`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChildSnapshot {
+    /// The child's name.
+    pub name: String,
+    /// Its tasklet id (stable across restarts).
+    pub id: TaskletId,
+    /// What it is doing.
+    pub state: State,
+    /// How many times it has been restarted.
+    pub restarts: u32,
+    /// Entries in its mailbox.
+    pub mailbox_len: usize,
+    /// Queued messages per name.
+    pub messages: Vec<(Name, usize)>,
+    /// Its own children, if it is a supervisor.
+    pub children: Option<TreeSnapshot>,
+}
+
+fn snapshot(tree: &Arc<Mutex<TreeInfo>>) -> TreeSnapshot {
+    let t = lock(tree);
+    TreeSnapshot {
+        strategy: t.strategy,
+        children: t
+            .children
+            .iter()
+            .map(|k| ChildSnapshot {
+                name: k.name.clone(),
+                id: k.addr.id(),
+                state: k.addr.state(),
+                restarts: k.restarts,
+                mailbox_len: k.addr.len(),
+                messages: k.addr.message_counts(),
+                children: k.nested.as_ref().map(snapshot),
+            })
+            .collect(),
+    }
+}
+
+impl fmt::Display for TreeSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn write(t: &TreeSnapshot, depth: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for c in &t.children {
+                write!(
+                    f,
+                    "{:indent$}- {} ({}) {:?}, restarts {}, mailbox {}",
+                    "",
+                    c.name,
+                    c.id,
+                    c.state,
+                    c.restarts,
+                    c.mailbox_len,
+                    indent = depth * 2
+                )?;
+                for (name, n) in &c.messages {
+                    write!(f, " [{name}: {n}]")?;
+                }
+                writeln!(f)?;
+                if let Some(sub) = &c.children {
+                    write(sub, depth + 1, f)?;
+                }
+            }
+            Ok(())
+        }
+        writeln!(f, "supervisor ({:?})", self.strategy)?;
+        write(self, 1, f)
+    }
+}
+
+/// A child's end, reported to its supervisor as a message.
+#[derive(Debug)]
+struct ChildEnded {
+    index: usize,
+    generation: u64,
+    result: Result<(), Exit>,
+}
+
+/// How an incarnation of a supervised child reports its end.
+struct KidEnd {
+    shared: Arc<Shared>,
+    supervisor: Addr,
+    index: usize,
+    generation: u64,
+}
+
+impl OnEnd<Result<(), Exit>> for KidEnd {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn ended(&self, result: Result<Result<(), Exit>, Exit>) {
+        let result = result.and_then(|r| r);
+        let in_flight = self.shared.take_in_flight();
+        if let (Err(Exit::Panicked(reason)), Some(msg)) = (&result, in_flight) {
+            self.shared.rt.dead_letters.publish(
+                msg,
+                DeadLetterReason::Panicked(reason.clone()),
+                Some(self.shared.id()),
+            );
+        }
+        let report = Message::new(&CHILD_ENDED).value(ChildEnded {
+            index: self.index,
+            generation: self.generation,
+            result: result.clone(),
+        });
+        if self.supervisor.try_send(report).is_err() {
+            // The supervisor is gone: nobody will restart this child, so it finishes now.
+            self.shared.finish(result);
+            self.shared.rt.tasklet_finished();
+        }
+    }
+}
+
+struct Kid {
+    spec: ChildSpec,
+    shared: Arc<Shared>,
+    generation: u64,
+    running: bool,
+    finished: bool,
+    attempt: u32,
+    started: Instant,
+}
+
+impl Kid {
+    fn finish(&mut self, result: Result<(), Exit>) {
+        if !self.finished {
+            self.finished = true;
+            self.running = false;
+            self.shared.finish(result);
+            self.shared.rt.tasklet_finished();
+        }
+    }
+}
+
+/// Stops every child when the supervisor's body is dropped, however it ends.
+struct Guard(Rc<RefCell<Vec<Kid>>>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for kid in self.0.borrow_mut().iter_mut().rev() {
+            if kid.running {
+                // Its end will find the supervisor gone and finish the child.
+                kid.shared.request_stop();
+            } else {
+                kid.finish(Err(Exit::Stopped));
+            }
+        }
+    }
+}
+
+struct Run<'a> {
+    cx: &'a Cx,
+    worker: Rc<Worker>,
+    kids: Rc<RefCell<Vec<Kid>>>,
+    tree: Arc<Mutex<TreeInfo>>,
+    history: VecDeque<Instant>,
+    stash: VecDeque<ChildEnded>,
+    sup: Supervisor,
+}
+
+impl Run<'_> {
+    async fn main(mut self) -> Result<ShutdownReport, SupervisorError> {
+        let _guard = Guard(Rc::clone(&self.kids));
+        let n = self.kids.borrow().len();
+        for i in 0..n {
+            self.start(i);
+        }
+        let control = WaitForMessages::new().accept([&CHILD_ENDED, &crate::SHUTDOWN]);
+        loop {
+            let ended = match self.stash.pop_front() {
+                Some(e) => e,
+                None => {
+                    let mut msg = self.cx.receive(&control).await;
+                    if msg.name() == crate::SHUTDOWN.get() {
+                        return Ok(self.stop_range(0..n).await);
+                    }
+                    match msg.take::<ChildEnded>() {
+                        Some(e) => e,
+                        None => continue,
+                    }
+                }
+            };
+            if let Err(e) = self.on_end(ended).await {
+                self.stop_range(0..n).await;
+                tracing::error!(error = %e, "supervisor escalates");
+                return Err(e);
+            }
+        }
+    }
+
+    /// Starts a new incarnation of child `i` on this worker.
+    fn start(&mut self, i: usize) {
+        let supervisor = self.cx.me();
+        let mut kids = self.kids.borrow_mut();
+        let kid = &mut kids[i];
+        kid.generation += 1;
+        kid.running = true;
+        kid.started = Instant::now();
+        kid.shared.reset_for_restart();
+        let end = KidEnd {
+            shared: Arc::clone(&kid.shared),
+            supervisor,
+            index: i,
+            generation: kid.generation,
+        };
+        let factory = Arc::clone(&kid.spec.factory);
+        tracing::debug!(child = %kid.spec.name, tasklet = %kid.shared.id(), generation = kid.generation, "child started");
+        drop(kids);
+        self.worker.launch(end, move |cx| factory(cx));
+    }
+
+    async fn on_end(&mut self, ended: ChildEnded) -> Result<(), SupervisorError> {
+        let i = ended.index;
+        {
+            let kids = self.kids.borrow();
+            let kid = &kids[i];
+            if ended.generation != kid.generation || !kid.running {
+                return Ok(()); // a stale report from an incarnation already replaced
+            }
+        }
+        let (restart, name) = {
+            let mut kids = self.kids.borrow_mut();
+            let kid = &mut kids[i];
+            kid.running = false;
+            let restart = match kid.spec.restart {
+                Restart::Permanent => true,
+                Restart::Transient => ended.result.is_err(),
+                Restart::Temporary => false,
+            };
+            match &ended.result {
+                Ok(()) => tracing::debug!(child = %kid.spec.name, "child returned"),
+                Err(exit) => tracing::warn!(child = %kid.spec.name, %exit, "child ended"),
+            }
+            if !restart {
+                kid.finish(ended.result.clone());
+            }
+            (restart, kid.spec.name.clone())
+        };
+        if !restart {
+            return Ok(());
+        }
+
+        let now = Instant::now();
+        self.history.push_back(now);
+        while self
+            .history
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.sup.period)
+        {
+            self.history.pop_front();
+        }
+        if self.history.len() > self.sup.max_restarts as usize {
+            self.kids.borrow_mut()[i].finish(ended.result);
+            return Err(SupervisorError::Intensity {
+                max_restarts: self.sup.max_restarts,
+                period: self.sup.period,
+                child: name,
+            });
+        }
+
+        let n = self.kids.borrow().len();
+        let range = match self.sup.strategy {
+            Strategy::OneForOne => i..i + 1,
+            Strategy::OneForAll => 0..n,
+            Strategy::RestForOne => i..n,
+        };
+        // Stop the others in the range (reverse start order), then restart the range in order.
+        self.stop_others(range.clone(), i).await;
+        let delay = {
+            let mut kids = self.kids.borrow_mut();
+            let kid = &mut kids[i];
+            if kid.started.elapsed() >= self.sup.period {
+                kid.attempt = 0;
+            }
+            let d = self.sup.backoff.delay(kid.attempt);
+            kid.attempt += 1;
+            d
+        };
+        if !delay.is_zero() {
+            tracing::debug!(child = %name, ?delay, "restart backoff");
+            async_io::Timer::after(delay).await;
+        }
+        for j in range {
+            let skip = {
+                let kids = self.kids.borrow();
+                kids[j].finished || kids[j].running
+            };
+            if skip {
+                continue;
+            }
+            if j != i && self.kids.borrow()[j].spec.restart == Restart::Temporary {
+                self.kids.borrow_mut()[j].finish(Err(Exit::Stopped));
+                continue;
+            }
+            lock(&self.tree).children[j].restarts += 1;
+            tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
+            self.start(j);
+        }
+        Ok(())
+    }
+
+    /// Stops the running children of `range` except `except`, in reverse order, each with its grace.
+    async fn stop_others(&mut self, range: std::ops::Range<usize>, except: usize) {
+        for j in range.rev() {
+            if j != except && self.kids.borrow()[j].running {
+                let _ = self.stop_one(j).await;
+                // It will be restarted: the next incarnation must not see the stop request.
+                let kids = self.kids.borrow();
+                kids[j]
+                    .shared
+                    .mailbox
+                    .purge(Key::name(crate::SHUTDOWN.get()));
+            }
+        }
+    }
+
+    /// Stops every child of `range` for good (reverse order) and reports who had to be cancelled.
+    async fn stop_range(&mut self, range: std::ops::Range<usize>) -> ShutdownReport {
+        let mut report = ShutdownReport::default();
+        for j in range.rev() {
+            let (running, name) = {
+                let kids = self.kids.borrow();
+                (kids[j].running, kids[j].spec.name.clone())
+            };
+            if running {
+                let (killed, result) = self.stop_one(j).await;
+                self.kids.borrow_mut()[j].finish(result);
+                if killed {
+                    report.killed.push(name);
+                } else {
+                    report.stopped.push(name);
+                }
+            } else {
+                let mut kids = self.kids.borrow_mut();
+                if !kids[j].finished {
+                    kids[j].finish(Err(Exit::Stopped));
+                    report.stopped.push(name);
+                }
+            }
+        }
+        report
+    }
+
+    /// Sends `shutdown` to child `j`, waits its grace period for its end, then cancels it.
+    /// Returns whether it had to be cancelled, and how it ended.
+    async fn stop_one(&mut self, j: usize) -> (bool, Result<(), Exit>) {
+        let (addr, grace, generation) = {
+            let kids = self.kids.borrow();
+            (
+                Addr(Arc::clone(&kids[j].shared)),
+                kids[j].spec.grace,
+                kids[j].generation,
+            )
+        };
+        let _ = addr.try_send(Message::new(&crate::SHUTDOWN));
+        let ended = WaitForMessages::new().accept(&CHILD_ENDED);
+        let timeout = WaitForTimeout::new(grace);
+        let mut killed = false;
+        let result = loop {
+            let mut ev = self.cx.wait((&ended, &timeout)).await;
+            if ev.is(&timeout) {
+                if !killed {
+                    killed = true;
+                    addr.stop();
+                }
+                continue;
+            }
+            let Some(e) = ev.take::<ChildEnded>() else {
+                continue;
+            };
+            if e.index == j && e.generation == generation {
+                break e.result;
+            }
+            self.stash.push_back(e);
+        };
+        self.kids.borrow_mut()[j].running = false;
+        (killed, result)
+    }
+}
+
+impl Cx {
+    /// Starts a supervisor as a child tasklet of this one, on this thread.
+    pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
+        let worker = Worker::current().expect("inside a tasklets runtime");
+        let prepared = supervisor.prepare(worker.rt());
+        prepared.into_ref(supervisor, |body| self.spawn(move |cx| body(cx)))
+    }
+}
+
+impl crate::Runtime {
+    /// Starts a supervisor tasklet; its children's addresses are available at once.
+    ///
+    /// # Examples
+    ///
+    /// See [`Supervisor`].
+    pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
+        let prepared = supervisor.prepare(&self.handle().rt_shared());
+        prepared.into_ref(supervisor, |body| self.spawn(move |cx| body(cx)))
+    }
+}
