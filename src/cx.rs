@@ -10,14 +10,23 @@ use std::task::{Context, Poll};
 
 use crate::error::{SendError, TrySendError};
 use crate::mailbox::Key;
-use crate::message::{Destination, Message};
+use crate::message::Message;
 use crate::runtime::{Handle, SpawnOptions, Worker};
-use crate::tasklet::{Addr, MonitorId, SendFut, Shared, Tasklet, TaskletId};
+use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
 struct Armed {
     key: Key,
-    _disarm: Disarm,
+    sink: EventSink,
+    disarm: Option<Disarm>,
+}
+
+impl Armed {
+    /// Stops the source (its guard) first, then closes the sink and drops pending events.
+    fn disarm(mut self) {
+        drop(self.disarm.take());
+        self.sink.disarm();
+    }
 }
 
 /// The context of one tasklet: how it waits, receives, sends and spawns.
@@ -69,6 +78,19 @@ impl Cx {
         Addr(Arc::clone(&self.shared))
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A wait on the admission set already installed in the mailbox (no arming).
+    pub(crate) fn wait_installed(&self) -> Wait<'_> {
+        Wait {
+            cx: self,
+            registered: false,
+            done: false,
+        }
+    }
+
     /// This tasklet's id.
     pub fn id(&self) -> TaskletId {
         self.shared.id()
@@ -96,28 +118,28 @@ impl Cx {
             }
         });
         let mut armed = self.armed.borrow_mut();
-        let mut left_out = Vec::new();
-        armed.retain_mut(|a| {
-            let keep = keys.contains(&a.key);
-            if !keep {
-                left_out.push(a.key);
+        let mut i = 0;
+        while i < armed.len() {
+            if keys.contains(&armed[i].key) {
+                i += 1;
+            } else {
+                armed.swap_remove(i).disarm();
             }
-            keep
-        });
-        // `retain_mut` dropped the left-out guards (stopping their sources); now drop their pending events.
-        for key in left_out {
-            self.shared.mailbox.purge(key);
         }
         set.each(&mut |c| {
             if c.messages().is_none() {
                 let key = c.id().key();
-                if !armed.iter().any(|a| a.key == key) {
-                    let sink = EventSink::new(Arc::clone(&self.shared), key, c.level());
-                    let disarm = c.arm(sink);
-                    armed.push(Armed {
-                        key,
-                        _disarm: disarm,
-                    });
+                match armed.iter().find(|a| a.key == key) {
+                    Some(a) => c.rearm(&a.sink),
+                    None => {
+                        let sink = EventSink::new(Arc::clone(&self.shared), key, c.level());
+                        let disarm = c.arm(sink.clone());
+                        armed.push(Armed {
+                            key,
+                            sink,
+                            disarm: Some(disarm),
+                        });
+                    }
                 }
             }
         });
@@ -207,28 +229,49 @@ impl Cx {
     /// If dropped while waiting for room, the message was not delivered and is dropped with the future.
     pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
         msg.set_sender(self.me());
-        match msg.take_dest() {
-            Some(Destination::Addr(addr)) => {
-                let dest = Arc::clone(&addr.0);
-                msg.restore_dest(Destination::Addr(addr));
-                SendFut::new(&dest, msg).from(&self.shared).await
-            }
-            None => Err(SendError::NoDestination(msg)),
-        }
+        crate::routing::send(&self.shared.rt, Some(&self.shared), msg).await
     }
 
     /// Sends `msg` now, with this tasklet as sender, or fails.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`], [`TrySendError::Finished`] or [`TrySendError::NoDestination`], each with the
-    /// message.
+    /// [`TrySendError::Full`], [`TrySendError::Finished`], [`TrySendError::NoDestination`],
+    /// [`TrySendError::NoSuchName`] or [`TrySendError::NoRecipient`], each with the message.
     pub fn try_send(&self, mut msg: Message) -> Result<(), TrySendError> {
         msg.set_sender(self.me());
-        match msg.dest().cloned() {
-            Some(Destination::Addr(addr)) => addr.try_send(msg),
-            None => Err(TrySendError::NoDestination(msg)),
-        }
+        crate::routing::try_send(&self.shared.rt, msg)
+    }
+
+    /// Registers this tasklet under `name` (see [`Handle::register`]).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Taken`](crate::RegistryError::Taken) if another live tasklet holds the name.
+    pub fn register(&self, name: &str) -> Result<(), crate::RegistryError> {
+        self.shared.rt.registry.register(name, &self.me())
+    }
+
+    /// Joins `group`: group sends reach this tasklet until it leaves or finishes. Returns false if it
+    /// was a member already.
+    pub fn join(&self, group: &crate::Group) -> bool {
+        self.shared.rt.groups.join(group, &self.me())
+    }
+
+    /// Leaves `group`; returns whether it was a member.
+    pub fn leave(&self, group: &crate::Group) -> bool {
+        self.shared.rt.groups.leave(group, &self.me())
+    }
+
+    /// Receives a [`GROUP_CHANGED`](crate::GROUP_CHANGED) message for every join and leave of `group`
+    /// from now on, until [`unwatch_group`](Self::unwatch_group).
+    pub fn watch_group(&self, group: &crate::Group) {
+        self.shared.rt.groups.watch(group, self.me());
+    }
+
+    /// Stops watching `group`.
+    pub fn unwatch_group(&self, group: &crate::Group) {
+        self.shared.rt.groups.unwatch(group, &self.me());
     }
 
     /// Spawns a tasklet on this tasklet's thread. `f` need not be `Send`.
@@ -287,12 +330,8 @@ impl Drop for Cx {
         for r in owned.into_iter().rev() {
             drop(r);
         }
-        // Disarm every condition (their guards drop with the list), then nothing stale stays queued.
-        let armed = std::mem::take(self.armed.get_mut());
-        let keys: Vec<Key> = armed.iter().map(|a| a.key).collect();
-        drop(armed);
-        for key in keys {
-            self.shared.mailbox.purge(key);
+        for a in std::mem::take(self.armed.get_mut()) {
+            a.disarm();
         }
     }
 }

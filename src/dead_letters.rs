@@ -16,6 +16,17 @@ pub enum DeadLetterReason {
     /// A supervised tasklet panicked while handling it (the panic message is inside). Its value was
     /// owned by the handler and is gone; name and sender are kept.
     Panicked(String),
+    /// No tasklet is registered under its destination name (the sender got it back; this is a
+    /// value-less record).
+    NoSuchName,
+    /// Its group or router had no members (the sender got it back; value-less record).
+    NoRecipient,
+    /// It had no destination (the sender got it back; value-less record).
+    NoDestination,
+    /// The recipient's mailbox was full: a group copy, or a `try_send` (value-less record then).
+    Full,
+    /// A reply that came after its call had returned (timed out or abandoned).
+    ReplyTooLate,
 }
 
 impl fmt::Display for DeadLetterReason {
@@ -25,6 +36,11 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::Panicked(reason) => {
                 write!(f, "in flight when its handler panicked: {reason}")
             }
+            DeadLetterReason::NoSuchName => f.write_str("no tasklet registered under that name"),
+            DeadLetterReason::NoRecipient => f.write_str("the group had no members"),
+            DeadLetterReason::NoDestination => f.write_str("no destination"),
+            DeadLetterReason::Full => f.write_str("the mailbox was full"),
+            DeadLetterReason::ReplyTooLate => f.write_str("reply after its call had returned"),
         }
     }
 }

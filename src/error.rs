@@ -28,13 +28,31 @@ pub enum SendError {
     /// The message had no destination (see [`Message::to`](crate::Message::to)).
     #[error("message has no destination")]
     NoDestination(Message),
+    /// No tasklet is registered under the destination name.
+    #[error("no tasklet is registered under that name")]
+    NoSuchName(Message),
+    /// The destination group (or the router's group) has no members.
+    #[error("the group has no members")]
+    NoRecipient(Message),
 }
 
 impl SendError {
     /// The message that was not delivered.
     pub fn into_inner(self) -> Message {
         match self {
-            SendError::Finished(m) | SendError::NoDestination(m) => m,
+            SendError::Finished(m)
+            | SendError::NoDestination(m)
+            | SendError::NoSuchName(m)
+            | SendError::NoRecipient(m) => m,
+        }
+    }
+    /// The message, borrowed.
+    pub fn message(&self) -> &Message {
+        match self {
+            SendError::Finished(m)
+            | SendError::NoDestination(m)
+            | SendError::NoSuchName(m)
+            | SendError::NoRecipient(m) => m,
         }
     }
     /// Whether the destination had finished.
@@ -72,13 +90,23 @@ pub enum TrySendError {
     /// The message had no destination.
     #[error("message has no destination")]
     NoDestination(Message),
+    /// No tasklet is registered under the destination name.
+    #[error("no tasklet is registered under that name")]
+    NoSuchName(Message),
+    /// The destination group (or the router's group) has no members.
+    #[error("the group has no members")]
+    NoRecipient(Message),
 }
 
 impl TrySendError {
     /// The message that was not delivered.
     pub fn into_inner(self) -> Message {
         match self {
-            TrySendError::Full(m) | TrySendError::Finished(m) | TrySendError::NoDestination(m) => m,
+            TrySendError::Full(m)
+            | TrySendError::Finished(m)
+            | TrySendError::NoDestination(m)
+            | TrySendError::NoSuchName(m)
+            | TrySendError::NoRecipient(m) => m,
         }
     }
     /// Whether the mailbox was full.
@@ -96,6 +124,8 @@ impl From<SendError> for TrySendError {
         match err {
             SendError::Finished(m) => TrySendError::Finished(m),
             SendError::NoDestination(m) => TrySendError::NoDestination(m),
+            SendError::NoSuchName(m) => TrySendError::NoSuchName(m),
+            SendError::NoRecipient(m) => TrySendError::NoRecipient(m),
         }
     }
 }
@@ -172,4 +202,75 @@ impl<A> std::fmt::Debug for CallError<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CallError(..)")
     }
+}
+
+/// Why [`Cx::call`](crate::Cx::call) got no reply.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::{Message, RequestError, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let silent = cx.spawn(|cx| async move {
+///         cx.receive(&WaitForMessages::new().accept("ping")).await; // never replies…
+///         cx.receive(&WaitForMessages::new().accept("never")).await; // …and stays alive
+///     });
+///     let err = cx.call(&silent, Message::new("ping"), Duration::from_millis(20)).await.unwrap_err();
+///     assert!(matches!(err, RequestError::Timeout(_)));
+/// }).unwrap();
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No reply within the timeout; the request was delivered, and a reply arriving later goes to the
+    /// dead letters. The duration waited is inside.
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The request could not be sent.
+    #[error("request not sent: {0}")]
+    Send(#[from] SendError),
+    /// The callee is (directly or through others) calling this tasklet: waiting would deadlock. The
+    /// request was not sent and is inside.
+    #[error("call cycle: the callee is waiting on a call to this tasklet")]
+    Cycle(Message),
+    /// A call needs one recipient; groups cannot be called. The request is inside.
+    #[error("a call needs one recipient, not a group")]
+    NotOneRecipient(Message),
+    /// The callee finished before replying.
+    #[error("the callee finished before replying")]
+    CalleeFinished,
+}
+
+/// Why [`Handle::register`](crate::Handle::register) refused a name.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{RegistryError, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let a = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("x")).await; });
+/// let b = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("x")).await; });
+/// rt.handle().register("printer", &a.addr()).unwrap();
+/// let err = rt.handle().register("printer", &b.addr()).unwrap_err();
+/// assert!(matches!(err, RegistryError::Taken { .. }));
+/// assert_eq!(err.to_string(), "the name `printer` is already registered");
+/// # a.stop(); b.stop();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Another tasklet holds the name.
+    #[error("the name `{name}` is already registered")]
+    Taken {
+        /// The name.
+        name: String,
+        /// Who holds it.
+        holder: crate::TaskletId,
+    },
+    /// The tasklet to register has finished.
+    #[error("cannot register a finished tasklet")]
+    Finished,
 }

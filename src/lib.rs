@@ -65,6 +65,7 @@ mod error;
 mod mailbox;
 mod message;
 mod name;
+pub mod routing;
 pub mod runtime;
 pub mod supervisor;
 mod tasklet;
@@ -72,10 +73,11 @@ pub mod wait;
 
 pub use cx::{Cx, Wait};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
-pub use error::{CallError, Exit, SendError, TrySendError};
+pub use error::{CallError, Exit, RegistryError, RequestError, SendError, TrySendError};
 pub use mailbox::Action;
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
+pub use routing::{Group, GroupChange, Policy, ReplyTo, Router, GROUP_CHANGED};
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
 pub use tasklet::{Addr, Down, Finished, JoinCallbackId, MonitorId, State, Tasklet, TaskletId};
 pub use wait::call::{Caller, WaitForCall};
@@ -83,6 +85,11 @@ pub use wait::idle::WaitForIdle;
 pub use wait::messages::{IntoNames, WaitForMessages};
 pub use wait::tasklet::WaitForTasklet;
 pub use wait::timeout::WaitForTimeout;
+// event sources
+pub use wait::io::{Readiness, WaitForIO};
+pub use wait::process::{ProcessExit, WaitForProcess};
+pub use wait::signal::{OsSignal, Signal, SignalClosed, WaitForSignal};
+
 pub use wait::{CondId, Delivery, Disarm, Event, EventSink, WaitCondition, WaitSet};
 
 /// `#[tasklets::task]` on an `async fn(cx: Cx, args…) -> T` makes calling it spawn a tasklet (on the

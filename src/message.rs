@@ -2,51 +2,142 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::name::Name;
 use crate::tasklet::Addr;
 
 /// A type-erased payload: a message's value or the data of a condition's event.
 ///
-/// Internal; may change (small values could be stored inline).
+/// Internal; may change (small values could be stored inline). A value sent to a group is shared by
+/// every member's copy instead of being cloned.
 #[derive(Default)]
-pub(crate) struct Payload(Option<Box<dyn Any + Send + Sync>>);
+pub(crate) enum Payload {
+    #[default]
+    Empty,
+    Owned(Box<dyn Any + Send + Sync>),
+    Shared(Arc<dyn Any + Send + Sync>),
+}
 
 impl Payload {
     pub(crate) fn new<T: Any + Send + Sync>(value: T) -> Payload {
-        Payload(Some(Box::new(value)))
+        Payload::Owned(Box::new(value))
     }
     pub(crate) fn empty() -> Payload {
-        Payload(None)
+        Payload::Empty
     }
     pub(crate) fn is_some(&self) -> bool {
-        self.0.is_some()
+        !matches!(self, Payload::Empty)
     }
     pub(crate) fn get<T: Any>(&self) -> Option<&T> {
-        self.0.as_ref()?.downcast_ref()
+        match self {
+            Payload::Empty => None,
+            Payload::Owned(b) => b.downcast_ref(),
+            Payload::Shared(a) => a.downcast_ref(),
+        }
     }
     pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.0.as_mut()?.downcast_mut()
+        match self {
+            Payload::Empty => None,
+            Payload::Owned(b) => b.downcast_mut(),
+            Payload::Shared(a) => Arc::get_mut(a)?.downcast_mut(),
+        }
     }
-    pub(crate) fn take<T: Any>(&mut self) -> Option<T> {
-        match self.0.take()?.downcast::<T>() {
-            Ok(value) => Some(*value),
-            Err(other) => {
-                self.0 = Some(other);
-                None
+    pub(crate) fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
+        match std::mem::take(self) {
+            Payload::Empty => None,
+            Payload::Owned(b) => match b.downcast::<T>() {
+                Ok(value) => Some(*value),
+                Err(other) => {
+                    *self = Payload::Owned(other);
+                    None
+                }
+            },
+            Payload::Shared(a) => match a.downcast::<T>() {
+                Ok(typed) => match Arc::try_unwrap(typed) {
+                    Ok(value) => Some(value),
+                    Err(still_shared) => {
+                        *self = Payload::Shared(still_shared);
+                        None
+                    }
+                },
+                Err(other) => {
+                    *self = Payload::Shared(other);
+                    None
+                }
+            },
+        }
+    }
+    /// Turns the payload into a shareable one and returns a second handle to it.
+    pub(crate) fn share(&mut self) -> Payload {
+        match std::mem::take(self) {
+            Payload::Empty => Payload::Empty,
+            Payload::Owned(b) => {
+                let a: Arc<dyn Any + Send + Sync> = Arc::from(b);
+                *self = Payload::Shared(Arc::clone(&a));
+                Payload::Shared(a)
+            }
+            Payload::Shared(a) => {
+                *self = Payload::Shared(Arc::clone(&a));
+                Payload::Shared(a)
             }
         }
     }
 }
 
-/// Where a message goes.
+/// Where a message goes: a tasklet's address, a registered name, a group, or a router over a group.
 ///
-/// Today a destination is a tasklet's [`Addr`]; routing adds registered names, groups and routers.
+/// `&str` and `String` convert to [`Destination::Name`]; [`Group`](crate::Group) and
+/// [`Router`](crate::Router) convert to theirs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Destination {
     /// One tasklet, by address.
     Addr(Addr),
+    /// The tasklet registered under this name ([`Handle::register`](crate::Handle::register)).
+    Name(String),
+    /// Every member of a group: one copy each, the value shared.
+    Group(crate::Group),
+    /// One member of a group, chosen by a router.
+    Router(crate::Router),
+    /// The caller of a [`Cx::call`](crate::Cx::call) (a reply).
+    Reply(crate::routing::ReplyTo),
+}
+
+impl From<&str> for Destination {
+    fn from(name: &str) -> Destination {
+        Destination::Name(name.to_owned())
+    }
+}
+impl From<String> for Destination {
+    fn from(name: String) -> Destination {
+        Destination::Name(name)
+    }
+}
+impl From<&crate::Group> for Destination {
+    fn from(g: &crate::Group) -> Destination {
+        Destination::Group(g.clone())
+    }
+}
+impl From<crate::Group> for Destination {
+    fn from(g: crate::Group) -> Destination {
+        Destination::Group(g)
+    }
+}
+impl From<&crate::Router> for Destination {
+    fn from(r: &crate::Router) -> Destination {
+        Destination::Router(r.clone())
+    }
+}
+impl From<crate::Router> for Destination {
+    fn from(r: crate::Router) -> Destination {
+        Destination::Router(r)
+    }
+}
+impl From<&Destination> for Destination {
+    fn from(d: &Destination) -> Destination {
+        d.clone()
+    }
 }
 
 impl From<Addr> for Destination {
@@ -95,6 +186,8 @@ pub struct Message {
     dest: Option<Destination>,
     value: Payload,
     sender: Option<Addr>,
+    key: Option<u64>,
+    reply_to: Option<crate::routing::ReplyTo>,
 }
 
 impl Message {
@@ -113,6 +206,8 @@ impl Message {
             dest: None,
             value: Payload::empty(),
             sender: None,
+            key: None,
+            reply_to: None,
         }
     }
 
@@ -188,11 +283,75 @@ impl Message {
     }
 
     /// Takes the value out if it is a `T`; on a mismatch the value stays and `None` is returned.
-    pub fn take<T: Any>(&mut self) -> Option<T> {
+    ///
+    /// A value sent to a group is shared by the members' copies: `take` succeeds only for the last
+    /// copy still holding it; read shared values with [`get`](Self::get).
+    pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
         self.value.take()
     }
 
-    /// A new message named `name` addressed to this message's sender (no value yet).
+    /// Sets the routing key a [`Router::hash`](crate::Router::hash) router uses: messages with the same
+    /// key go to the same member while the group is unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let msg = tasklets::Message::new("count").key(&"apple");
+    /// assert!(msg.routing_key().is_some());
+    /// ```
+    pub fn key<K: std::hash::Hash + ?Sized>(mut self, key: &K) -> Message {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(key);
+        self.key = Some(h);
+        self
+    }
+
+    /// The routing key, if set with [`key`](Self::key).
+    pub fn routing_key(&self) -> Option<u64> {
+        self.key
+    }
+
+    /// Whether this message is a request made with [`Cx::call`](crate::Cx::call), expecting a
+    /// [`reply`](Self::reply).
+    pub fn is_request(&self) -> bool {
+        self.reply_to.is_some()
+    }
+
+    /// A value-less copy (name, sender, key) for the dead-letter record of a message the sender got back.
+    pub(crate) fn shell(&self) -> Message {
+        Message {
+            name: self.name,
+            dest: self.dest.clone(),
+            value: Payload::Empty,
+            sender: self.sender.clone(),
+            key: self.key,
+            reply_to: None,
+        }
+    }
+
+    /// A copy for one member of a group: same name, sender and key, the value shared.
+    pub(crate) fn share(&mut self) -> Message {
+        Message {
+            name: self.name,
+            dest: None,
+            value: self.value.share(),
+            sender: self.sender.clone(),
+            key: self.key,
+            reply_to: None,
+        }
+    }
+
+    pub(crate) fn set_reply_to(&mut self, reply_to: crate::routing::ReplyTo) {
+        self.reply_to = Some(reply_to);
+    }
+
+    pub(crate) fn clear_dest(&mut self) {
+        self.dest = None;
+    }
+
+    /// A new message named `name` addressed to this message's sender (no value yet). For a request made
+    /// with [`Cx::call`](crate::Cx::call), the reply goes to that call.
     ///
     /// If this message has no sender, the reply has no destination and sending it fails with
     /// [`SendError::NoDestination`](crate::SendError::NoDestination), giving it back.
@@ -207,7 +366,10 @@ impl Message {
     /// ```
     pub fn reply(&self, name: impl Into<Name>) -> Message {
         let mut reply = Message::new(name);
-        reply.dest = self.sender.clone().map(Destination::Addr);
+        reply.dest = match &self.reply_to {
+            Some(r) => Some(Destination::Reply(r.clone())),
+            None => self.sender.clone().map(Destination::Addr),
+        };
         reply
     }
 
@@ -217,10 +379,6 @@ impl Message {
 
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {
         self.dest.take()
-    }
-
-    pub(crate) fn restore_dest(&mut self, dest: Destination) {
-        self.dest = Some(dest);
     }
 }
 

@@ -108,6 +108,22 @@ impl Ord for Name {
         self.0.id.cmp(&other.0.id)
     }
 }
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.0.text == other
+    }
+}
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.text == *other
+    }
+}
+impl PartialEq<StaticName> for Name {
+    fn eq(&self, other: &StaticName) -> bool {
+        *self == other.get()
+    }
+}
+
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.0.text, f)

@@ -36,7 +36,9 @@ use futures_lite::future;
 
 use crate::cx::Cx;
 use crate::dead_letters::{DeadLetterHub, DeadLetters};
-use crate::error::Exit;
+use crate::error::{Exit, RegistryError};
+use crate::routing::Group;
+use crate::tasklet::Addr;
 use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
@@ -88,6 +90,8 @@ pub(crate) struct RtShared {
     next: AtomicUsize,
     jobs: Vec<async_channel::Sender<Job>>,
     pub(crate) dead_letters: DeadLetterHub,
+    pub(crate) registry: crate::routing::registry::Registry,
+    pub(crate) groups: crate::routing::group::Groups,
 }
 
 impl RtShared {
@@ -380,6 +384,61 @@ impl Handle {
     pub fn dead_letter_count(&self) -> u64 {
         self.rt.dead_letters.count()
     }
+
+    /// Registers `addr` under `name`, until its tasklet finishes (supervised restarts keep it) or
+    /// [`unregister`](Self::unregister). Registering the same tasklet again under its name is fine.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Taken`] if another live tasklet holds the name, [`RegistryError::Finished`] if
+    /// `addr`'s tasklet has finished.
+    pub fn register(&self, name: &str, addr: &Addr) -> Result<(), RegistryError> {
+        self.rt.registry.register(name, addr)
+    }
+
+    /// Removes a name; returns who held it.
+    pub fn unregister(&self, name: &str) -> Option<Addr> {
+        self.rt.registry.unregister(name)
+    }
+
+    /// The tasklet registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<Addr> {
+        self.rt.registry.whereis(name)
+    }
+
+    /// Every registered name, sorted.
+    pub fn registered(&self) -> Vec<String> {
+        self.rt.registry.names()
+    }
+
+    /// The members of `group` now, in join order.
+    pub fn members(&self, group: &Group) -> Vec<Addr> {
+        self.rt.groups.members(group).as_ref().clone()
+    }
+
+    /// Every group that has members or watchers.
+    pub fn groups(&self) -> Vec<Group> {
+        self.rt.groups.names()
+    }
+
+    /// Sends `msg` to its destination (address, name, group, router) from plain code, waiting for room
+    /// where the recipient is bounded. The message has no sender.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cx::send`](crate::Cx::send).
+    pub async fn send(&self, msg: crate::Message) -> Result<(), crate::SendError> {
+        crate::routing::send(&self.rt, None, msg).await
+    }
+
+    /// Sends `msg` now from plain code, or fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cx::try_send`](crate::Cx::try_send).
+    pub fn try_send(&self, msg: crate::Message) -> Result<(), crate::TrySendError> {
+        crate::routing::try_send(&self.rt, msg)
+    }
 }
 
 impl fmt::Debug for Handle {
@@ -455,6 +514,8 @@ impl Builder {
             next: AtomicUsize::new(0),
             jobs: senders,
             dead_letters: DeadLetterHub::default(),
+            registry: Default::default(),
+            groups: Default::default(),
         });
         let mut receivers = receivers.into_iter();
         let local = Worker::new(0, Arc::clone(&rt), receivers.next().expect("one worker"));

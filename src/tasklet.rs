@@ -105,6 +105,9 @@ struct Watchers {
     result: Option<Result<(), Exit>>,
     sinks: Vec<(Key, EventSink)>,
     monitors: Vec<(MonitorId, Addr)>,
+    names: Vec<String>,
+    groups: Vec<crate::Group>,
+    calling: Option<Addr>,
 }
 
 static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
@@ -186,6 +189,11 @@ impl Shared {
         }
     }
 
+    /// How the tasklet ended, once it has.
+    pub(crate) fn result(&self) -> Option<Result<(), Exit>> {
+        self.watchers().result.clone()
+    }
+
     pub(crate) fn unwatch(&self, key: Key) {
         self.watchers().sinks.retain(|(k, _)| *k != key);
     }
@@ -239,6 +247,43 @@ impl Shared {
         id
     }
 
+    /// Records a registered name; false if the tasklet has finished.
+    pub(crate) fn add_name(&self, name: &str) -> bool {
+        let mut w = self.watchers();
+        if w.result.is_some() {
+            return false;
+        }
+        w.names.push(name.to_owned());
+        true
+    }
+
+    pub(crate) fn remove_name(&self, name: &str) {
+        self.watchers().names.retain(|n| n != name);
+    }
+
+    /// Records a group membership; false if the tasklet has finished.
+    pub(crate) fn add_group(&self, group: &crate::Group) -> bool {
+        let mut w = self.watchers();
+        if w.result.is_some() {
+            return false;
+        }
+        w.groups.push(group.clone());
+        true
+    }
+
+    pub(crate) fn remove_group(&self, group: &crate::Group) {
+        self.watchers().groups.retain(|g| g != group);
+    }
+
+    /// Who this tasklet is blocked calling (for call-cycle detection).
+    pub(crate) fn calling(&self) -> Option<Addr> {
+        self.watchers().calling.clone()
+    }
+
+    pub(crate) fn set_calling(&self, target: Option<Addr>) {
+        self.watchers().calling = target;
+    }
+
     pub(crate) fn demonitor(&self, id: MonitorId) -> bool {
         let mut w = self.watchers();
         let before = w.monitors.len();
@@ -253,14 +298,23 @@ impl Shared {
                 .dead_letters
                 .publish(message, crate::DeadLetterReason::Finished, Some(self.id));
         }
-        let (sinks, monitors) = {
+        let (sinks, monitors, names, groups) = {
             let mut w = self.watchers();
             w.result = Some(result.clone());
+            w.calling = None;
             (
                 std::mem::take(&mut w.sinks),
                 std::mem::take(&mut w.monitors),
+                std::mem::take(&mut w.names),
+                std::mem::take(&mut w.groups),
             )
         };
+        for name in names {
+            self.rt.registry.release(&name, self.id);
+        }
+        for group in groups {
+            self.rt.groups.remove(&group, self.id);
+        }
         for (monitor, watcher) in monitors {
             let down = Down {
                 id: self.id,
@@ -777,6 +831,22 @@ impl<T> WaitCondition for Tasklet<T> {
     }
     fn arm(&self, sink: EventSink) -> Disarm {
         watch(&self.core.shared, self.cond, sink)
+    }
+    fn rearm(&self, sink: &EventSink) {
+        rewatch(&self.core.shared, sink);
+    }
+}
+
+/// A wait that includes an armed tasklet watch again: if the tasklet has finished and its event was
+/// taken, deliver it again (re-usable, also in consecutive waits).
+pub(crate) fn rewatch(target: &Shared, sink: &EventSink) {
+    if let Some(result) = target.result() {
+        if !sink.is_pending() {
+            sink.send(Finished {
+                id: target.id,
+                result,
+            });
+        }
     }
 }
 

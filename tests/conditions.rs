@@ -258,8 +258,6 @@ fn wait_for_tasklet_delivers_again_after_a_gap() {
 }
 
 #[test]
-#[ignore = "library bug: a WaitForTasklet that stays armed across consecutive waits fires only once, \
-            so waiting on it again hangs (kiwi's 'cannot be re-used' defect, SPEC B2 says re-usable)"]
 fn wait_for_tasklet_delivers_again_in_consecutive_waits() {
     tasklets::run(|cx| async move {
         let child = cx.spawn(|_cx| async { 1 });
@@ -276,8 +274,6 @@ fn wait_for_tasklet_delivers_again_in_consecutive_waits() {
 }
 
 #[test]
-#[ignore = "library bug: waiting on the same Tasklet handle twice in a row hangs the second time \
-            (the watch stays armed and fired once)"]
 fn waiting_on_a_tasklet_handle_again_returns_again() {
     tasklets::run(|cx| async move {
         let child = cx.spawn(|_cx| async { 1 });
@@ -406,8 +402,6 @@ impl WaitCondition for Leaky {
 }
 
 #[test]
-#[ignore = "library bug: an EventSink keeps delivering after its condition was disarmed, so a \
-            re-armed user condition returns a stale event"]
 fn a_user_condition_disarmed_never_delivers_a_stale_event() {
     tasklets::run(|cx| async move {
         let leaky = Leaky {

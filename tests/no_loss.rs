@@ -292,8 +292,6 @@ fn send_from_plain_code_waits_for_room() {
 }
 
 #[test]
-#[ignore = "library bug: messages a blocked wait discards still fill a bounded mailbox; the wait never \
-            runs to drop them, so the sender of an accepted message blocks forever"]
 fn messages_a_waiting_tasklet_discards_do_not_block_its_senders() {
     tasklets::run(|cx| async move {
         let receiver = cx.spawn_with(SpawnOptions::new().capacity(2), |cx| async move {

@@ -40,6 +40,7 @@ pub(crate) use filter::{Filter, Rules};
 pub(crate) use index::Key;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
@@ -173,6 +174,13 @@ impl Mailbox {
         if inner.closed {
             return Err((msg, Refused::Finished));
         }
+        if inner.state == State::Waiting && inner.filter.action(key.name_id()) == Action::Discard {
+            // The running wait discards this name: drop it now rather than let it take room.
+            inner.discarded += 1;
+            drop(inner);
+            tracing::debug!(name = %msg.name(), "message discarded on arrival by the running wait");
+            return Ok(());
+        }
         if inner.full() {
             if let Some(w) = blocked {
                 if !inner.blocked.iter().any(|b| b.will_wake(w)) {
@@ -195,9 +203,10 @@ impl Mailbox {
         key: Key,
         payload: Payload,
         coalesce: bool,
+        live: &AtomicBool,
     ) -> Result<Delivery, Payload> {
         let mut inner = self.lock();
-        if inner.closed {
+        if inner.closed || !live.load(Ordering::Acquire) {
             return Err(payload);
         }
         if coalesce && inner.index.count(key) > 0 {
@@ -207,6 +216,59 @@ impl Mailbox {
         drop(inner);
         wake.run();
         Ok(Delivery::Queued)
+    }
+
+    /// Files a reply under its call's key, if the call is still open (checked under the lock, so a
+    /// reply never lands after [`close_reply`](Self::close_reply)). Replies ignore the capacity.
+    pub(crate) fn deliver_reply(
+        &self,
+        key: Key,
+        msg: Message,
+        open: &AtomicBool,
+    ) -> Result<(), Message> {
+        let mut inner = self.lock();
+        if inner.closed || !open.load(Ordering::Acquire) {
+            return Err(msg);
+        }
+        inner.messages += 1;
+        let wake = inner.push(key, Entry::Message(msg));
+        drop(inner);
+        wake.run();
+        Ok(())
+    }
+
+    /// Ends a call: later replies are refused, and a reply already filed but not taken is dropped.
+    pub(crate) fn close_reply(&self, key: Key, open: &AtomicBool) {
+        let mut inner = self.lock();
+        open.store(false, Ordering::Release);
+        let gone = inner.index.purge(key);
+        inner.messages -= gone
+            .iter()
+            .filter(|e| matches!(e, Entry::Message(_)))
+            .count();
+        drop(inner);
+        drop(gone);
+    }
+
+    /// Disarms a condition: its sink refuses events from now on and its pending events go.
+    pub(crate) fn disarm(&self, key: Key, live: &AtomicBool) {
+        let mut inner = self.lock();
+        live.store(false, Ordering::Release);
+        let gone = inner.index.purge(key);
+        drop(inner);
+        if !gone.is_empty() {
+            tracing::debug!(
+                ?key,
+                dropped = gone.len(),
+                "pending events of a disarmed condition dropped"
+            );
+        }
+        drop(gone);
+    }
+
+    /// Entries filed under `key`.
+    pub(crate) fn count(&self, key: Key) -> usize {
+        self.lock().index.count(key)
     }
 
     /// A blocked sender gave up: pass its turn on.

@@ -8,6 +8,9 @@
 //! - [`call`]: [`WaitForCall`], a `Send` caller that delivers its arguments
 //! - [`tasklet`]: [`WaitForTasklet`], another tasklet's end
 //! - [`idle`]: [`WaitForIdle`], nothing else runnable on the tasklet's thread
+//! - [`io`]: [`WaitForIO`](io::WaitForIO), readiness of an `async_io::Async` source, level-triggered
+//! - [`process`]: [`WaitForProcess`](process::WaitForProcess), a child's exit; `Cx::command` owns children
+//! - [`signal`]: [`WaitForSignal`](signal::WaitForSignal), OS signals and in-process `Signal` emitters
 //!
 //! # Arming
 //!
@@ -20,13 +23,16 @@
 
 pub mod call;
 pub mod idle;
+pub mod io;
 pub mod messages;
+pub mod process;
+pub mod signal;
 pub mod tasklet;
 pub mod timeout;
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::mailbox::{Entry, Key};
@@ -110,6 +116,13 @@ pub trait WaitCondition {
         false
     }
 
+    /// Called when a wait includes this condition while it is still armed from the previous wait.
+    /// A source whose condition still holds (a finished tasklet) can push its event again here; the
+    /// default does nothing.
+    fn rearm(&self, sink: &EventSink) {
+        let _ = sink;
+    }
+
     /// `Some` only for [`WaitForMessages`], whose rules filter messages instead of arming a source.
     fn messages(&self) -> Option<&WaitForMessages> {
         None
@@ -179,16 +192,35 @@ pub enum Delivery {
 /// # Examples
 ///
 /// See [`WaitCondition`].
+///
+/// A sink stops delivering when its condition is disarmed: events pushed after that are refused
+/// ([`Delivery::Closed`]), so a source that outlives its arming never delivers a stale event.
 #[derive(Clone)]
 pub struct EventSink {
     shared: Arc<Shared>,
     key: Key,
     level: bool,
+    live: Arc<AtomicBool>,
 }
 
 impl EventSink {
     pub(crate) fn new(shared: Arc<Shared>, key: Key, level: bool) -> EventSink {
-        EventSink { shared, key, level }
+        EventSink {
+            shared,
+            key,
+            level,
+            live: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Disarms: refuses later events and removes pending ones, atomically with respect to pushes.
+    pub(crate) fn disarm(&self) {
+        self.shared.mailbox.disarm(self.key, &self.live);
+    }
+
+    /// Whether one of this condition's events waits in the mailbox.
+    pub fn is_pending(&self) -> bool {
+        self.shared.mailbox.count(self.key) > 0
     }
 
     /// Pushes an event without data.
@@ -209,14 +241,14 @@ impl EventSink {
     pub fn try_send<T: Any + Send + Sync>(&self, data: T) -> Result<Delivery, T> {
         self.shared
             .mailbox
-            .deliver_event(self.key, Payload::new(data), self.level)
+            .deliver_event(self.key, Payload::new(data), self.level, &self.live)
             .map_err(|mut p| p.take::<T>().expect("the payload just sent is a T"))
     }
 
     fn push(&self, payload: Payload) -> Delivery {
         self.shared
             .mailbox
-            .deliver_event(self.key, payload, self.level)
+            .deliver_event(self.key, payload, self.level, &self.live)
             .unwrap_or(Delivery::Closed)
     }
 
@@ -225,9 +257,9 @@ impl EventSink {
         self.shared.mailbox.purge(self.key);
     }
 
-    /// Whether the tasklet has finished (pushing would be refused).
+    /// Whether pushing would be refused: the condition was disarmed or the tasklet has finished.
     pub fn is_closed(&self) -> bool {
-        self.shared.mailbox.is_closed()
+        !self.live.load(Ordering::Acquire) || self.shared.mailbox.is_closed()
     }
 }
 
@@ -306,7 +338,7 @@ impl Event {
     }
 
     /// Takes the event's data (or the message's value) out if it is a `T`.
-    pub fn take<T: Any>(&mut self) -> Option<T> {
+    pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
         match &mut self.entry {
             Entry::Message(m) => m.take(),
             Entry::Event(p) => p.take(),

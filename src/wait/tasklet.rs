@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{CondId, Disarm, EventSink, WaitCondition};
-use crate::tasklet::{watch, Shared, Tasklet, TaskletId};
+use crate::tasklet::{rewatch, watch, Shared, Tasklet, TaskletId};
 
 /// Waits for a tasklet to finish; the event carries a [`Finished`](crate::Finished).
 ///
@@ -68,5 +68,8 @@ impl WaitCondition for WaitForTasklet {
     }
     fn arm(&self, sink: EventSink) -> Disarm {
         watch(&self.target, self.id, sink)
+    }
+    fn rearm(&self, sink: &EventSink) {
+        rewatch(&self.target, sink);
     }
 }

@@ -1,0 +1,141 @@
+//! Request/reply: `Cx::call`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
+use super::{resolve, ReplyTo, Target};
+use crate::cx::Cx;
+use crate::error::{RequestError, SendError};
+use crate::message::{Destination, Message};
+use crate::tasklet::{Addr, SendFut};
+use crate::wait::{CondId, EventSink};
+
+/// The timeout of [`Cx::call`] when none is given.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How far a call chain is followed when looking for a cycle.
+const MAX_CHAIN: usize = 64;
+
+impl Cx {
+    /// Sends the request `msg` to `dest` and waits for its reply, at most `timeout` (`None`: 5 s,
+    /// [`DEFAULT_CALL_TIMEOUT`]).
+    ///
+    /// The callee answers with `request.reply(name)` (any name): the reply is filed under a key unique to
+    /// this call, so other messages keep their places in the mailbox, a deep mailbox does not slow the
+    /// wait, and a reply arriving after the call returned goes to the dead letters
+    /// ([`DeadLetterReason::ReplyTooLate`](crate::DeadLetterReason::ReplyTooLate)) instead of reaching a
+    /// later call. Conditions armed by earlier waits stay armed during the call.
+    ///
+    /// # Errors
+    ///
+    /// - [`RequestError::Timeout`] when no reply came in time;
+    /// - [`RequestError::Send`] when the request could not be sent (unknown name, finished callee, …);
+    /// - [`RequestError::Cycle`] when the callee is itself waiting, directly or through others, on a call to
+    ///   this tasklet (the request is not sent);
+    /// - [`RequestError::NotOneRecipient`] for a group destination.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the call: a later reply is a dead letter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let doubler = cx.spawn(|cx| async move {
+    ///         let mut req = cx.receive(&WaitForMessages::new().accept("double")).await;
+    ///         let n = req.take::<u64>().unwrap();
+    ///         cx.send(req.reply("doubled").value(n * 2)).await.unwrap();
+    ///     });
+    ///     let reply = cx.call(&doubler, Message::new("double").value(21_u64), None).await.unwrap();
+    ///     assert_eq!(reply.get::<u64>(), Some(&42));
+    /// }).unwrap();
+    /// ```
+    pub async fn call(
+        &self,
+        dest: impl Into<Destination>,
+        mut msg: Message,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Message, RequestError> {
+        let timeout = timeout.into().unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let shared = self.shared();
+        let rt = &shared.rt;
+        let target = match resolve(rt, dest.into(), &msg) {
+            Ok(Target::One(addr)) => addr,
+            Ok(Target::Many(_)) => return Err(RequestError::NotOneRecipient(msg)),
+            Ok(Target::Reply(to)) => to.addr,
+            Err(make) => return Err(RequestError::Send(super::record(rt, make(msg)))),
+        };
+        let _calling = Calling::start(shared, &target);
+        if cycle(&target, &self.me()) {
+            return Err(RequestError::Cycle(msg));
+        }
+        let key = CondId::new().key();
+        let open = Arc::new(AtomicBool::new(true));
+        msg.clear_dest();
+        msg.set_sender(self.me());
+        msg.set_reply_to(ReplyTo {
+            addr: self.me(),
+            key,
+            open: Arc::clone(&open),
+        });
+        let watch = Arc::clone(&target.0);
+        SendFut::new(&target.0, msg)
+            .from(shared)
+            .await
+            .map_err(|e: SendError| RequestError::Send(super::record(rt, e)))?;
+
+        // The callee's end also ends the call: its `Finished` is filed under the same key.
+        watch.watch(key, EventSink::new(Arc::clone(shared), key, false));
+        shared.mailbox.begin_wait(|f| f.add_cond(key));
+        let reply = async { Some(self.wait_installed().await) }
+            .or(async {
+                async_io::Timer::after(timeout).await;
+                None
+            })
+            .await;
+        watch.unwatch(key);
+        shared.mailbox.close_reply(key, &open);
+        match reply {
+            Some(ev) if ev.is_message() => Ok(ev.into_message().expect("checked")),
+            Some(_) => Err(RequestError::CalleeFinished),
+            None => Err(RequestError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Marks the caller as waiting on `target` for cycle detection; unmarks on drop.
+struct Calling<'a>(&'a crate::tasklet::Shared);
+
+impl<'a> Calling<'a> {
+    fn start(me: &'a crate::tasklet::Shared, target: &Addr) -> Calling<'a> {
+        me.set_calling(Some(target.clone()));
+        Calling(me)
+    }
+}
+
+impl Drop for Calling<'_> {
+    fn drop(&mut self) {
+        self.0.set_calling(None);
+    }
+}
+
+/// Whether following "is calling" links from `target` leads back to `me`.
+fn cycle(target: &Addr, me: &Addr) -> bool {
+    let mut cur = target.clone();
+    for _ in 0..MAX_CHAIN {
+        if cur == *me {
+            return true;
+        }
+        match cur.0.calling() {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    false
+}

@@ -1,0 +1,181 @@
+//! Groups (topics): named sets of tasklets; a send to a group delivers one copy to each member.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::message::Message;
+use crate::name::StaticName;
+use crate::tasklet::{Addr, TaskletId};
+
+/// The name of the message a group watcher receives when membership changes; its value is a
+/// [`GroupChange`].
+pub static GROUP_CHANGED: StaticName = StaticName::new("group-changed");
+
+/// A group's name, used as a destination: `Message::new("line").to(&Group::new("lobby"))`.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Group, Message, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let room = Group::new("lobby");
+///     let members: Vec<_> = (0..3)
+///         .map(|_| {
+///             let room = room.clone();
+///             cx.spawn(move |cx| async move {
+///                 cx.join(&room);
+///                 let msg = cx.receive(&WaitForMessages::new().accept("hello")).await;
+///                 msg.get::<String>().unwrap().clone()
+///             })
+///         })
+///         .collect();
+///     while cx.runtime().members(&room).len() < 3 {
+///         futures_lite::future::yield_now().await;
+///     }
+///     cx.send(Message::new("hello").to(&room).value(String::from("hi all"))).await.unwrap();
+///     for m in members {
+///         assert_eq!(m.join().await.unwrap(), "hi all");
+///     }
+/// }).unwrap();
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Group(Arc<str>);
+
+impl Group {
+    /// The group named `name` (groups exist while they have members or watchers).
+    pub fn new(name: &str) -> Group {
+        Group(Arc::from(name))
+    }
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Group").field(&&*self.0).finish()
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A membership change, delivered to group watchers as a [`GROUP_CHANGED`] message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupChange {
+    /// The group.
+    pub group: Group,
+    /// The tasklet that joined or left.
+    pub tasklet: TaskletId,
+    /// `true` when it joined, `false` when it left (or finished).
+    pub joined: bool,
+}
+
+#[derive(Default)]
+struct GroupState {
+    members: Arc<Vec<Addr>>,
+    watchers: Vec<Addr>,
+}
+
+/// The runtime's groups.
+#[derive(Default)]
+pub(crate) struct Groups {
+    groups: Mutex<HashMap<Group, GroupState>>,
+}
+
+impl Groups {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Group, GroupState>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `addr`; returns false if it was a member already or has finished.
+    pub(crate) fn join(&self, group: &Group, addr: &Addr) -> bool {
+        let mut groups = self.lock();
+        let state = groups.entry(group.clone()).or_default();
+        if state.members.contains(addr) || !addr.0.add_group(group) {
+            return false;
+        }
+        Arc::make_mut(&mut state.members).push(addr.clone());
+        let watchers = state.watchers.clone();
+        drop(groups);
+        notify(&watchers, group, addr.id(), true);
+        true
+    }
+
+    /// Removes `addr`; returns whether it was a member.
+    pub(crate) fn leave(&self, group: &Group, addr: &Addr) -> bool {
+        let left = self.remove(group, addr.id());
+        if left {
+            addr.0.remove_group(group);
+        }
+        left
+    }
+
+    /// Removes member `id` (also at its end); returns whether it was a member.
+    pub(crate) fn remove(&self, group: &Group, id: TaskletId) -> bool {
+        let mut groups = self.lock();
+        let Some(state) = groups.get_mut(group) else {
+            return false;
+        };
+        let Some(at) = state.members.iter().position(|m| m.id() == id) else {
+            return false;
+        };
+        Arc::make_mut(&mut state.members).remove(at);
+        let watchers = state.watchers.clone();
+        if state.members.is_empty() && state.watchers.is_empty() {
+            groups.remove(group);
+        }
+        drop(groups);
+        notify(&watchers, group, id, false);
+        true
+    }
+
+    pub(crate) fn watch(&self, group: &Group, watcher: Addr) {
+        let mut groups = self.lock();
+        let state = groups.entry(group.clone()).or_default();
+        if !state.watchers.contains(&watcher) {
+            state.watchers.push(watcher);
+        }
+    }
+
+    pub(crate) fn unwatch(&self, group: &Group, watcher: &Addr) {
+        let mut groups = self.lock();
+        if let Some(state) = groups.get_mut(group) {
+            state.watchers.retain(|w| w != watcher);
+            if state.members.is_empty() && state.watchers.is_empty() {
+                groups.remove(group);
+            }
+        }
+    }
+
+    /// The members now (a shared snapshot: no copy).
+    pub(crate) fn members(&self, group: &Group) -> Arc<Vec<Addr>> {
+        self.lock()
+            .get(group)
+            .map(|s| Arc::clone(&s.members))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn names(&self) -> Vec<Group> {
+        let mut v: Vec<Group> = self.lock().keys().cloned().collect();
+        v.sort_by(|a, b| a.name().cmp(b.name()));
+        v
+    }
+}
+
+fn notify(watchers: &[Addr], group: &Group, tasklet: TaskletId, joined: bool) {
+    for w in watchers {
+        let change = GroupChange {
+            group: group.clone(),
+            tasklet,
+            joined,
+        };
+        let _ = w.try_send(Message::new(&GROUP_CHANGED).value(change));
+    }
+}

@@ -1,0 +1,207 @@
+//! Message routing: registered names, groups, routers, request/reply and dead letters.
+//!
+//! A [`Destination`] is resolved when the message is sent:
+//!
+//! - an [`Addr`]: that tasklet;
+//! - a registered name ([`Handle::register`](crate::Handle::register)): the tasklet holding it now;
+//!   names are released when their tasklet finishes and kept across supervised restarts;
+//! - a [`Group`]: one copy to every member, the value shared (not cloned); a member whose mailbox is full
+//!   or that has finished gets nothing and the copy goes to the dead letters, so one slow member cannot
+//!   block the group;
+//! - a [`Router`]: one member of a group, by round-robin, random, consistent hash on the message key, or
+//!   least-loaded; sending through a router waits for room like sending to an address;
+//! - a reply to a [`Cx::call`](crate::Cx::call).
+//!
+//! Every message that cannot be delivered is observable: a synchronous failure gives the message back
+//! to the sender in the error and also records a value-less copy (name, sender) in the dead letters with
+//! the reason; messages nobody can give back (refused group copies, late replies, leftovers of finished
+//! tasklets, the message a supervised tasklet was handling when it panicked) go to the dead letters
+//! whole.
+
+mod call;
+pub(crate) mod group;
+pub(crate) mod registry;
+pub(crate) mod router;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::dead_letters::DeadLetterReason;
+use crate::error::{SendError, TrySendError};
+use crate::mailbox::Key;
+use crate::message::{Destination, Message};
+use crate::runtime::RtShared;
+use crate::tasklet::{Addr, SendFut, Shared};
+
+pub use call::DEFAULT_CALL_TIMEOUT;
+pub use group::{Group, GroupChange, GROUP_CHANGED};
+pub use router::{Policy, Router};
+
+/// Where the reply to one [`Cx::call`](crate::Cx::call) goes. Open until the call returns; a reply
+/// after that is a dead letter ([`DeadLetterReason::ReplyTooLate`]).
+#[derive(Clone)]
+pub struct ReplyTo {
+    pub(crate) addr: Addr,
+    pub(crate) key: Key,
+    pub(crate) open: Arc<AtomicBool>,
+}
+
+impl ReplyTo {
+    /// Whether the caller is still waiting for this reply.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for ReplyTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyTo")
+            .field("caller", &self.addr.id())
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+/// One resolved recipient, or many.
+enum Target {
+    One(Addr),
+    Many(Arc<Vec<Addr>>),
+    Reply(ReplyTo),
+}
+
+/// Resolves a destination; on failure returns the error to give back.
+fn resolve(
+    rt: &RtShared,
+    dest: Destination,
+    msg: &Message,
+) -> Result<Target, fn(Message) -> SendError> {
+    match dest {
+        Destination::Addr(a) => Ok(Target::One(a)),
+        Destination::Name(n) => rt
+            .registry
+            .whereis(&n)
+            .map(Target::One)
+            .ok_or(SendError::NoSuchName),
+        Destination::Group(g) => {
+            let members = rt.groups.members(&g);
+            if members.is_empty() {
+                Err(SendError::NoRecipient)
+            } else {
+                Ok(Target::Many(members))
+            }
+        }
+        Destination::Router(r) => {
+            let members = rt.groups.members(r.group());
+            let key = msg.routing_key().unwrap_or(u64::from(msg.name().id()));
+            r.pick(&members, key)
+                .cloned()
+                .map(Target::One)
+                .ok_or(SendError::NoRecipient)
+        }
+        Destination::Reply(r) => Ok(Target::Reply(r)),
+    }
+}
+
+fn reason_of(err: &SendError) -> DeadLetterReason {
+    match err {
+        SendError::NoSuchName(_) => DeadLetterReason::NoSuchName,
+        SendError::NoRecipient(_) => DeadLetterReason::NoRecipient,
+        SendError::NoDestination(_) => DeadLetterReason::NoDestination,
+        _ => DeadLetterReason::Finished,
+    }
+}
+
+/// Records a value-less copy of a message the sender gets back.
+fn record(rt: &RtShared, err: SendError) -> SendError {
+    let reason = reason_of(&err);
+    rt.dead_letters.publish(err.message().shell(), reason, None);
+    err
+}
+
+fn broadcast(rt: &RtShared, members: &[Addr], mut msg: Message) {
+    for member in members {
+        let copy = msg.share();
+        if let Err(e) = member.try_send(copy) {
+            let reason = if e.is_full() {
+                DeadLetterReason::Full
+            } else {
+                DeadLetterReason::Finished
+            };
+            rt.dead_letters
+                .publish(e.into_inner(), reason, Some(member.id()));
+        }
+    }
+}
+
+fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
+    if let Err(msg) = to.addr.0.mailbox.deliver_reply(to.key, msg, &to.open) {
+        rt.dead_letters
+            .publish(msg, DeadLetterReason::ReplyTooLate, Some(to.addr.id()));
+    }
+}
+
+/// Sends `msg` to its destination, waiting for room where the recipient is bounded.
+pub(crate) async fn send(
+    rt: &RtShared,
+    me: Option<&Shared>,
+    mut msg: Message,
+) -> Result<(), SendError> {
+    let Some(dest) = msg.take_dest() else {
+        return Err(record(rt, SendError::NoDestination(msg)));
+    };
+    let target = match resolve(rt, dest, &msg) {
+        Ok(t) => t,
+        Err(make) => return Err(record(rt, make(msg))),
+    };
+    match target {
+        Target::One(addr) => {
+            let fut = SendFut::new(&addr.0, msg);
+            let fut = match me {
+                Some(me) => fut.from(me),
+                None => fut,
+            };
+            fut.await.map_err(|e| record(rt, e))
+        }
+        Target::Many(members) => {
+            broadcast(rt, &members, msg);
+            Ok(())
+        }
+        Target::Reply(to) => {
+            reply(rt, to, msg);
+            Ok(())
+        }
+    }
+}
+
+/// Sends `msg` now or fails.
+pub(crate) fn try_send(rt: &RtShared, mut msg: Message) -> Result<(), TrySendError> {
+    let Some(dest) = msg.take_dest() else {
+        return Err(record(rt, SendError::NoDestination(msg)).into());
+    };
+    let target = match resolve(rt, dest, &msg) {
+        Ok(t) => t,
+        Err(make) => return Err(record(rt, make(msg)).into()),
+    };
+    match target {
+        Target::One(addr) => addr.try_send(msg).map_err(|e| {
+            let reason = if e.is_full() {
+                DeadLetterReason::Full
+            } else {
+                DeadLetterReason::Finished
+            };
+            if let TrySendError::Full(m) | TrySendError::Finished(m) = &e {
+                rt.dead_letters.publish(m.shell(), reason, Some(addr.id()));
+            }
+            e
+        }),
+        Target::Many(members) => {
+            broadcast(rt, &members, msg);
+            Ok(())
+        }
+        Target::Reply(to) => {
+            reply(rt, to, msg);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Routers: one member of a group per message, by a policy.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::group::Group;
+use crate::tasklet::Addr;
+
+/// How a [`Router`] picks a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Members in turn.
+    RoundRobin,
+    /// A uniformly random member.
+    Random,
+    /// Rendezvous (highest-random-weight) hashing of the message's [`key`](crate::Message::key): the
+    /// same key goes to the same member while membership is unchanged, and a change moves only the keys
+    /// of the members that came or went. A message without a key is routed by its name.
+    Hash,
+    /// The member with the fewest entries in its mailbox (ties: the first).
+    LeastLoaded,
+}
+
+/// A destination that sends each message to one member of a group.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Group, Message, Router, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let pool = Group::new("workers");
+///     let workers: Vec<_> = (0..2)
+///         .map(|_| {
+///             let pool = pool.clone();
+///             cx.spawn(move |cx| async move {
+///                 cx.join(&pool);
+///                 let jobs = WaitForMessages::new().accept("job");
+///                 let a = cx.receive(&jobs).await;
+///                 let b = cx.receive(&jobs).await;
+///                 (*a.get::<u32>().unwrap(), *b.get::<u32>().unwrap())
+///             })
+///         })
+///         .collect();
+///     while cx.runtime().members(&pool).len() < 2 {
+///         futures_lite::future::yield_now().await;
+///     }
+///     let router = Router::round_robin(&pool);
+///     for i in 0..4_u32 {
+///         cx.send(Message::new("job").to(&router).value(i)).await.unwrap();
+///     }
+///     let mut got: Vec<(u32, u32)> = Vec::new();
+///     for w in workers {
+///         got.push(w.join().await.unwrap());
+///     }
+///     assert_eq!(got, vec![(0, 2), (1, 3)]);
+/// }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Router(Arc<Inner>);
+
+struct Inner {
+    group: Group,
+    policy: Policy,
+    next: AtomicUsize,
+}
+
+impl Router {
+    /// A router over `group` with `policy`.
+    pub fn new(group: &Group, policy: Policy) -> Router {
+        Router(Arc::new(Inner {
+            group: group.clone(),
+            policy,
+            next: AtomicUsize::new(0),
+        }))
+    }
+    /// Round-robin over `group`.
+    pub fn round_robin(group: &Group) -> Router {
+        Router::new(group, Policy::RoundRobin)
+    }
+    /// A random member of `group`.
+    pub fn random(group: &Group) -> Router {
+        Router::new(group, Policy::Random)
+    }
+    /// Consistent hashing of the message key over `group`.
+    pub fn hash(group: &Group) -> Router {
+        Router::new(group, Policy::Hash)
+    }
+    /// The least-loaded member of `group`.
+    pub fn least_loaded(group: &Group) -> Router {
+        Router::new(group, Policy::LeastLoaded)
+    }
+
+    /// The group routed over.
+    pub fn group(&self) -> &Group {
+        &self.0.group
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.0.policy
+    }
+
+    /// Picks a member for a message with routing key `key`.
+    pub(crate) fn pick<'a>(&self, members: &'a [Addr], key: u64) -> Option<&'a Addr> {
+        if members.is_empty() {
+            return None;
+        }
+        match self.0.policy {
+            Policy::RoundRobin => {
+                let i = self.0.next.fetch_add(1, Ordering::Relaxed);
+                members.get(i % members.len())
+            }
+            Policy::Random => members.get(fastrand::usize(..members.len())),
+            Policy::Hash => members
+                .iter()
+                .max_by_key(|m| mix(key ^ mix(m.id().as_u64()))),
+            Policy::LeastLoaded => members.iter().min_by_key(|m| m.len()),
+        }
+    }
+}
+
+/// A 64-bit finalizer (splitmix64): spreads ids and keys for rendezvous hashing.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("group", &self.0.group)
+            .field("policy", &self.0.policy)
+            .finish()
+    }
+}

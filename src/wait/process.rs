@@ -1,0 +1,510 @@
+//! `WaitForProcess`: a child process's exit, and children owned by a tasklet (`Cx::command`).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::process::ExitStatus;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+
+use async_executor::Task;
+use async_process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use event_listener::Event;
+use futures_lite::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::{CondId, Disarm, EventSink, WaitCondition};
+use crate::{Cx, Message, Name};
+
+/// The data of a [`WaitForProcess`] event: which child ended, and how.
+///
+/// # Examples
+///
+/// ```
+/// use async_process::Command;
+/// use tasklets::wait::process::ProcessExit;
+///
+/// tasklets::run(|cx| async move {
+///     let child = cx.command(Command::new("sh").args(["-c", "exit 3"]))?;
+///     let ev = cx.wait(&child).await;
+///     let exit = ev.get::<ProcessExit>().unwrap();
+///     assert_eq!(exit.pid(), child.pid());
+///     assert_eq!(exit.code(), Some(3));
+///     assert!(!exit.success());
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessExit {
+    pid: u32,
+    status: ExitStatus,
+}
+
+impl ProcessExit {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Its exit status, as `std::process` reports it.
+    pub fn status(&self) -> ExitStatus {
+        self.status
+    }
+
+    /// The exit code, if it exited (rather than being killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Whether it exited with code 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The number of the signal that killed it, if one did.
+    #[cfg(unix)]
+    pub fn signal(&self) -> Option<i32> {
+        std::os::unix::process::ExitStatusExt::signal(&self.status)
+    }
+}
+
+impl fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "process {} ended: {}", self.pid, self.status)
+    }
+}
+
+/// What the condition, its watch tasks and an owning tasklet share.
+struct Inner {
+    pid: u32,
+    child: Mutex<Child>,
+    /// Kept apart: `Child::status()` would close it.
+    stdin: Mutex<Option<ChildStdin>>,
+    status: Mutex<Option<ExitStatus>>,
+    /// Output streams still being forwarded into a mailbox; the exit is reported after they end.
+    streaming: AtomicUsize,
+    streams_done: Event,
+    arms: Mutex<Arms>,
+}
+
+struct Armed {
+    arming: u64,
+    sink: EventSink,
+    _task: Task<()>,
+}
+
+#[derive(Default)]
+struct Arms {
+    next: u64,
+    list: Vec<Armed>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn exit(&self, status: ExitStatus) -> ProcessExit {
+        *lock(&self.status) = Some(status);
+        ProcessExit {
+            pid: self.pid,
+            status,
+        }
+    }
+}
+
+/// Fires when a child process ends: kiwi's `WaitForProcess`. The event carries a [`ProcessExit`] (pid
+/// and `ExitStatus`).
+///
+/// Make one from an [`async_process::Child`] you spawned ([`WaitForProcess::new`]), or let a tasklet
+/// spawn and **own** the child with [`Cx::command`]: then the child is killed when the tasklet ends
+/// or is stopped, Erlang-port style.
+///
+/// It fires once per arming. Waiting on it again after it fired delivers the same exit again at once
+/// (the status is kept), so it is re-usable like [`WaitForTasklet`](crate::WaitForTasklet); a loop
+/// that keeps it in every wait sees the exit once.
+///
+/// # Output as messages
+///
+/// [`stream_stdout`](Self::stream_stdout) and [`stream_stderr`](Self::stream_stderr) turn a piped
+/// output's lines into messages, so one receive loop handles output, exit and control messages. The
+/// exit event then comes after the last line: it waits until the streamed outputs are closed, as
+/// `std::process::Child::wait_with_output` does.
+///
+/// # Implementation
+///
+/// Each arming runs a task on the tasklet's worker thread that awaits the child's status (on Linux
+/// through a pidfd in async-io's reactor; elsewhere through async-process's `SIGCHLD` reaper).
+/// [`Cx::command`] also starts `async_process::driver()` on the worker thread before the first child is
+/// spawned there, so async-process reaps killed and dropped children from the worker instead of
+/// starting its own `async-process` thread (it starts one only if the runtime ends with children still
+/// to reap).
+///
+/// # Examples
+///
+/// ```
+/// use async_process::Command;
+/// use tasklets::wait::process::{ProcessExit, WaitForProcess};
+///
+/// tasklets::run(|cx| async move {
+///     let child = WaitForProcess::new(Command::new("true").spawn()?);
+///     let ev = cx.wait(&child).await;
+///     assert!(ev.get::<ProcessExit>().unwrap().success());
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WaitForProcess {
+    id: CondId,
+    inner: Arc<Inner>,
+}
+
+impl WaitForProcess {
+    /// Watches `child`, which it keeps: take its pipes first, or later with
+    /// [`take_stdin`](Self::take_stdin) and friends. Dropping the condition drops the `Child` as
+    /// async-process does (the process goes on unless its `Command` had `kill_on_drop`; it is reaped
+    /// either way).
+    pub fn new(mut child: Child) -> WaitForProcess {
+        WaitForProcess {
+            id: CondId::new(),
+            inner: Arc::new(Inner {
+                pid: child.id(),
+                stdin: Mutex::new(child.stdin.take()),
+                child: Mutex::new(child),
+                status: Mutex::new(None),
+                streaming: AtomicUsize::new(0),
+                streams_done: Event::new(),
+                arms: Mutex::new(Arms::default()),
+            }),
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// The exit status, if the child has ended (checks without blocking).
+    ///
+    /// # Errors
+    ///
+    /// As [`async_process::Child::try_status`].
+    pub fn try_status(&self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = *lock(&self.inner.status) {
+            return Ok(Some(status));
+        }
+        let status = lock(&self.inner.child).try_status()?;
+        if let Some(status) = status {
+            self.inner.exit(status);
+        }
+        Ok(status)
+    }
+
+    /// Kills the child (`SIGKILL` on Unix); the exit event follows. Killing a child that has already
+    /// ended does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`async_process::Child::kill`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.command(&mut Command::new("sleep").arg("30"))?;
+    ///     child.kill()?;
+    ///     let ev = cx.wait(&child).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().signal(), Some(9));
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill(&self) -> io::Result<()> {
+        if lock(&self.inner.status).is_some() {
+            return Ok(());
+        }
+        match lock(&self.inner.child).kill() {
+            // Already ended (and perhaps reaped): nothing to kill.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Takes the child's stdin, if it was piped and not taken yet. Dropping it closes the pipe.
+    pub fn take_stdin(&self) -> Option<ChildStdin> {
+        lock(&self.inner.stdin).take()
+    }
+
+    /// Takes the child's stdout, if it was piped and not taken (or streamed) yet.
+    pub fn take_stdout(&self) -> Option<ChildStdout> {
+        lock(&self.inner.child).stdout.take()
+    }
+
+    /// Takes the child's stderr, if it was piped and not taken (or streamed) yet.
+    pub fn take_stderr(&self) -> Option<ChildStderr> {
+        lock(&self.inner.child).stderr.take()
+    }
+
+    /// Sends each line of the child's stdout to `cx`'s tasklet as a message named `name` whose value is
+    /// the line (a `String`, without its line ending; invalid UTF-8 is replaced). The forwarding stops
+    /// when the output closes or the tasklet ends. The exit event waits for the last line.
+    ///
+    /// # Panics
+    ///
+    /// Panics if stdout was not piped (`Command::stdout(Stdio::piped())`) or was already taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    /// use tasklets::WaitForMessages;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// let lines = tasklets::run(|cx| async move {
+    ///     let child = cx.command(
+    ///         Command::new("printf").arg("one\ntwo\n").stdout(Stdio::piped()),
+    ///     )?;
+    ///     child.stream_stdout(&cx, "stdout");
+    ///     let output = WaitForMessages::new().accept("stdout");
+    ///     let mut lines = Vec::new();
+    ///     loop {
+    ///         let mut ev = cx.wait((&output, &child)).await;
+    ///         if ev.is(&child) {
+    ///             assert!(ev.get::<ProcessExit>().unwrap().success());
+    ///             return Ok::<_, std::io::Error>(lines);
+    ///         }
+    ///         lines.push(ev.take::<String>().unwrap());
+    ///     }
+    /// })??;
+    /// assert_eq!(lines, ["one", "two"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream_stdout(&self, cx: &Cx, name: impl Into<Name>) {
+        let out = self
+            .take_stdout()
+            .expect("stream_stdout: the child's stdout was not piped, or was taken already");
+        self.stream(cx, out, name.into());
+    }
+
+    /// As [`stream_stdout`](Self::stream_stdout), for stderr.
+    ///
+    /// # Panics
+    ///
+    /// Panics if stderr was not piped or was already taken.
+    pub fn stream_stderr(&self, cx: &Cx, name: impl Into<Name>) {
+        let err = self
+            .take_stderr()
+            .expect("stream_stderr: the child's stderr was not piped, or was taken already");
+        self.stream(cx, err, name.into());
+    }
+
+    fn stream(&self, cx: &Cx, output: impl AsyncRead + Unpin + 'static, name: Name) {
+        self.inner.streaming.fetch_add(1, Ordering::AcqRel);
+        let open = StreamOpen(Arc::clone(&self.inner));
+        let me = cx.me();
+        let task = crate::runtime::spawn_task(async move {
+            let _open = open;
+            let mut reader = BufReader::new(output);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if me.send(Message::new(name).value(line)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        cx.own(Box::new(task));
+    }
+}
+
+/// Counts one forwarded output as open until its task ends (or is cancelled).
+struct StreamOpen(Arc<Inner>);
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        if self.0.streaming.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.streams_done.notify(usize::MAX);
+        }
+    }
+}
+
+impl fmt::Debug for WaitForProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitForProcess")
+            .field("pid", &self.inner.pid)
+            .field("status", &*lock(&self.inner.status))
+            .finish()
+    }
+}
+
+impl WaitCondition for WaitForProcess {
+    fn id(&self) -> CondId {
+        self.id
+    }
+
+    fn arm(&self, sink: EventSink) -> Disarm {
+        if let Some(status) = *lock(&self.inner.status) {
+            sink.send(self.inner.exit(status));
+            return Disarm::none();
+        }
+        let task = crate::runtime::spawn_task(watch(Arc::clone(&self.inner), sink.clone()));
+        let arming = {
+            let mut arms = lock(&self.inner.arms);
+            arms.next += 1;
+            let arming = arms.next;
+            arms.list.push(Armed {
+                arming,
+                sink,
+                _task: task,
+            });
+            arming
+        };
+        let inner = Arc::clone(&self.inner);
+        Disarm::new(move || {
+            let gone = {
+                let mut arms = lock(&inner.arms);
+                let at = arms.list.iter().position(|a| a.arming == arming);
+                at.map(|i| arms.list.swap_remove(i))
+            };
+            drop(gone);
+        })
+    }
+}
+
+impl Drop for WaitForProcess {
+    fn drop(&mut self) {
+        let gone = std::mem::take(&mut lock(&self.inner.arms).list);
+        for armed in gone {
+            armed.sink.clear();
+        }
+    }
+}
+
+/// The watch task of one arming: the child's status, then the end of its streamed output.
+async fn watch(inner: Arc<Inner>, sink: EventSink) {
+    let status = lock(&inner.child).status();
+    let status = match status.await {
+        Ok(status) => status,
+        Err(e) => {
+            tracing::error!(pid = inner.pid, error = %e, "cannot wait for a child process");
+            return;
+        }
+    };
+    loop {
+        if inner.streaming.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        let listener = inner.streams_done.listen();
+        if inner.streaming.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        listener.await;
+    }
+    sink.send(inner.exit(status));
+}
+
+/// Kills an owned child when its tasklet ends (see [`Cx::command`]).
+struct OwnedChild(Arc<Inner>);
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        if lock(&self.0.status).is_some() {
+            return;
+        }
+        let status = lock(&self.0.child).try_status();
+        match status {
+            Ok(Some(status)) => {
+                self.0.exit(status);
+            }
+            _ => {
+                if let Err(e) = lock(&self.0.child).kill() {
+                    tracing::warn!(pid = self.0.pid, error = %e, "cannot kill an owned child");
+                }
+            }
+        }
+        // Reaping: a watch task's pending `status()` completes and reaps it; otherwise the `Child`
+        // is reaped by async-process (the worker's driver) when the last handle to it is dropped.
+    }
+}
+
+thread_local! {
+    /// Whether this thread's worker already runs `async_process::driver()` (alive while its task is).
+    static DRIVER: RefCell<Weak<()>> = const { RefCell::new(Weak::new()) };
+}
+
+/// Starts `async_process::driver()` on the current worker unless one runs there already. The driver is
+/// polled once before this returns, so async-process counts it before the next child is spawned and
+/// starts no thread of its own.
+fn ensure_driver() {
+    DRIVER.with(|d| {
+        if d.borrow().upgrade().is_some() {
+            return;
+        }
+        let token = Rc::new(());
+        *d.borrow_mut() = Rc::downgrade(&token);
+        let mut driver = Box::pin(async move {
+            let _token = token;
+            match async_process::driver().await {}
+        });
+        let _ = driver
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        crate::runtime::spawn_task(driver).detach();
+    });
+}
+
+impl Cx {
+    /// Spawns `cmd` as a child process **owned** by this tasklet, and returns the condition that waits
+    /// for its exit.
+    ///
+    /// When the tasklet ends, however it ends (returns, panics, is stopped, or its runtime shuts down),
+    /// a child still running is killed (`SIGKILL`) and then reaped by async-process: an owned child
+    /// never outlives its tasklet, and never stays a zombie. To let a child outlive the tasklet, spawn
+    /// it yourself and use [`WaitForProcess::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`async_process::Command::spawn`] (program not found, …).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a tasklets runtime thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// let code = tasklets::run(|cx| async move {
+    ///     let child = cx.command(&mut Command::new("false"))?;
+    ///     let ev = cx.wait(&child).await;
+    ///     Ok::<_, std::io::Error>(ev.get::<ProcessExit>().unwrap().code())
+    /// })??;
+    /// assert_eq!(code, Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn command(&self, cmd: &mut Command) -> io::Result<WaitForProcess> {
+        ensure_driver();
+        let process = WaitForProcess::new(cmd.spawn()?);
+        self.own(Box::new(OwnedChild(Arc::clone(&process.inner))));
+        Ok(process)
+    }
+}
