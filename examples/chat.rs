@@ -1,0 +1,667 @@
+//! A TCP chat server: one tasklet per connection, rooms as groups, nicknames in the registry.
+//!
+//! ```text
+//! cargo run --example chat -- --port 7000     # --port 0 picks a free port
+//! nc 127.0.0.1 7000                           # in two or three other terminals
+//! ```
+//!
+//! The first line printed is `listening on 127.0.0.1:PORT`. Clients type `/nick NAME`, `/join ROOM`,
+//! `/leave`, `/list` and `/quit`; any other line is said to the room as `[room] nick: text`. Ctrl-C
+//! (or `SIGTERM`) tells every client `* server shutting down` and exits.
+//!
+//! What it shows:
+//!
+//! - **Two tasklets per connection.** The *connection* tasklet owns the client's state (nick, room)
+//!   and its socket's write side; a *reader* tasklet turns socket bytes into `input` messages, one line
+//!   in flight at a time (it waits for an `ack` before reading on), so a client cannot flood its own
+//!   connection's mailbox.
+//! - **Rooms are groups** (`Group::new("room:NAME")`, `cx.join`), and a line is one group send: one
+//!   copy per member, the text shared. **Nicknames are registered names** (`nick:alice`), so a taken
+//!   nick is a `RegistryError::Taken` and a finished connection frees its nick by itself.
+//! - **Slow clients cannot block a room.** Each connection's mailbox is bounded
+//!   ([`Config::queue`]); while its client does not read, the connection stops taking messages, its
+//!   mailbox fills, and further group copies to it become `Full` dead letters instead of waiting. The
+//!   server's *janitor* tasklet watches the dead letters and disconnects that client with a reason line.
+//! - **Bad input changes nothing**: bytes that are not UTF-8, lines over 4 KiB, unknown commands, a taken
+//!   or empty nick each get one `! …` line.
+//! - **Shutdown**: the stop condition (`SIGINT`/`SIGTERM` in `main`, an in-process `Signal` in the
+//!   tests) makes the server kick every connection with `* server shutting down`, wait for them (each
+//!   bounded by [`Config::grace`]) and return.
+//!
+//! The server is [`serve`]; `tests/chat.rs` includes this file and drives it over real sockets.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_io::Async;
+use tasklets::wait::signal::{Signal, WaitForSignal};
+use tasklets::{
+    Addr, Cx, DeadLetterReason, Group, Message, SpawnOptions, TaskletId, WaitForIO,
+    WaitForMessages, WaitForTimeout,
+};
+
+/// The longest line a client may send, in bytes (not counting the line end).
+pub const MAX_LINE: usize = 4096;
+
+/// The server's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The mailbox capacity of each connection tasklet: how many room lines may wait while its client
+    /// is not reading. One more and the client is disconnected as too slow.
+    pub queue: usize,
+    /// How long a closing connection may spend sending its last lines (the reason it is closed).
+    pub grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            queue: 64,
+            grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the server did, returned by [`serve`] when it stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections accepted.
+    pub connections: usize,
+    /// Clients disconnected for not reading.
+    pub too_slow: usize,
+}
+
+/// Why the server closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kick {
+    /// Its mailbox was full: the client does not read.
+    TooSlow,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What every tasklet of one server shares (they all run on the server's thread, hence `Rc`).
+struct Hub {
+    config: Config,
+    /// One kick switch per live connection, armed in every wait of that connection.
+    kicks: RefCell<HashMap<TaskletId, Signal<Kick>>>,
+    closing: Cell<bool>,
+    too_slow: Cell<usize>,
+}
+
+/// Runs a chat server on `listener` until `stop` fires, then closes every connection and returns.
+///
+/// Call it as the body of a tasklet: `tasklets::run(|cx| serve(cx, listener, stop, Config::default(),
+/// |_| {}))`. `ready` is called with the local address once the server waits for clients and for
+/// `stop` (so a stop sent after `ready` is never missed).
+///
+/// # Errors
+///
+/// If the listener cannot be made non-blocking or accepting fails for good.
+pub async fn serve(
+    cx: Cx,
+    listener: TcpListener,
+    stop: WaitForSignal,
+    config: Config,
+    ready: impl FnOnce(SocketAddr),
+) -> io::Result<Summary> {
+    let local = listener.local_addr()?;
+    let listener = Arc::new(Async::new(listener)?);
+    let hub = Rc::new(Hub {
+        config,
+        kicks: RefCell::new(HashMap::new()),
+        closing: Cell::new(false),
+        too_slow: Cell::new(0),
+    });
+    let janitor = {
+        let hub = Rc::clone(&hub);
+        cx.spawn(move |cx| janitor(cx, hub))
+    };
+    let incoming = WaitForIO::readable(&listener);
+    let mut connections = Vec::new();
+    let mut accepted = 0;
+    // Arm both conditions before saying we are ready: a stop from then on is queued, not lost.
+    let mut first = cx.try_wait((&incoming, &stop));
+    ready(local);
+    loop {
+        let ev = match first.take() {
+            Some(ev) => ev,
+            None => cx.wait((&incoming, &stop)).await,
+        };
+        if ev.is(&stop) {
+            break;
+        }
+        drop(ev); // done with this readiness: the listener may fire again
+        loop {
+            let (stream, peer) = match listener.get_ref().accept() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let stream = match Async::new(stream) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    eprintln!("chat: {peer}: {e}");
+                    continue;
+                }
+            };
+            accepted += 1;
+            let hub = Rc::clone(&hub);
+            let options = SpawnOptions::new().capacity(hub.config.queue);
+            connections.push(cx.spawn_with(options, move |cx| connection(cx, hub, stream)));
+        }
+        connections.retain(|t| !t.is_finished());
+    }
+
+    // Shutdown: no new clients; every live connection is told why and closes within its grace.
+    drop(incoming);
+    drop(listener);
+    hub.closing.set(true);
+    let kicks: Vec<Signal<Kick>> = hub.kicks.borrow_mut().drain().map(|(_, s)| s).collect();
+    for kick in kicks {
+        kick.emit(Kick::Shutdown);
+    }
+    for c in connections {
+        let _ = c.join().await;
+    }
+    janitor.stop();
+    Ok(Summary {
+        connections: accepted,
+        too_slow: hub.too_slow.get(),
+    })
+}
+
+/// Errors after which accepting again makes sense.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Watches the runtime's dead letters: a room line refused because a connection's mailbox is full
+/// means that client is not reading, so it is kicked.
+async fn janitor(cx: Cx, hub: Rc<Hub>) {
+    let letters = cx.runtime().dead_letters();
+    while let Some(letter) = letters.recv().await {
+        if letter.reason != DeadLetterReason::Full {
+            continue;
+        }
+        let Some(id) = letter.recipient else { continue };
+        // Removed on the first drop: one kick per client.
+        let kick = hub.kicks.borrow_mut().remove(&id);
+        if let Some(kick) = kick {
+            hub.too_slow.set(hub.too_slow.get() + 1);
+            kick.emit(Kick::TooSlow);
+        }
+    }
+}
+
+/// One line from a client, as the reader saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A line, without its line end.
+    Line(String),
+    /// A line that was not valid UTF-8 (ignored).
+    NotUtf8,
+    /// A line longer than [`MAX_LINE`] (the rest of it is skipped).
+    TooLong,
+}
+
+/// Splits a byte stream into [`Input`]s: `\n` or `\r\n` ends a line; a line over [`MAX_LINE`] is
+/// reported once, as soon as it gets too long, and skipped up to its end without being buffered.
+#[derive(Debug, Default)]
+pub struct Lines {
+    buf: Vec<u8>,
+    skipping: bool,
+}
+
+impl Lines {
+    /// Feeds bytes; complete lines (and problems) are appended to `out`.
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Input>) {
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    self.push(&data[..end], out);
+                    self.finish(out);
+                    data = &data[end + 1..];
+                }
+                None => {
+                    self.push(data, out);
+                    data = &[];
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, part: &[u8], out: &mut Vec<Input>) {
+        if self.skipping {
+            return;
+        }
+        // One byte of slack for a `\r` before the `\n`.
+        if self.buf.len() + part.len() > MAX_LINE + 1 {
+            self.buf.clear();
+            self.skipping = true;
+            out.push(Input::TooLong);
+            return;
+        }
+        self.buf.extend_from_slice(part);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Input>) {
+        if std::mem::take(&mut self.skipping) {
+            return;
+        }
+        let mut line = std::mem::take(&mut self.buf);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        out.push(if line.len() > MAX_LINE {
+            Input::TooLong
+        } else {
+            match String::from_utf8(line) {
+                Ok(s) => Input::Line(s),
+                Err(_) => Input::NotUtf8,
+            }
+        });
+    }
+}
+
+/// The reader tasklet: socket bytes to `input` messages for `owner`, one at a time (it waits for the
+/// `ack` of each), then `eof`.
+async fn reader(cx: Cx, stream: Arc<Async<TcpStream>>, owner: Addr) {
+    let readable = WaitForIO::readable(&stream);
+    let ack = WaitForMessages::new().accept("ack");
+    let mut lines = Lines::default();
+    let mut inputs = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        drop(cx.wait(&readable).await);
+        let mut ended = false;
+        loop {
+            match stream.get_ref().read(&mut chunk) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(n) => lines.feed(&chunk[..n], &mut inputs),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    ended = true;
+                    break;
+                }
+            }
+            if !inputs.is_empty() {
+                break; // hand these over before reading more
+            }
+        }
+        for input in inputs.drain(..) {
+            let msg = Message::new("input").to(&owner).value(input);
+            if cx.send(msg).await.is_err() {
+                return; // the connection is gone
+            }
+            cx.receive(&ack).await;
+        }
+        if ended {
+            let _ = cx.send(Message::new("eof").to(&owner)).await;
+            return;
+        }
+    }
+}
+
+/// How a connection's main loop ended.
+enum End {
+    Kicked(Kick),
+    Quit,
+    Eof,
+    Broken,
+}
+
+/// The connection tasklet: the client's state and the write side of its socket.
+async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
+    let kick = Signal::<Kick>::new();
+    let kicked = WaitForSignal::on(&kick);
+    let _ = cx.try_wait(&kicked); // armed from now on: every wait below includes it
+    hub.kicks.borrow_mut().insert(cx.id(), kick);
+    let reader = {
+        let (stream, me) = (Arc::clone(&stream), cx.me());
+        cx.spawn(move |cx| reader(cx, stream, me))
+    };
+    let mut conn = Conn {
+        cx: &cx,
+        stream: &stream,
+        out: Vec::new(),
+        nick: None,
+        room: None,
+    };
+    conn.line("* welcome to tasklets chat: /nick NAME, /join ROOM, /list, /leave, /quit");
+    let end = if hub.closing.get() {
+        End::Kicked(Kick::Shutdown)
+    } else {
+        conn.run(&kicked).await
+    };
+    hub.kicks.borrow_mut().remove(&cx.id());
+
+    // Tell the room first (at once), then the client (within the grace period).
+    let why = match end {
+        End::Kicked(Kick::TooSlow) => " (too slow)",
+        End::Kicked(Kick::Shutdown) => " (server shutting down)",
+        _ => "",
+    };
+    conn.leave_room(why).await;
+    match end {
+        End::Kicked(Kick::TooSlow) => {
+            conn.line("* disconnected: too slow (your output queue was full)");
+        }
+        End::Kicked(Kick::Shutdown) => conn.line("* server shutting down"),
+        End::Quit => conn.line("* bye"),
+        End::Eof | End::Broken => conn.out.clear(),
+    }
+    let grace = WaitForTimeout::new(hub.config.grace);
+    let writable = WaitForIO::writable(&stream);
+    while conn.flush().is_ok() && !conn.out.is_empty() {
+        if cx.wait((&writable, &grace)).await.is(&grace) {
+            break;
+        }
+    }
+    let _ = stream.get_ref().shutdown(Shutdown::Both);
+    reader.stop();
+}
+
+/// A connection's state.
+struct Conn<'a> {
+    cx: &'a Cx,
+    stream: &'a Arc<Async<TcpStream>>,
+    /// Bytes not yet written to the socket.
+    out: Vec<u8>,
+    nick: Option<String>,
+    room: Option<String>,
+}
+
+impl Conn<'_> {
+    /// Handles messages until the client leaves or the server kicks it.
+    async fn run(&mut self, kicked: &WaitForSignal) -> End {
+        let inbox = WaitForMessages::new().accept(["input", "say", "eof"]);
+        let writable = WaitForIO::writable(self.stream);
+        loop {
+            if self.flush().is_err() {
+                return End::Broken;
+            }
+            // While output is pending the client is not keeping up: take no more messages (they wait
+            // in the bounded mailbox) until the socket takes the pending bytes.
+            let ev = if self.out.is_empty() {
+                self.cx.wait((&inbox, kicked)).await
+            } else {
+                self.cx.wait((&writable, kicked)).await
+            };
+            if ev.is(kicked) {
+                return End::Kicked(ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown));
+            }
+            let Some(mut msg) = ev.into_message() else {
+                continue; // writable: flush at the top of the loop
+            };
+            match msg.name().as_str() {
+                "say" => {
+                    if let Some(line) = msg.get::<String>() {
+                        self.line(line);
+                    }
+                }
+                "input" => {
+                    let input = msg.take::<Input>();
+                    let _ = self.cx.send(msg.reply("ack")).await;
+                    let quit = match input {
+                        Some(Input::Line(line)) => self.command(&line).await,
+                        Some(Input::NotUtf8) => {
+                            self.line("! invalid UTF-8: line ignored");
+                            false
+                        }
+                        Some(Input::TooLong) => {
+                            self.line(&format!("! line too long (max {MAX_LINE} bytes): ignored"));
+                            false
+                        }
+                        None => false,
+                    };
+                    if quit {
+                        return End::Quit;
+                    }
+                }
+                _ => return End::Eof,
+            }
+        }
+    }
+
+    /// Queues one line for the client.
+    fn line(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    /// Writes what the socket takes now; `Err` if the connection is broken.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.get_ref().write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one line; returns true for `/quit`.
+    async fn command(&mut self, line: &str) -> bool {
+        let (cmd, arg) = match line.strip_prefix('/') {
+            Some(rest) => {
+                let (cmd, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                (cmd, arg.trim())
+            }
+            None => {
+                self.say(line).await;
+                return false;
+            }
+        };
+        match cmd {
+            "nick" => self.set_nick(arg).await,
+            "join" => self.join(arg).await,
+            "leave" => {
+                if self.room.is_some() {
+                    self.leave_room("").await;
+                } else {
+                    self.line("! you are not in a room");
+                }
+            }
+            "list" => self.list(),
+            "quit" => return true,
+            _ => self.line(&format!(
+                "! unknown command /{cmd} (try /nick, /join, /leave, /list, /quit)"
+            )),
+        }
+        false
+    }
+
+    async fn set_nick(&mut self, nick: &str) {
+        if nick.is_empty() {
+            return self.line("! empty nick: /nick NAME");
+        }
+        if nick.chars().count() > 32 || nick.contains(char::is_whitespace) {
+            return self.line("! a nick is one word of at most 32 characters");
+        }
+        if self.nick.as_deref() == Some(nick) {
+            return self.line(&format!("* you are {nick} already"));
+        }
+        if let Err(e) = self.cx.register(&nick_key(nick)) {
+            let _ = e;
+            return self.line(&format!("! nick {nick} is taken"));
+        }
+        let old = self.nick.replace(nick.to_owned());
+        if let Some(old) = &old {
+            self.cx.runtime().unregister(&nick_key(old));
+        }
+        self.line(&format!("* you are now {nick}"));
+        if let (Some(old), Some(room)) = (old, self.room.clone()) {
+            self.to_room(&room, format!("* {old} is now known as {nick}"))
+                .await;
+        }
+    }
+
+    async fn join(&mut self, room: &str) {
+        let Some(nick) = self.nick.clone() else {
+            return self.line("! set a nick first: /nick NAME");
+        };
+        if room.is_empty() || room.contains(char::is_whitespace) || room.len() > 32 {
+            return self.line("! a room is one word of at most 32 bytes: /join ROOM");
+        }
+        if self.room.as_deref() == Some(room) {
+            return self.line(&format!("* you are in {room} already"));
+        }
+        self.leave_room("").await;
+        self.cx.join(&room_group(room));
+        self.room = Some(room.to_owned());
+        self.to_room(room, format!("* {nick} joined {room}")).await;
+    }
+
+    /// Leaves the current room (if any), telling the others why.
+    async fn leave_room(&mut self, why: &str) {
+        let Some(room) = self.room.take() else { return };
+        self.cx.leave(&room_group(&room));
+        let nick = self.nick.as_deref().unwrap_or("?");
+        let note = format!("* {nick} left {room}{why}");
+        self.to_room(&room, note.clone()).await;
+        if why.is_empty() {
+            self.line(&note);
+        }
+    }
+
+    async fn say(&mut self, text: &str) {
+        match (&self.nick, &self.room) {
+            (None, _) => self.line("! set a nick first: /nick NAME"),
+            (Some(_), None) => self.line("! join a room first: /join ROOM"),
+            (Some(nick), Some(room)) => {
+                let line = format!("[{room}] {nick}: {text}");
+                let room = room.clone();
+                self.to_room(&room, line).await;
+            }
+        }
+    }
+
+    /// One group send: a copy for each member (this connection included), the text shared. Members
+    /// whose mailbox is full get nothing; their copies become dead letters for the janitor.
+    async fn to_room(&self, room: &str, line: String) {
+        let msg = Message::new("say").to(&room_group(room)).value(line);
+        let _ = self.cx.send(msg).await; // an empty room is fine
+    }
+
+    /// `* rooms: …` and, in a room, `* in ROOM: …` (nicks sorted).
+    fn list(&mut self) {
+        let rt = self.cx.runtime();
+        let mut rooms: Vec<String> = rt
+            .groups()
+            .into_iter()
+            .filter_map(|g| {
+                let name = g.name().strip_prefix("room:")?.to_owned();
+                let n = rt.members(&g).len();
+                (n > 0).then(|| format!("{name} ({n})"))
+            })
+            .collect();
+        rooms.sort();
+        let rooms = if rooms.is_empty() {
+            "none".to_owned()
+        } else {
+            rooms.join(", ")
+        };
+        self.line(&format!("* rooms: {rooms}"));
+        if let Some(room) = self.room.clone() {
+            let members = rt.members(&room_group(&room));
+            let mut nicks: Vec<String> = rt
+                .registered()
+                .into_iter()
+                .filter_map(|name| {
+                    let nick = name.strip_prefix("nick:")?;
+                    let addr = rt.whereis(&name)?;
+                    members.contains(&addr).then(|| nick.to_owned())
+                })
+                .collect();
+            nicks.sort();
+            self.line(&format!("* in {room}: {}", nicks.join(", ")));
+        }
+    }
+}
+
+fn nick_key(nick: &str) -> String {
+    format!("nick:{nick}")
+}
+
+fn room_group(room: &str) -> Group {
+    Group::new(&format!("room:{room}"))
+}
+
+/// Parses `--port N`.
+fn port_arg() -> Result<u16, String> {
+    let mut args = std::env::args().skip(1);
+    let mut port = 7000;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" | "-p" => {
+                let v = args.next().ok_or("--port needs a number")?;
+                port = v.parse().map_err(|_| format!("bad port: {v}"))?;
+            }
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(port)
+}
+
+#[allow(dead_code)] // unused when tests/chat.rs includes this file
+fn main() -> std::process::ExitCode {
+    use tasklets::wait::signal::OsSignal;
+    let port = match port_arg() {
+        Ok(port) => port,
+        Err(e) => {
+            eprintln!("chat: {e}\nusage: chat [--port N]   (0: any free port; default 7000)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("chat: cannot listen on 127.0.0.1:{port}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Ctrl-C and SIGTERM no longer kill the process from here on: the server hears them and exits.
+    let stop = WaitForSignal::os_any([OsSignal::Int, OsSignal::Term]);
+    let ready = |addr: SocketAddr| {
+        println!("listening on {addr}");
+        let _ = io::stdout().flush();
+    };
+    match tasklets::run(move |cx| serve(cx, listener, stop, Config::default(), ready)) {
+        Ok(Ok(summary)) => {
+            println!(
+                "stopped: {} connections, {} too slow",
+                summary.connections, summary.too_slow
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("chat: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(exit) => {
+            eprintln!("chat: server ended: {exit}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
