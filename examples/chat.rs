@@ -144,6 +144,7 @@ pub async fn serve(
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => return Err(e),
             };
+            let _ = stream.set_nodelay(true); // chat lines are small and should go at once
             let stream = match Async::new(stream) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {

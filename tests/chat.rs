@@ -1,0 +1,378 @@
+//! The chat example's server (`examples/chat.rs`), driven over real TCP on 127.0.0.1: nicks, rooms,
+//! broadcast, `/list`, one error line per bad input, a stalled client that cannot block its room and is
+//! disconnected, and a shutdown that tells every client.
+//!
+//! Clients are plain blocking `std` sockets on the test thread with a generous read timeout; every
+//! step waits for an expected line, never for time.
+
+#[path = "../examples/chat.rs"]
+#[allow(dead_code)]
+mod chat;
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chat::{Config, Input, Lines, Summary, MAX_LINE};
+use tasklets::wait::signal::{Signal, WaitForSignal};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server on its own thread and runtime, stopped by an in-process signal.
+struct Server {
+    addr: SocketAddr,
+    stop: Signal<()>,
+    thread: Option<JoinHandle<io::Result<Summary>>>,
+}
+
+impl Server {
+    fn start(config: Config) -> Server {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+        let stop = Signal::<()>::new();
+        let cond = WaitForSignal::on(&stop);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let ready = move |addr| tx.send(addr).expect("test is waiting");
+            tasklets::run(move |cx| chat::serve(cx, listener, cond, config, ready))
+                .expect("the server tasklet ended badly")
+        });
+        let addr = rx.recv_timeout(READ_TIMEOUT).expect("server never ready");
+        Server {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connect(&self) -> Client {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap(); // lock-step requests: no Nagle delays
+        let mut client = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        client.expect("* welcome to tasklets chat: /nick NAME, /join ROOM, /list, /leave, /quit");
+        client
+    }
+
+    /// Asks the server to stop and returns its summary.
+    fn stop(mut self) -> Summary {
+        assert_eq!(self.stop.emit(()), 1, "the server was not waiting for stop");
+        let thread = self.thread.take().unwrap();
+        thread
+            .join()
+            .expect("server thread panicked")
+            .expect("serve failed")
+    }
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to server");
+    }
+
+    /// The next line, without its `\n`; `None` at the end of the stream.
+    fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "partial line at the end: {line:?}");
+                line.pop();
+                Some(line)
+            }
+            Err(e) => panic!("reading a line: {e} (last partial: {line:?})"),
+        }
+    }
+
+    /// Reads until the line `want`; returns the lines before it.
+    fn expect(&mut self, want: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            match self.next_line() {
+                Some(line) if line == want => return before,
+                Some(line) => before.push(line),
+                None => panic!("stream ended before {want:?}; got {before:?}"),
+            }
+        }
+    }
+
+    /// Reads until `want` and asserts nothing came before it.
+    fn expect_next(&mut self, want: &str) {
+        let before = self.expect(want);
+        assert!(before.is_empty(), "before {want:?} came {before:?}");
+    }
+
+    /// Reads until the end of the stream; returns the lines.
+    fn expect_eof(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.next_line() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Sets the nick and joins `room`, waiting for both confirmations.
+    fn enter(&mut self, nick: &str, room: &str) {
+        self.send(&format!("/nick {nick}"));
+        self.expect_next(&format!("* you are now {nick}"));
+        self.send(&format!("/join {room}"));
+        self.expect_next(&format!("* {nick} joined {room}"));
+    }
+}
+
+#[test]
+fn nicks_rooms_broadcast_and_list() {
+    let server = Server::start(Config::default());
+    let mut alice = server.connect();
+    let mut bob = server.connect();
+    let mut carol = server.connect();
+    alice.enter("alice", "lobby");
+    bob.enter("bob", "lobby");
+    alice.expect_next("* bob joined lobby");
+    carol.enter("carol", "garden");
+
+    alice.send("hello, lobby");
+    alice.expect_next("[lobby] alice: hello, lobby");
+    bob.expect_next("[lobby] alice: hello, lobby");
+
+    bob.send("/list");
+    bob.expect_next("* rooms: garden (1), lobby (2)");
+    bob.expect_next("* in lobby: alice, bob");
+
+    // carol's room heard nothing of the lobby: her next line is her own.
+    carol.send("anyone here?");
+    carol.expect_next("[garden] carol: anyone here?");
+
+    // Moving rooms: a join leaves the old room, and both rooms hear it.
+    carol.send("/join lobby");
+    carol.expect_next("* carol left garden");
+    carol.expect_next("* carol joined lobby");
+    alice.expect_next("* carol joined lobby");
+    bob.expect_next("* carol joined lobby");
+    carol.send("/list");
+    carol.expect_next("* rooms: lobby (3)");
+    carol.expect_next("* in lobby: alice, bob, carol");
+
+    // A nick change is announced to the room.
+    bob.send("/nick robert");
+    bob.expect_next("* you are now robert");
+    bob.expect_next("* bob is now known as robert");
+    alice.expect_next("* bob is now known as robert");
+    carol.expect_next("* bob is now known as robert");
+
+    // /leave: the others hear it, and the leaver's lines go nowhere.
+    alice.send("/leave");
+    alice.expect_next("* alice left lobby");
+    bob.expect_next("* alice left lobby");
+    carol.expect_next("* alice left lobby");
+    alice.send("still there?");
+    alice.expect_next("! join a room first: /join ROOM");
+    alice.send("/leave");
+    alice.expect_next("! you are not in a room");
+
+    // /quit frees the nick (a registered name ends with its tasklet).
+    carol.send("/quit");
+    carol.expect_next("* carol left lobby");
+    carol.expect_next("* bye");
+    assert!(carol.expect_eof().is_empty());
+    bob.expect_next("* carol left lobby");
+    alice.send("/nick carol");
+    alice.expect_next("* you are now carol");
+
+    let summary = server.stop();
+    assert_eq!(summary.connections, 3);
+    assert_eq!(summary.too_slow, 0);
+}
+
+#[test]
+fn bad_input_gets_one_error_line_and_changes_nothing() {
+    let server = Server::start(Config::default());
+    let mut alice = server.connect();
+    let mut bob = server.connect();
+
+    // Before a nick: nothing can be said or joined.
+    bob.send("hi");
+    bob.expect_next("! set a nick first: /nick NAME");
+    bob.send("/join lobby");
+    bob.expect_next("! set a nick first: /nick NAME");
+
+    alice.enter("alice", "lobby");
+    bob.send("/nick");
+    bob.expect_next("! empty nick: /nick NAME");
+    bob.send("/nick   ");
+    bob.expect_next("! empty nick: /nick NAME");
+    bob.send("/nick alice");
+    bob.expect_next("! nick alice is taken");
+    bob.send("hi"); // still no nick
+    bob.expect_next("! set a nick first: /nick NAME");
+    bob.enter("bob", "lobby");
+    alice.expect_next("* bob joined lobby");
+
+    bob.send("/dance");
+    bob.expect_next("! unknown command /dance (try /nick, /join, /leave, /list, /quit)");
+
+    bob.send_bytes(b"caf\xe9 au lait\n"); // Latin-1, not UTF-8
+    bob.expect_next("! invalid UTF-8: line ignored");
+
+    let too_long = format!("! line too long (max {MAX_LINE} bytes): ignored");
+    bob.send(&"x".repeat(MAX_LINE + 1));
+    bob.expect_next(&too_long);
+    // A huge line arriving in pieces: one error, and its rest is skipped, not taken as lines.
+    for _ in 0..64 {
+        bob.send_bytes(&[b'y'; 16 * 1024]);
+    }
+    bob.send_bytes(b"\n");
+    bob.expect_next(&too_long);
+
+    // The longest allowed line goes through, with a `\r\n` line end too.
+    let longest = "z".repeat(MAX_LINE);
+    bob.send_bytes(format!("{longest}\r\n").as_bytes());
+    bob.expect_next(&format!("[lobby] bob: {longest}"));
+
+    // alice saw none of the rejected lines: her next line is the good one.
+    alice.expect_next(&format!("[lobby] bob: {longest}"));
+    bob.send("/list");
+    bob.expect_next("* rooms: lobby (2)");
+    bob.expect_next("* in lobby: alice, bob");
+
+    assert_eq!(server.stop().connections, 2);
+}
+
+#[test]
+fn a_stalled_client_does_not_block_the_room_and_is_disconnected() {
+    let config = Config {
+        queue: 8,
+        grace: Duration::from_secs(60),
+    };
+    let server = Server::start(config);
+    let mut stalled = server.connect();
+    let mut bob = server.connect();
+    let mut carol = server.connect();
+    stalled.enter("zed", "lobby");
+    bob.enter("bob", "lobby");
+    carol.enter("carol", "lobby");
+    bob.expect_next("* carol joined lobby");
+    // From here on `stalled` reads nothing until it is disconnected.
+
+    // bob talks, carol listens; socket buffers between the server and zed fill up, then zed's
+    // bounded mailbox, and the room goes on. Bounded: 40 MB of 4 KB lines at most.
+    let text = "w".repeat(4000);
+    let mut kicked = false;
+    let mut i = 0;
+    while !kicked {
+        assert!(i < 10_000, "zed was never disconnected");
+        let line = format!("[lobby] bob: {i} {text}");
+        bob.send(&format!("{i} {text}"));
+        for listener in [&mut bob, &mut carol] {
+            let before = listener.expect(&line);
+            for other in before {
+                assert_eq!(other, "* zed left lobby (too slow)", "unexpected line");
+                kicked = true;
+            }
+        }
+        i += 1;
+    }
+    // The room still works.
+    bob.send("after zed");
+    carol.expect_next("[lobby] bob: after zed");
+    bob.send("/list");
+    bob.expect("* in lobby: bob, carol");
+
+    // zed gets what was already on its way, the reason, then the end of the stream.
+    let lines = stalled.expect_eof();
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("* disconnected: too slow (your output queue was full)"),
+        "zed's last line"
+    );
+    assert!(
+        lines.len() > 3 && lines.len() < i + 10,
+        "{} lines",
+        lines.len()
+    );
+
+    let summary = server.stop();
+    assert_eq!(summary.too_slow, 1);
+    assert_eq!(summary.connections, 3);
+}
+
+#[test]
+fn shutdown_tells_every_client_and_closes() {
+    let server = Server::start(Config::default());
+    let mut alice = server.connect();
+    let mut bob = server.connect();
+    let mut idle = server.connect(); // no nick, no room
+    alice.enter("alice", "lobby");
+    bob.enter("bob", "lobby");
+    alice.expect_next("* bob joined lobby");
+
+    let summary = server.stop();
+    assert_eq!(summary.connections, 3);
+    let last = |c: &mut Client| c.expect_eof().last().cloned();
+    assert_eq!(last(&mut alice).as_deref(), Some("* server shutting down"));
+    assert_eq!(last(&mut bob).as_deref(), Some("* server shutting down"));
+    assert_eq!(idle.expect_eof(), ["* server shutting down"]);
+}
+
+#[test]
+fn a_client_that_hangs_up_frees_its_nick_and_leaves_its_room() {
+    let server = Server::start(Config::default());
+    let mut alice = server.connect();
+    let mut bob = server.connect();
+    alice.enter("alice", "lobby");
+    bob.enter("bob", "lobby");
+    alice.expect_next("* bob joined lobby");
+    drop(bob);
+    alice.expect_next("* bob left lobby");
+    let mut again = server.connect();
+    again.send("/nick bob");
+    again.expect_next("* you are now bob");
+    server.stop();
+}
+
+#[test]
+fn lines_split_on_newlines_and_report_bad_ones_once() {
+    let mut lines = Lines::default();
+    let mut out = Vec::new();
+    lines.feed(b"he", &mut out);
+    lines.feed(b"llo\r\nwor", &mut out);
+    assert_eq!(out, [Input::Line("hello".into())]);
+    lines.feed(b"ld\n\n\xff\n", &mut out);
+    assert_eq!(
+        out,
+        [
+            Input::Line("hello".into()),
+            Input::Line("world".into()),
+            Input::Line(String::new()),
+            Input::NotUtf8
+        ]
+    );
+    out.clear();
+    for _ in 0..10 {
+        lines.feed(&[b'a'; 1000], &mut out);
+    }
+    assert_eq!(
+        out,
+        [Input::TooLong],
+        "reported once, as soon as it is too long"
+    );
+    lines.feed(b"aaa\nok\n", &mut out);
+    assert_eq!(out, [Input::TooLong, Input::Line("ok".into())]);
+    out.clear();
+    lines.feed(&[b'b'; MAX_LINE], &mut out);
+    lines.feed(b"\r\n", &mut out);
+    assert_eq!(out, [Input::Line("b".repeat(MAX_LINE))]);
+}
