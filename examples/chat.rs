@@ -503,8 +503,7 @@ impl Conn<'_> {
         if self.nick.as_deref() == Some(nick) {
             return self.line(&format!("* you are {nick} already"));
         }
-        if let Err(e) = self.cx.register(&nick_key(nick)) {
-            let _ = e;
+        if self.cx.register(&nick_key(nick)).is_err() {
             return self.line(&format!("! nick {nick} is taken"));
         }
         let old = self.nick.replace(nick.to_owned());
@@ -561,7 +560,7 @@ impl Conn<'_> {
     /// One group send: a copy for each member (this connection included), the text shared. Members
     /// whose mailbox is full get nothing; their copies become dead letters for the janitor.
     async fn to_room(&self, room: &str, line: String) {
-        let msg = Message::new("say").to(&room_group(room)).value(line);
+        let msg = Message::new("say").to(room_group(room)).value(line);
         let _ = self.cx.send(msg).await; // an empty room is fine
     }
 
