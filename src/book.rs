@@ -20,5 +20,8 @@ pub struct Conditions;
 #[doc = include_str!("../book/src/runtime.md")]
 pub struct RuntimeChapter;
 
+#[doc = include_str!("../book/src/supervision.md")]
+pub struct Supervision;
+
 #[doc = include_str!("../book/src/kiwi.md")]
 pub struct ComingFromKiwi;
