@@ -220,9 +220,7 @@ fn a_down_is_not_lost_when_the_watchers_mailbox_is_full() {
         // "filler" stays deferred in the one slot while the target ends.
         let timeout = WaitForTimeout::new(Duration::from_secs(2));
         let d = downs();
-        let ev = cx.wait((&d, &timeout)).await;
-        let got_down = ev.is(&d);
-        got_down
+        cx.wait((&d, &timeout)).await.is(&d)
     });
     // Fills the watcher's one slot before it runs.
     watcher.addr().try_send(Message::new("filler")).unwrap();
