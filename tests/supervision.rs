@@ -1043,3 +1043,43 @@ fn a_nested_supervisor_cancelled_for_a_restart_takes_its_children_with_it() {
         .unwrap()
         .unwrap();
 }
+
+/// A child's end report must reach its supervisor even when the supervisor's own mailbox is bounded and
+/// full; otherwise the child is neither restarted nor known to have ended.
+#[test]
+#[ignore = "library bug: a full supervisor mailbox makes KidEnd treat the supervisor as gone; the child is never restarted"]
+fn a_child_is_restarted_even_when_its_supervisors_mailbox_is_full() {
+    let rt = Runtime::new();
+    let p = Probe::new();
+    let (tx, rx) = async_channel::unbounded::<Addr>();
+    let probe = p.clone();
+    let runs = Arc::new(AtomicU32::new(0));
+    let leaf = ChildSpec::new("leaf", move |cx| {
+        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        probe.note(format!("+leaf#{n}"));
+        let _ = tx.try_send(cx.me());
+        async move {
+            let msg = cx
+                .receive(&WaitForMessages::new().accept(["boom", "shutdown"]))
+                .await;
+            if msg.name().as_str() == "boom" {
+                panic!("boom: asked to crash");
+            }
+        }
+    });
+    let nested = Supervisor::new(Strategy::OneForOne).child(leaf);
+    let sup = rt.spawn_supervisor(
+        Supervisor::new(Strategy::OneForOne)
+            .child(ChildSpec::supervisor("nested", nested).capacity(1)),
+    );
+    let leaf = rt.block_on(within(LIMIT, "leaf#1", rx.recv())).unwrap();
+    // A message the nested supervisor does not accept fills its one slot.
+    send(&sup.child("nested").unwrap(), "junk");
+    send(&leaf, "boom");
+    rt.block_on(p.until("+leaf#2"));
+    assert!(!leaf.is_finished());
+    sup.shutdown();
+    rt.block_on(within(LIMIT, "shutdown", sup.join()))
+        .unwrap()
+        .unwrap();
+}
