@@ -193,8 +193,9 @@ impl WaitForProcess {
     ///
     /// As [`async_process::Child::try_status`].
     pub fn try_status(&self) -> io::Result<Option<ExitStatus>> {
-        if let Some(status) = *lock(&self.inner.status) {
-            return Ok(Some(status));
+        let known = *lock(&self.inner.status);
+        if known.is_some() {
+            return Ok(known);
         }
         let status = lock(&self.inner.child).try_status()?;
         if let Some(status) = status {
@@ -360,7 +361,8 @@ impl WaitCondition for WaitForProcess {
     }
 
     fn arm(&self, sink: EventSink) -> Disarm {
-        if let Some(status) = *lock(&self.inner.status) {
+        let status = *lock(&self.inner.status);
+        if let Some(status) = status {
             sink.send(self.inner.exit(status));
             return Disarm::none();
         }
