@@ -42,6 +42,16 @@ impl Waiters {
     }
 }
 
+/// Signals a handler cannot be installed for (`SIGKILL`, `SIGSTOP`), or that `signal-hook` refuses
+/// because returning from their handler is undefined behaviour.
+const UNCATCHABLE: [OsSignal; 5] = [
+    OsSignal::Kill,
+    OsSignal::Stop,
+    OsSignal::Ill,
+    OsSignal::Fpe,
+    OsSignal::Segv,
+];
+
 fn next_arming() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -406,6 +416,12 @@ impl WaitForSignal {
     /// When a signal cannot be caught or the listener cannot be set up.
     pub fn try_os_any(signals: impl IntoIterator<Item = OsSignal>) -> io::Result<WaitForSignal> {
         let mut signals: Vec<OsSignal> = signals.into_iter().collect();
+        if let Some(sig) = signals.iter().find(|s| UNCATCHABLE.contains(s)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{sig:?} cannot be caught"),
+            ));
+        }
         signals.sort();
         signals.dedup();
         let hub = hub()?;
