@@ -23,5 +23,14 @@ pub struct RuntimeChapter;
 #[doc = include_str!("../book/src/supervision.md")]
 pub struct Supervision;
 
+#[doc = include_str!("../book/src/routing.md")]
+pub struct Routing;
+
+#[doc = include_str!("../book/src/chat.md")]
+pub struct ChatExample;
+
+#[doc = include_str!("../book/src/pipeline.md")]
+pub struct PipelineExample;
+
 #[doc = include_str!("../book/src/kiwi.md")]
 pub struct ComingFromKiwi;
