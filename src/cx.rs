@@ -59,6 +59,9 @@ pub struct Cx {
     worker: Weak<Worker>,
     armed: RefCell<Vec<Armed>>,
     keys: RefCell<Vec<Key>>,
+    /// The identities of the last wait's set, in order: a wait on the same set again keeps the
+    /// installed admission rules (the common receive loop pays for them once).
+    last: RefCell<Vec<crate::CondId>>,
     owned: RefCell<Vec<Box<dyn std::any::Any>>>,
 }
 
@@ -69,6 +72,7 @@ impl Cx {
             worker,
             armed: RefCell::new(Vec::new()),
             keys: RefCell::new(Vec::new()),
+            last: RefCell::new(Vec::new()),
             owned: RefCell::new(Vec::new()),
         }
     }
@@ -110,6 +114,18 @@ impl Cx {
     /// Arms the set's conditions (disarming those the previous wait had and this one leaves out) and
     /// installs its admission rules.
     fn arm<S: WaitSet>(&self, set: &S) {
+        if self.same_as_last(set) {
+            // Same conditions, same rules: everything stays armed and installed.
+            let armed = self.armed.borrow();
+            set.each(&mut |c| {
+                if c.messages().is_none() {
+                    if let Some(a) = armed.iter().find(|a| a.key == c.id().key()) {
+                        c.rearm(&a.sink);
+                    }
+                }
+            });
+            return;
+        }
         let mut keys = self.keys.borrow_mut();
         keys.clear();
         set.each(&mut |c| {
@@ -150,6 +166,28 @@ impl Cx {
                 None => filter.add_cond(c.id().key()),
             })
         });
+    }
+
+    /// Whether `set` is the last wait's set (and records it as the last one otherwise).
+    fn same_as_last<S: WaitSet>(&self, set: &S) -> bool {
+        let mut last = self.last.borrow_mut();
+        let mut i = 0;
+        let mut same = true;
+        set.each(&mut |c| {
+            same &= last.get(i) == Some(&c.id());
+            i += 1;
+        });
+        if same && i == last.len() {
+            return true;
+        }
+        last.clear();
+        set.each(&mut |c| last.push(c.id()));
+        false
+    }
+
+    /// Forgets the last wait's set (another admission set was installed meanwhile).
+    pub(crate) fn forget_last_wait(&self) {
+        self.last.borrow_mut().clear();
     }
 
     /// Waits for the oldest entry the set admits: a message its `WaitForMessages` accept, or an event of

@@ -15,12 +15,92 @@ use crate::tasklet::Addr;
 pub(crate) enum Payload {
     #[default]
     Empty,
+    /// Scalars are stored in place: no allocation for the most common small values.
+    Small(Small),
     Owned(Box<dyn Any + Send + Sync>),
     Shared(Arc<dyn Any + Send + Sync>),
 }
 
+/// The scalar values a payload stores without allocating.
+#[derive(Clone, Copy)]
+pub(crate) enum Small {
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Usize(usize),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    Isize(isize),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    Char(char),
+}
+
+macro_rules! small {
+    ($($variant:ident($t:ty)),* $(,)?) => {
+        impl Small {
+            /// `value` as a small scalar, if its type is one.
+            fn from_any(value: &dyn Any) -> Option<Small> {
+                $(if let Some(v) = value.downcast_ref::<$t>() {
+                    return Some(Small::$variant(*v));
+                })*
+                None
+            }
+            fn as_any(&self) -> &dyn Any {
+                match self {
+                    $(Small::$variant(v) => v,)*
+                }
+            }
+            fn as_any_mut(&mut self) -> &mut dyn Any {
+                match self {
+                    $(Small::$variant(v) => v,)*
+                }
+            }
+            /// The scalar as a `T`, if it is one (no allocation: it is written into an `Option<T>`).
+            fn read<T: Any>(self) -> Option<T> {
+                let mut out: Option<T> = None;
+                let slot: &mut dyn Any = &mut out;
+                match self {
+                    $(Small::$variant(v) => {
+                        if let Some(slot) = slot.downcast_mut::<Option<$t>>() {
+                            *slot = Some(v);
+                        }
+                    })*
+                }
+                out
+            }
+        }
+    };
+}
+
+small!(
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Usize(usize),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    Isize(isize),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    Char(char),
+);
+
 impl Payload {
     pub(crate) fn new<T: Any + Send + Sync>(value: T) -> Payload {
+        if std::mem::size_of::<T>() <= 8 {
+            if let Some(small) = Small::from_any(&value) {
+                return Payload::Small(small);
+            }
+        }
         Payload::Owned(Box::new(value))
     }
     pub(crate) fn empty() -> Payload {
@@ -32,6 +112,7 @@ impl Payload {
     pub(crate) fn get<T: Any>(&self) -> Option<&T> {
         match self {
             Payload::Empty => None,
+            Payload::Small(s) => s.as_any().downcast_ref(),
             Payload::Owned(b) => b.downcast_ref(),
             Payload::Shared(a) => a.downcast_ref(),
         }
@@ -39,6 +120,7 @@ impl Payload {
     pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
         match self {
             Payload::Empty => None,
+            Payload::Small(s) => s.as_any_mut().downcast_mut(),
             Payload::Owned(b) => b.downcast_mut(),
             Payload::Shared(a) => Arc::get_mut(a)?.downcast_mut(),
         }
@@ -46,6 +128,13 @@ impl Payload {
     pub(crate) fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
         match std::mem::take(self) {
             Payload::Empty => None,
+            Payload::Small(s) => {
+                let value = s.read::<T>();
+                if value.is_none() {
+                    *self = Payload::Small(s);
+                }
+                value
+            }
             Payload::Owned(b) => match b.downcast::<T>() {
                 Ok(value) => Some(*value),
                 Err(other) => {
@@ -72,6 +161,10 @@ impl Payload {
     pub(crate) fn share(&mut self) -> Payload {
         match std::mem::take(self) {
             Payload::Empty => Payload::Empty,
+            Payload::Small(s) => {
+                *self = Payload::Small(s);
+                Payload::Small(s)
+            }
             Payload::Owned(b) => {
                 let a: Arc<dyn Any + Send + Sync> = Arc::from(b);
                 *self = Payload::Shared(Arc::clone(&a));

@@ -416,6 +416,7 @@ impl Supervisor {
             .map(|(spec, shared)| Kid {
                 spec: spec.clone(),
                 shared,
+                link: Rc::new(RefCell::new(Link::Orphaned)),
                 generation: 0,
                 running: false,
                 finished: false,
@@ -423,7 +424,9 @@ impl Supervisor {
                 started: Instant::now(),
             })
             .collect();
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let run = Run {
+            id: RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             cx: &cx,
             worker,
             kids: Rc::new(RefCell::new(kids)),
@@ -649,15 +652,30 @@ impl fmt::Display for TreeSnapshot {
 /// A child's end, reported to its supervisor as a message.
 #[derive(Debug)]
 struct ChildEnded {
+    run: u64,
     index: usize,
     generation: u64,
     result: Result<(), Exit>,
+}
+
+/// What one incarnation of a child and its supervisor's run share: whether the run still listens.
+/// (Both live on the supervisor's thread.)
+#[derive(Debug)]
+enum Link {
+    /// The incarnation runs and the supervisor listens.
+    Listening,
+    /// The incarnation ended and reported; the supervisor may not have read the report yet.
+    Ended(Result<(), Exit>),
+    /// The supervisor's run is over: the incarnation finishes the child itself when it ends.
+    Orphaned,
 }
 
 /// How an incarnation of a supervised child reports its end.
 struct KidEnd {
     shared: Arc<Shared>,
     supervisor: Addr,
+    link: Rc<RefCell<Link>>,
+    run: u64,
     index: usize,
     generation: u64,
 }
@@ -677,13 +695,25 @@ impl OnEnd<Result<(), Exit>> for KidEnd {
                 Some(self.shared.id()),
             );
         }
+        let orphaned = {
+            let mut link = self.link.borrow_mut();
+            match *link {
+                Link::Orphaned => true,
+                _ => {
+                    *link = Link::Ended(result.clone());
+                    false
+                }
+            }
+        };
         let report = Message::new(&CHILD_ENDED).value(ChildEnded {
+            run: self.run,
             index: self.index,
             generation: self.generation,
             result: result.clone(),
         });
-        if self.supervisor.try_send(report).is_err() {
+        if orphaned || self.supervisor.0.mailbox.deliver_system(report).is_err() {
             // The supervisor is gone: nobody will restart this child, so it finishes now.
+            *self.link.borrow_mut() = Link::Orphaned;
             self.shared.finish(result);
             self.shared.rt.tasklet_finished();
         }
@@ -693,6 +723,7 @@ impl OnEnd<Result<(), Exit>> for KidEnd {
 struct Kid {
     spec: ChildSpec,
     shared: Arc<Shared>,
+    link: Rc<RefCell<Link>>,
     generation: u64,
     running: bool,
     finished: bool,
@@ -717,17 +748,28 @@ struct Guard(Rc<RefCell<Vec<Kid>>>);
 impl Drop for Guard {
     fn drop(&mut self) {
         for kid in self.0.borrow_mut().iter_mut().rev() {
-            if kid.running {
-                // Its end will find the supervisor gone and finish the child.
+            if kid.finished {
+                continue;
+            }
+            let listening = matches!(*kid.link.borrow(), Link::Listening);
+            if kid.running && listening {
+                // Its end will find the link orphaned and finish the child.
+                *kid.link.borrow_mut() = Link::Orphaned;
                 kid.shared.request_stop();
             } else {
-                kid.finish(Err(Exit::Stopped));
+                // Ended (its report unread, or a restart pending): finish it here.
+                let result = match std::mem::replace(&mut *kid.link.borrow_mut(), Link::Orphaned) {
+                    Link::Ended(result) if kid.running => result,
+                    _ => Err(Exit::Stopped),
+                };
+                kid.finish(result);
             }
         }
     }
 }
 
 struct Run<'a> {
+    id: u64,
     cx: &'a Cx,
     worker: Rc<Worker>,
     kids: Rc<RefCell<Vec<Kid>>>,
@@ -776,9 +818,12 @@ impl Run<'_> {
         kid.running = true;
         kid.started = Instant::now();
         kid.shared.reset_for_restart();
+        kid.link = Rc::new(RefCell::new(Link::Listening));
         let end = KidEnd {
             shared: Arc::clone(&kid.shared),
             supervisor,
+            link: Rc::clone(&kid.link),
+            run: self.id,
             index: i,
             generation: kid.generation,
         };
@@ -792,9 +837,11 @@ impl Run<'_> {
         let i = ended.index;
         {
             let kids = self.kids.borrow();
-            let kid = &kids[i];
-            if ended.generation != kid.generation || !kid.running {
-                return Ok(()); // a stale report from an incarnation already replaced
+            let Some(kid) = kids.get(i) else {
+                return Ok(());
+            };
+            if ended.run != self.id || ended.generation != kid.generation || !kid.running {
+                return Ok(()); // a stale report from an incarnation (or a run) already replaced
             }
         }
         let (restart, name) = {
@@ -931,7 +978,20 @@ impl Run<'_> {
                 kids[j].generation,
             )
         };
-        let _ = addr.try_send(Message::new(&crate::SHUTDOWN));
+        // It may have ended already, its report set aside while another child was being stopped.
+        if let Some(at) = self
+            .stash
+            .iter()
+            .position(|e| e.index == j && e.generation == generation)
+        {
+            let e = self.stash.remove(at).expect("found above");
+            self.kids.borrow_mut()[j].running = false;
+            return (false, e.result);
+        }
+        let _ = addr
+            .0
+            .mailbox
+            .deliver_system(Message::new(&crate::SHUTDOWN));
         let ended = WaitForMessages::new().accept(&CHILD_ENDED);
         let timeout = WaitForTimeout::new(grace);
         let mut killed = false;
@@ -947,6 +1007,9 @@ impl Run<'_> {
             let Some(e) = ev.take::<ChildEnded>() else {
                 continue;
             };
+            if e.run != self.id {
+                continue; // from a previous run of this supervisor
+            }
             if e.index == j && e.generation == generation {
                 break e.result;
             }

@@ -240,7 +240,7 @@ impl Shared {
                     monitor: id,
                 };
                 drop(w);
-                let _ = watcher.try_send(Message::new(&crate::DOWN).value(down));
+                watcher.send_system(Message::new(&crate::DOWN).value(down));
             }
             None => w.monitors.push((id, watcher)),
         }
@@ -284,6 +284,14 @@ impl Shared {
         self.watchers().calling = target;
     }
 
+    /// Clears the calling link if it points at `target` (a reply from it arrived).
+    pub(crate) fn clear_calling(&self, target: Option<TaskletId>) {
+        let mut w = self.watchers();
+        if w.calling.as_ref().map(Addr::id) == target {
+            w.calling = None;
+        }
+    }
+
     pub(crate) fn demonitor(&self, id: MonitorId) -> bool {
         let mut w = self.watchers();
         let before = w.monitors.len();
@@ -321,7 +329,7 @@ impl Shared {
                 result: result.clone(),
                 monitor,
             };
-            let _ = watcher.try_send(Message::new(&crate::DOWN).value(down));
+            watcher.send_system(Message::new(&crate::DOWN).value(down));
         }
         for (_, sink) in sinks {
             sink.send(Finished {
@@ -393,6 +401,16 @@ impl Addr {
     /// Whether the tasklet has finished.
     pub fn is_finished(&self) -> bool {
         self.0.mailbox.is_closed()
+    }
+
+    /// Delivers a system message past the capacity; a finished recipient makes it a dead letter.
+    pub(crate) fn send_system(&self, msg: Message) {
+        if let Err(msg) = self.0.mailbox.deliver_system(msg) {
+            self.0
+                .rt
+                .dead_letters
+                .publish(msg, crate::DeadLetterReason::Finished, Some(self.id()));
+        }
     }
 
     /// The tasklet's state.
@@ -614,6 +632,7 @@ pin_project_lite::pin_project! {
         body: Option<F>,
         end: E,
         finished: bool,
+        registered: bool,
     }
 
     impl<F: Future, E: OnEnd<F::Output>> PinnedDrop for Runner<F, E> {
@@ -639,6 +658,7 @@ impl<F: Future, E: OnEnd<F::Output>> Runner<F, E> {
             body: Some(body),
             end,
             finished: false,
+            registered: false,
         }
     }
 }
@@ -661,7 +681,12 @@ impl<F: Future, E: OnEnd<F::Output>> Future for Runner<F, E> {
             match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
                 Ok(Poll::Ready(value)) => Ok(value),
                 Ok(Poll::Pending) => {
-                    shared.waker.register(cx.waker());
+                    // The executor gives a task the same waker for its whole life: register it once
+                    // for stop requests.
+                    if !*this.registered {
+                        shared.waker.register(cx.waker());
+                        *this.registered = true;
+                    }
                     if !shared.stop.load(Ordering::Acquire) {
                         return Poll::Pending;
                     }

@@ -206,7 +206,6 @@ fn a_down_waits_in_the_mailbox_behind_earlier_messages_until_a_wait_accepts_it()
 /// A monitor's `down` is an event that carries data: it must reach the watcher even when the watcher's
 /// mailbox is at capacity (or at least not vanish silently: SPEC B3.7).
 #[test]
-#[ignore = "library bug: a down for a watcher whose bounded mailbox is full is dropped silently"]
 fn a_down_is_not_lost_when_the_watchers_mailbox_is_full() {
     let rt = Runtime::new();
     let letters = rt.handle().dead_letters();

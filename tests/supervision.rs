@@ -825,7 +825,6 @@ fn a_child_in_its_restart_backoff_is_stopped_by_shutdown() {
 /// A child that ends on its own while the supervisor is busy stopping another one must not make the
 /// supervisor wait for that child's end a second time.
 #[test]
-#[ignore = "library bug: stop_one waits for an end report already stashed, so the supervisor hangs"]
 fn a_child_that_ends_while_a_sibling_is_being_stopped_does_not_hang_the_shutdown() {
     let rt = Runtime::new();
     let p = Probe::new();
@@ -846,7 +845,6 @@ fn a_child_that_ends_while_a_sibling_is_being_stopped_does_not_hang_the_shutdown
 
 /// Same, while one-for-all stops the others before a restart.
 #[test]
-#[ignore = "library bug: stop_one waits for an end report already stashed, so the supervisor hangs"]
 fn a_child_that_ends_while_one_for_all_stops_its_siblings_is_restarted_with_them() {
     let rt = Runtime::new();
     let p = Probe::new();
@@ -993,7 +991,6 @@ async fn until_finished(addr: &Addr, what: &str) {
 /// When a parent cancels a nested supervisor (it outlived its grace), the nested supervisor's children
 /// end with it: they are finished, not left alive and unsupervised.
 #[test]
-#[ignore = "library bug: children of a cancelled nested supervisor report to its still-open mailbox and never finish"]
 fn a_nested_supervisor_cancelled_at_shutdown_takes_its_children_with_it() {
     let rt = Runtime::new();
     let p = Probe::new();
@@ -1014,7 +1011,6 @@ fn a_nested_supervisor_cancelled_at_shutdown_takes_its_children_with_it() {
 /// and its late end report does not reach the next nested incarnation, where it would be mistaken for the
 /// new leaf's end and start a second body on the new leaf's mailbox.
 #[test]
-#[ignore = "library bug: children of a cancelled nested supervisor report to its still-open mailbox and never finish"]
 fn a_nested_supervisor_cancelled_for_a_restart_takes_its_children_with_it() {
     let rt = Runtime::new();
     let p = Probe::new();
@@ -1047,7 +1043,6 @@ fn a_nested_supervisor_cancelled_for_a_restart_takes_its_children_with_it() {
 /// A child's end report must reach its supervisor even when the supervisor's own mailbox is bounded and
 /// full; otherwise the child is neither restarted nor known to have ended.
 #[test]
-#[ignore = "library bug: a full supervisor mailbox makes KidEnd treat the supervisor as gone; the child is never restarted"]
 fn a_child_is_restarted_even_when_its_supervisors_mailbox_is_full() {
     let rt = Runtime::new();
     let p = Probe::new();

@@ -4,8 +4,6 @@
 //! same wait. A name that no rule mentions follows `otherwise`: the strongest `otherwise` set explicitly
 //! by any of the wait's `WaitForMessages` (same precedence), or **defer** when none sets one.
 
-use std::sync::Arc;
-
 use super::index::{Index, Key};
 use crate::name::Name;
 
@@ -20,11 +18,12 @@ use crate::name::Name;
 ///
 /// assert!(Action::Discard > Action::Defer && Action::Defer > Action::Accept);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Action {
     /// Deliver, oldest first.
     Accept,
-    /// Keep in the mailbox, in order, for a later wait.
+    /// Keep in the mailbox, in order, for a later wait (the default for names no rule mentions).
+    #[default]
     Defer,
     /// Drop when the wait runs (counted and traced).
     Discard,
@@ -89,28 +88,51 @@ impl Rules {
     }
 }
 
-/// The admission set of the current wait. Reused from wait to wait (cleared, not reallocated).
+/// The admission set of the current wait, precomputed when the wait is installed (and kept while the
+/// same wait is repeated), so that checks on the send and receive paths are binary searches over a few
+/// keys.
 #[derive(Default)]
 pub(crate) struct Filter {
-    rules: Vec<Arc<Rules>>,
+    /// Every name some rule mentions, sorted by id, with the strongest action any rule gives it.
+    explicit: Vec<(u32, Action)>,
+    /// The names whose action is accept, and discard.
+    accepts: Vec<Key>,
+    discards: Vec<Key>,
     conds: Vec<Key>,
-    otherwise: Option<Action>,
+    explicit_otherwise: Option<Action>,
+    otherwise: Action,
 }
 
 impl Filter {
     /// Starts a new admission set.
     pub(crate) fn clear(&mut self) {
-        self.rules.clear();
+        self.explicit.clear();
+        self.accepts.clear();
+        self.discards.clear();
         self.conds.clear();
-        self.otherwise = None;
+        self.explicit_otherwise = None;
+        self.otherwise = Action::Defer;
     }
-    /// Adds a `WaitForMessages`'s rules.
-    pub(crate) fn add_rules(&mut self, rules: &Arc<Rules>) {
-        if let Some(o) = rules.otherwise {
-            self.otherwise = Some(self.otherwise.map_or(o, |cur| cur.max(o)));
+
+    fn merge(&mut self, id: u32, action: Action) {
+        match self.explicit.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => self.explicit[at].1 = self.explicit[at].1.max(action),
+            Err(at) => self.explicit.insert(at, (id, action)),
         }
-        self.rules.push(Arc::clone(rules));
     }
+
+    /// Adds a `WaitForMessages`'s rules.
+    pub(crate) fn add_rules(&mut self, rules: &Rules) {
+        if let Some(o) = rules.otherwise {
+            self.explicit_otherwise = Some(self.explicit_otherwise.map_or(o, |cur| cur.max(o)));
+        }
+        for action in [Action::Accept, Action::Defer, Action::Discard] {
+            for name in rules.names(action) {
+                self.merge(name.id(), action);
+            }
+        }
+    }
+
     /// Adds a condition's key.
     pub(crate) fn add_cond(&mut self, key: Key) {
         if !self.conds.contains(&key) {
@@ -118,15 +140,27 @@ impl Filter {
         }
     }
 
-    /// What this wait does with messages of this name id.
-    pub(crate) fn action(&self, id: u32) -> Action {
-        let mut best = None;
-        for rules in &self.rules {
-            if let Some(a) = rules.explicit(id) {
-                best = Some(best.map_or(a, |b: Action| b.max(a)));
+    /// Completes the set after the `add_*` calls.
+    pub(crate) fn finish(&mut self) {
+        self.otherwise = self.explicit_otherwise.unwrap_or(Action::Defer);
+        self.accepts.clear();
+        self.discards.clear();
+        for &(id, action) in &self.explicit {
+            let key = Key::name_id(id);
+            match action {
+                Action::Accept => self.accepts.push(key),
+                Action::Discard => self.discards.push(key),
+                Action::Defer => {}
             }
         }
-        best.unwrap_or(self.otherwise.unwrap_or(Action::Defer))
+    }
+
+    /// What this wait does with messages of this name id.
+    pub(crate) fn action(&self, id: u32) -> Action {
+        match self.explicit.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => self.explicit[at].1,
+            Err(_) => self.otherwise,
+        }
     }
 
     /// Whether an entry under `key` would end this wait.
@@ -134,7 +168,7 @@ impl Filter {
         if key.is_cond() {
             self.conds.contains(&key)
         } else {
-            self.action(key.name_id()) == Action::Accept
+            self.action(key.id()) == Action::Accept
         }
     }
 
@@ -146,10 +180,10 @@ impl Filter {
         index: &mut Index<E>,
         mut on_discard: impl FnMut(Key, E),
     ) -> Option<(Key, E)> {
-        if self.otherwise == Some(Action::Discard) {
+        if self.otherwise == Action::Discard {
             let doomed: Vec<Key> = index
                 .keys()
-                .filter(|k| !k.is_cond() && self.action(k.name_id()) == Action::Discard)
+                .filter(|k| !k.is_cond() && self.action(k.id()) == Action::Discard)
                 .collect();
             for key in doomed {
                 for e in index.purge(key) {
@@ -157,38 +191,25 @@ impl Filter {
                 }
             }
         } else {
-            for rules in &self.rules {
-                for name in rules.names(Action::Discard) {
-                    let key = Key::name(*name);
-                    if index.count(key) > 0 {
-                        for e in index.purge(key) {
-                            on_discard(key, e);
-                        }
+            for &key in &self.discards {
+                if index.count(key) > 0 {
+                    for e in index.purge(key) {
+                        on_discard(key, e);
                     }
                 }
             }
         }
 
-        let key = if self.otherwise == Some(Action::Accept) {
+        let key = if self.otherwise == Action::Accept {
             index.oldest_where(|k| self.admits(k))?
         } else {
             let mut best: Option<(u64, Key)> = None;
-            let mut consider = |key: Key| {
+            for &key in self.accepts.iter().chain(&self.conds) {
                 if let Some(seq) = index.head_seq(key) {
                     if best.is_none_or(|(s, _)| seq < s) {
                         best = Some((seq, key));
                     }
                 }
-            };
-            for rules in &self.rules {
-                for name in rules.names(Action::Accept) {
-                    if self.action(name.id()) == Action::Accept {
-                        consider(Key::name(*name));
-                    }
-                }
-            }
-            for &key in &self.conds {
-                consider(key);
             }
             best?.1
         };

@@ -30,6 +30,10 @@ impl Key {
     pub(crate) fn name(name: Name) -> Key {
         Key(u64::from(name.id()))
     }
+    /// The key of messages whose name has this id.
+    pub(crate) fn name_id(id: u32) -> Key {
+        Key(u64::from(id))
+    }
     /// The key of the events of the condition with this id.
     pub(crate) fn cond(id: u64) -> Key {
         Key(COND_BIT | id)
@@ -39,7 +43,7 @@ impl Key {
         self.0 & COND_BIT != 0
     }
     /// The name id of a message key.
-    pub(crate) fn name_id(self) -> u32 {
+    pub(crate) fn id(self) -> u32 {
         debug_assert!(!self.is_cond());
         self.0 as u32
     }
@@ -69,9 +73,13 @@ type Fifo<E> = VecDeque<(u64, E)>;
 const KEEP_EMPTY: usize = 32;
 
 /// One FIFO per key plus an arrival-order index of the FIFO heads.
+///
+/// The heads index is only needed by waits that accept every name (`accept_all`) or discard every
+/// unmentioned one; it is built on first use and maintained from then on, so a tasklet that only ever
+/// waits on named messages never pays for it.
 pub(crate) struct Index<E> {
     queues: HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>,
-    heads: BTreeMap<u64, Key>,
+    heads: Option<BTreeMap<u64, Key>>,
     next_seq: u64,
     len: usize,
 }
@@ -80,7 +88,7 @@ impl<E> Default for Index<E> {
     fn default() -> Self {
         Index {
             queues: HashMap::default(),
-            heads: BTreeMap::new(),
+            heads: None,
             next_seq: 0,
             len: 0,
         }
@@ -94,7 +102,9 @@ impl<E> Index<E> {
         self.next_seq += 1;
         let fifo = self.queues.entry(key).or_default();
         if fifo.is_empty() {
-            self.heads.insert(seq, key);
+            if let Some(heads) = &mut self.heads {
+                heads.insert(seq, key);
+            }
         }
         fifo.push_back((seq, entry));
         self.len += 1;
@@ -110,11 +120,14 @@ impl<E> Index<E> {
         let many = self.queues.len() > KEEP_EMPTY;
         let fifo = self.queues.get_mut(&key)?;
         let (seq, entry) = fifo.pop_front()?;
-        self.heads.remove(&seq);
-        match fifo.front() {
-            Some((next, _)) => {
-                self.heads.insert(*next, key);
+        if let Some(heads) = &mut self.heads {
+            heads.remove(&seq);
+            if let Some((next, _)) = fifo.front() {
+                heads.insert(*next, key);
             }
+        }
+        match fifo.front() {
+            Some(_) => {}
             None if many => {
                 self.queues.remove(&key);
             }
@@ -129,21 +142,32 @@ impl<E> Index<E> {
         let Some(fifo) = self.queues.remove(&key) else {
             return Vec::new();
         };
-        if let Some((seq, _)) = fifo.front() {
-            self.heads.remove(seq);
+        if let (Some((seq, _)), Some(heads)) = (fifo.front(), &mut self.heads) {
+            heads.remove(seq);
         }
         self.len -= fifo.len();
         fifo.into_iter().map(|(_, e)| e).collect()
     }
 
+    /// The heads index, built on first use.
+    fn heads(&mut self) -> &BTreeMap<u64, Key> {
+        let queues = &self.queues;
+        self.heads.get_or_insert_with(|| {
+            queues
+                .iter()
+                .filter_map(|(key, fifo)| fifo.front().map(|(seq, _)| (*seq, *key)))
+                .collect()
+        })
+    }
+
     /// The key of the oldest entry whose key passes `admit`. Rejected keys are skipped whole.
-    pub(crate) fn oldest_where(&self, mut admit: impl FnMut(Key) -> bool) -> Option<Key> {
-        self.heads.values().copied().find(|&key| admit(key))
+    pub(crate) fn oldest_where(&mut self, mut admit: impl FnMut(Key) -> bool) -> Option<Key> {
+        self.heads().values().copied().find(|&key| admit(key))
     }
 
     /// The keys that have entries, in the order of their oldest entry.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.heads.values().copied()
+    pub(crate) fn keys(&mut self) -> impl Iterator<Item = Key> + '_ {
+        self.heads().values().copied()
     }
 
     /// How many entries are filed under `key`.
@@ -167,7 +191,9 @@ impl<E> Index<E> {
     pub(crate) fn drain(&mut self) -> Vec<E> {
         let mut all: Vec<(u64, E)> = self.queues.drain().flat_map(|(_, f)| f).collect();
         all.sort_unstable_by_key(|(seq, _)| *seq);
-        self.heads.clear();
+        if let Some(heads) = &mut self.heads {
+            heads.clear();
+        }
         self.len = 0;
         all.into_iter().map(|(_, e)| e).collect()
     }
@@ -215,6 +241,6 @@ mod tests {
         assert!(!Key::name(n).is_cond());
         assert!(Key::cond(u64::from(n.id())).is_cond());
         assert_ne!(Key::name(n), Key::cond(u64::from(n.id())));
-        assert_eq!(Key::name(n).name_id(), n.id());
+        assert_eq!(Key::name(n).id(), n.id());
     }
 }

@@ -174,7 +174,7 @@ impl Mailbox {
         if inner.closed {
             return Err((msg, Refused::Finished));
         }
-        if inner.state == State::Waiting && inner.filter.action(key.name_id()) == Action::Discard {
+        if inner.state == State::Waiting && inner.filter.action(key.id()) == Action::Discard {
             // The running wait discards this name: drop it now rather than let it take room.
             inner.discarded += 1;
             drop(inner);
@@ -188,6 +188,21 @@ impl Mailbox {
                 }
             }
             return Err((msg, Refused::Full));
+        }
+        inner.messages += 1;
+        let wake = inner.push(key, Entry::Message(msg));
+        drop(inner);
+        wake.run();
+        Ok(())
+    }
+
+    /// Files a system message (a monitor's `down`, a child's end report, a membership change): it
+    /// ignores the capacity, since dropping it would lose a fact the runtime cannot send again.
+    pub(crate) fn deliver_system(&self, msg: Message) -> Result<(), Message> {
+        let key = Key::name(msg.name());
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(msg);
         }
         inner.messages += 1;
         let wake = inner.push(key, Entry::Message(msg));
@@ -285,6 +300,7 @@ impl Mailbox {
         let mut inner = self.lock();
         inner.filter.clear();
         build(&mut inner.filter);
+        inner.filter.finish();
     }
 
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.

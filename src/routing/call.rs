@@ -92,6 +92,7 @@ impl Cx {
 
         // The callee's end also ends the call: its `Finished` is filed under the same key.
         watch.watch(key, EventSink::new(Arc::clone(shared), key, false));
+        self.forget_last_wait();
         shared.mailbox.begin_wait(|f| f.add_cond(key));
         let reply = async { Some(self.wait_installed().await) }
             .or(async {

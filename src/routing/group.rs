@@ -176,6 +176,6 @@ fn notify(watchers: &[Addr], group: &Group, tasklet: TaskletId, joined: bool) {
             tasklet,
             joined,
         };
-        let _ = w.try_send(Message::new(&GROUP_CHANGED).value(change));
+        w.send_system(Message::new(&GROUP_CHANGED).value(change));
     }
 }

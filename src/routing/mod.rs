@@ -135,9 +135,15 @@ fn broadcast(rt: &RtShared, members: &[Addr], mut msg: Message) {
 }
 
 fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
-    if let Err(msg) = to.addr.0.mailbox.deliver_reply(to.key, msg, &to.open) {
-        rt.dead_letters
-            .publish(msg, DeadLetterReason::ReplyTooLate, Some(to.addr.id()));
+    let replier = msg.sender().map(Addr::id);
+    match to.addr.0.mailbox.deliver_reply(to.key, msg, &to.open) {
+        // The caller has its answer: it no longer waits on the replier, even before it resumes (so
+        // the replier calling it back right away is not a cycle).
+        Ok(()) => to.addr.0.clear_calling(replier),
+        Err(msg) => {
+            rt.dead_letters
+                .publish(msg, DeadLetterReason::ReplyTooLate, Some(to.addr.id()))
+        }
     }
 }
 

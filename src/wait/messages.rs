@@ -113,6 +113,8 @@ impl WaitForMessages {
     fn add(mut self, action: Action, names: impl IntoNames) -> Self {
         let rules = Arc::make_mut(&mut self.rules);
         names.for_each_name(&mut |n| rules.add(action, n));
+        // New rules, new identity: a clone built further must not pass for the original.
+        self.id = CondId::new();
         self
     }
 
@@ -166,6 +168,7 @@ impl WaitForMessages {
     /// ```
     pub fn otherwise(mut self, action: Action) -> Self {
         Arc::make_mut(&mut self.rules).set_otherwise(action);
+        self.id = CondId::new();
         self
     }
 
