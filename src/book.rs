@@ -34,3 +34,6 @@ pub struct PipelineExample;
 
 #[doc = include_str!("../book/src/kiwi.md")]
 pub struct ComingFromKiwi;
+
+#[doc = include_str!("../README.md")]
+pub struct Readme;

@@ -1025,7 +1025,7 @@ impl Cx {
     pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
         let worker = Worker::current().expect("inside a tasklets runtime");
         let prepared = supervisor.prepare(worker.rt());
-        prepared.into_ref(supervisor, |body| self.spawn(move |cx| body(cx)))
+        prepared.into_ref(supervisor, |body| self.spawn(body))
     }
 }
 
@@ -1037,6 +1037,6 @@ impl crate::Runtime {
     /// See [`Supervisor`].
     pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
         let prepared = supervisor.prepare(&self.handle().rt_shared());
-        prepared.into_ref(supervisor, |body| self.spawn(move |cx| body(cx)))
+        prepared.into_ref(supervisor, |body| self.spawn(body))
     }
 }

@@ -89,6 +89,9 @@ pub struct Finished {
     pub result: Result<(), Exit>,
 }
 
+/// The name and sender of the message a supervised tasklet is handling.
+type InFlight = (crate::Name, Option<Addr>);
+
 /// The state every handle of one tasklet shares: its mailbox, stop flag and watchers.
 pub(crate) struct Shared {
     id: TaskletId,
@@ -96,7 +99,7 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     waker: AtomicWaker,
     watchers: Mutex<Watchers>,
-    in_flight: Option<Mutex<Option<(crate::Name, Option<Addr>)>>>,
+    in_flight: Option<Mutex<Option<InFlight>>>,
     pub(crate) rt: Arc<RtShared>,
 }
 
@@ -633,6 +636,7 @@ pin_project_lite::pin_project! {
         end: E,
         finished: bool,
         registered: bool,
+        span: tracing::Span,
     }
 
     impl<F: Future, E: OnEnd<F::Output>> PinnedDrop for Runner<F, E> {
@@ -654,11 +658,14 @@ fn drop_body<F>(mut body: Pin<&mut Option<F>>) {
 
 impl<F: Future, E: OnEnd<F::Output>> Runner<F, E> {
     pub(crate) fn new(body: F, end: E) -> Runner<F, E> {
+        // One span per incarnation: everything the body traces is attributed to its tasklet.
+        let span = tracing::debug_span!("tasklet", id = end.shared().id().0);
         Runner {
             body: Some(body),
             end,
             finished: false,
             registered: false,
+            span,
         }
     }
 }
@@ -671,6 +678,7 @@ impl<F: Future, E: OnEnd<F::Output>> Future for Runner<F, E> {
         if *this.finished {
             return Poll::Ready(());
         }
+        let _entered = this.span.enter();
         let shared = this.end.shared();
         let result = if shared.stop.load(Ordering::Acquire) {
             Err(Exit::Stopped)

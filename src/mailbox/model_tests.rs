@@ -14,9 +14,12 @@ use crate::name::Name;
 
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 
+/// One `WaitForMessages`: (name index, action) pairs and an optional `otherwise`.
+type RuleSpec = (Vec<(usize, Action)>, Option<Action>);
+
 #[derive(Clone, Debug)]
 struct WaitSpec {
-    rules: Vec<(Vec<(usize, Action)>, Option<Action>)>,
+    rules: Vec<RuleSpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -33,7 +36,7 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-fn rules() -> impl Strategy<Value = (Vec<(usize, Action)>, Option<Action>)> {
+fn rules() -> impl Strategy<Value = RuleSpec> {
     (
         proptest::collection::vec((0..NAMES.len(), action()), 0..5),
         proptest::option::weighted(0.4, action()),

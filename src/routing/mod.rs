@@ -190,16 +190,15 @@ pub(crate) fn try_send(rt: &RtShared, mut msg: Message) -> Result<(), TrySendErr
         Err(make) => return Err(record(rt, make(msg)).into()),
     };
     match target {
-        Target::One(addr) => addr.try_send(msg).map_err(|e| {
+        Target::One(addr) => addr.try_send(msg).inspect_err(|e| {
             let reason = if e.is_full() {
                 DeadLetterReason::Full
             } else {
                 DeadLetterReason::Finished
             };
-            if let TrySendError::Full(m) | TrySendError::Finished(m) = &e {
+            if let TrySendError::Full(m) | TrySendError::Finished(m) = e {
                 rt.dead_letters.publish(m.shell(), reason, Some(addr.id()));
             }
-            e
         }),
         Target::Many(members) => {
             broadcast(rt, &members, msg);
