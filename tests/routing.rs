@@ -377,8 +377,6 @@ fn watchers_see_every_join_and_leave() {
 }
 
 #[test]
-#[ignore = "library bug: a GROUP_CHANGED notice to a watcher whose bounded mailbox is full is dropped \
-            silently (group.rs `notify` ignores the try_send error): no delivery, no dead letter"]
 fn a_group_change_notice_to_a_full_watcher_is_not_lost_silently() {
     let rt = Runtime::new();
     let letters = rt.handle().dead_letters();
@@ -773,8 +771,6 @@ fn a_call_cycle_fails_at_once_instead_of_timing_out() {
 }
 
 #[test]
-#[ignore = "library bug: a caller whose reply has been delivered, but who has not resumed yet, still \
-            counts as calling, so the callee calling it back right after replying gets a false Cycle"]
 fn a_call_is_not_a_cycle_once_the_other_call_has_its_reply() {
     run(|cx| async move {
         let a_addr = cx.me();
