@@ -143,7 +143,9 @@ fn stopped_tasklet_leaves_no_child_and_no_zombie() {
         let child = cx.command(Command::new("sleep").arg("1000"))?;
         tx.send(child.pid()).await.unwrap();
         // Busy forever, with the child running.
-        let ev = cx.wait((&child, &WaitForMessages::new().accept("never"))).await;
+        let ev = cx
+            .wait((&child, &WaitForMessages::new().accept("never")))
+            .await;
         Ok::<_, io::Error>(ev.is(&child))
     });
     let pid = within(&rt, "child start", rx.recv()).unwrap();
