@@ -17,6 +17,15 @@ pub struct Messages;
 #[doc = include_str!("../book/src/conditions.md")]
 pub struct Conditions;
 
+#[doc = include_str!("../book/src/io.md")]
+pub struct Io;
+
+#[doc = include_str!("../book/src/processes.md")]
+pub struct Processes;
+
+#[doc = include_str!("../book/src/signals.md")]
+pub struct Signals;
+
 #[doc = include_str!("../book/src/runtime.md")]
 pub struct RuntimeChapter;
 

@@ -5,7 +5,7 @@
 //! A runtime has one or more **workers**; a tasklet lives on the worker that started it (thread-per-core
 //! placement). Worker 0 is driven by the thread that calls [`Runtime::run`] or [`Runtime::block_on`];
 //! workers 1.. are background threads named `tasklets-N`. Tasklets spawned from inside a tasklet
-//! ([`Cx::spawn`](crate::Cx::spawn), [`spawn`](crate::spawn)) start on the same worker, so chatty tasklets
+//! ([`Cx::spawn`](crate::Cx::spawn), [`spawn`]) start on the same worker, so chatty tasklets
 //! share a thread and talk without atomics-heavy cross-thread wakes; [`Runtime::spawn`] and
 //! [`Handle::spawn`] place new tasklets round-robin over the workers.
 //!
@@ -141,7 +141,10 @@ impl Enter {
 impl Drop for Enter {
     fn drop(&mut self) {
         let prev = self.0.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+        // Swap first, drop after: dropping the last handle of a worker drops its executor and every
+        // task in it, and their drop code may look at the current worker.
+        let old = CURRENT.with(|c| c.replace(prev));
+        drop(old);
     }
 }
 
@@ -409,6 +412,17 @@ impl Handle {
     /// Every registered name, sorted.
     pub fn registered(&self) -> Vec<String> {
         self.rt.registry.names()
+    }
+
+    /// Adds the tasklet at `addr` to `group` (what [`Cx::join`](crate::Cx::join) does for itself), for
+    /// building pools from outside. Returns false if it was a member already or has finished.
+    pub fn join_group(&self, group: &Group, addr: &Addr) -> bool {
+        self.rt.groups.join(group, addr)
+    }
+
+    /// Removes the tasklet at `addr` from `group`; returns whether it was a member.
+    pub fn leave_group(&self, group: &Group, addr: &Addr) -> bool {
+        self.rt.groups.leave(group, addr)
     }
 
     /// The members of `group` now, in join order.

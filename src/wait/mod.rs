@@ -4,10 +4,10 @@
 //! entry it admits, whether a message or an event. One file per condition:
 //!
 //! - [`messages`]: [`WaitForMessages`], accept / defer / discard by name
-//! - [`timeout`]: [`WaitForTimeout`], periodic while armed, `restart()`
-//! - [`call`]: [`WaitForCall`], a `Send` caller that delivers its arguments
-//! - [`tasklet`]: [`WaitForTasklet`], another tasklet's end
-//! - [`idle`]: [`WaitForIdle`], nothing else runnable on the tasklet's thread
+//! - [`timeout`]: [`WaitForTimeout`](timeout::WaitForTimeout), periodic while armed, `restart()`
+//! - [`call`]: [`WaitForCall`](call::WaitForCall), a `Send` caller that delivers its arguments
+//! - [`tasklet`]: [`WaitForTasklet`](tasklet::WaitForTasklet), another tasklet's end
+//! - [`idle`]: [`WaitForIdle`](idle::WaitForIdle), nothing else runnable on the tasklet's thread
 //! - [`io`]: [`WaitForIO`](io::WaitForIO), readiness of an `async_io::Async` source, level-triggered
 //! - [`process`]: [`WaitForProcess`](process::WaitForProcess), a child's exit; `Cx::command` owns children
 //! - [`signal`]: [`WaitForSignal`](signal::WaitForSignal), OS signals and in-process `Signal` emitters
