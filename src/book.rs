@@ -44,5 +44,8 @@ pub struct PipelineExample;
 #[doc = include_str!("../book/src/kiwi.md")]
 pub struct ComingFromKiwi;
 
+#[doc = include_str!("../book/src/performance.md")]
+pub struct Performance;
+
 #[doc = include_str!("../README.md")]
 pub struct Readme;
