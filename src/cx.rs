@@ -15,6 +15,9 @@ use crate::runtime::{Handle, SpawnOptions, Worker};
 use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
+/// How many conditions a wait may hold and still be recognised when repeated.
+const LAST: usize = 3;
+
 struct Armed {
     key: Key,
     sink: EventSink,
@@ -58,10 +61,10 @@ pub struct Cx {
     shared: Arc<Shared>,
     worker: Weak<Worker>,
     armed: RefCell<Vec<Armed>>,
-    keys: RefCell<Vec<Key>>,
-    /// The identities of the last wait's set, in order: a wait on the same set again keeps the
-    /// installed admission rules (the common receive loop pays for them once).
-    last: RefCell<Vec<crate::CondId>>,
+    /// The identities of the last wait's set, in order (sets of up to [`LAST`] conditions): a wait on
+    /// the same set again keeps the installed admission rules, so the common receive loop pays for
+    /// them once.
+    last: std::cell::Cell<Option<[u64; LAST]>>,
     owned: RefCell<Vec<Box<dyn std::any::Any>>>,
 }
 
@@ -71,8 +74,7 @@ impl Cx {
             shared,
             worker,
             armed: RefCell::new(Vec::new()),
-            keys: RefCell::new(Vec::new()),
-            last: RefCell::new(Vec::new()),
+            last: std::cell::Cell::new(None),
             owned: RefCell::new(Vec::new()),
         }
     }
@@ -126,8 +128,7 @@ impl Cx {
             });
             return;
         }
-        let mut keys = self.keys.borrow_mut();
-        keys.clear();
+        let mut keys: Vec<Key> = Vec::new();
         set.each(&mut |c| {
             if c.messages().is_none() {
                 keys.push(c.id().key());
@@ -170,24 +171,24 @@ impl Cx {
 
     /// Whether `set` is the last wait's set (and records it as the last one otherwise).
     fn same_as_last<S: WaitSet>(&self, set: &S) -> bool {
-        let mut last = self.last.borrow_mut();
-        let mut i = 0;
-        let mut same = true;
+        // Condition ids start at 1, so 0 marks an empty slot.
+        let mut now = [0_u64; LAST];
+        let mut n = 0;
         set.each(&mut |c| {
-            same &= last.get(i) == Some(&c.id());
-            i += 1;
+            if n < LAST {
+                now[n] = c.id().as_u64();
+            }
+            n += 1;
         });
-        if same && i == last.len() {
-            return true;
-        }
-        last.clear();
-        set.each(&mut |c| last.push(c.id()));
-        false
+        let now = (n <= LAST).then_some(now);
+        let same = now.is_some() && now == self.last.get();
+        self.last.set(now);
+        same
     }
 
     /// Forgets the last wait's set (another admission set was installed meanwhile).
     pub(crate) fn forget_last_wait(&self) {
-        self.last.borrow_mut().clear();
+        self.last.set(None);
     }
 
     /// Waits for the oldest entry the set admits: a message its `WaitForMessages` accept, or an event of

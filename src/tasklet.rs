@@ -99,18 +99,29 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     waker: AtomicWaker,
     watchers: Mutex<Watchers>,
-    in_flight: Option<Mutex<Option<InFlight>>>,
+    supervised: bool,
     pub(crate) rt: Arc<RtShared>,
 }
 
 #[derive(Default)]
 struct Watchers {
     result: Option<Result<(), Exit>>,
-    sinks: Vec<(Key, EventSink)>,
-    monitors: Vec<(MonitorId, Addr)>,
-    names: Vec<String>,
-    groups: Vec<crate::Group>,
+    /// Everything tied to this tasklet until it finishes, in one list to keep idle tasklets small.
+    links: Vec<Link>,
     calling: Option<Addr>,
+    in_flight: Option<InFlight>,
+}
+
+/// One thing a finished tasklet must tell or release.
+enum Link {
+    /// A `WaitForTasklet` (or a call) waiting for its end.
+    Sink(Key, EventSink),
+    /// A monitor: a `down` message to the watcher.
+    Monitor(MonitorId, Addr),
+    /// A registered name to release.
+    Name(String),
+    /// A group to leave.
+    Group(crate::Group),
 }
 
 static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
@@ -163,7 +174,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             watchers: Mutex::new(Watchers::default()),
-            in_flight: supervised.then(|| Mutex::new(None)),
+            supervised,
             rt,
         }
     }
@@ -188,7 +199,7 @@ impl Shared {
                 drop(w);
                 sink.send(done);
             }
-            None => w.sinks.push((key, sink)),
+            None => w.links.push(Link::Sink(key, sink)),
         }
     }
 
@@ -198,7 +209,9 @@ impl Shared {
     }
 
     pub(crate) fn unwatch(&self, key: Key) {
-        self.watchers().sinks.retain(|(k, _)| *k != key);
+        self.watchers()
+            .links
+            .retain(|l| !matches!(l, Link::Sink(k, _) if *k == key));
     }
 
     pub(crate) fn request_stop(&self) {
@@ -213,16 +226,17 @@ impl Shared {
 
     /// Remembers (for supervised tasklets) which message the body is handling, so a panic can report it.
     pub(crate) fn track_in_flight(&self, entry: Option<&Message>) {
-        if let Some(slot) = &self.in_flight {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) =
-                entry.map(|m| (m.name(), m.sender().cloned()));
+        if self.supervised {
+            self.watchers().in_flight = entry.map(|m| (m.name(), m.sender().cloned()));
         }
     }
 
     /// The message being handled when the body ended, as a value-less copy (name and sender).
     pub(crate) fn take_in_flight(&self) -> Option<Message> {
-        let slot = self.in_flight.as_ref()?;
-        let (name, sender) = slot.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        if !self.supervised {
+            return None;
+        }
+        let (name, sender) = self.watchers().in_flight.take()?;
         let mut msg = Message::new(name);
         if let Some(s) = sender {
             msg.set_sender(s);
@@ -245,7 +259,7 @@ impl Shared {
                 drop(w);
                 watcher.send_system(Message::new(&crate::DOWN).value(down));
             }
-            None => w.monitors.push((id, watcher)),
+            None => w.links.push(Link::Monitor(id, watcher)),
         }
         id
     }
@@ -256,12 +270,14 @@ impl Shared {
         if w.result.is_some() {
             return false;
         }
-        w.names.push(name.to_owned());
+        w.links.push(Link::Name(name.to_owned()));
         true
     }
 
     pub(crate) fn remove_name(&self, name: &str) {
-        self.watchers().names.retain(|n| n != name);
+        self.watchers()
+            .links
+            .retain(|l| !matches!(l, Link::Name(n) if n == name));
     }
 
     /// Records a group membership; false if the tasklet has finished.
@@ -270,12 +286,14 @@ impl Shared {
         if w.result.is_some() {
             return false;
         }
-        w.groups.push(group.clone());
+        w.links.push(Link::Group(group.clone()));
         true
     }
 
     pub(crate) fn remove_group(&self, group: &crate::Group) {
-        self.watchers().groups.retain(|g| g != group);
+        self.watchers()
+            .links
+            .retain(|l| !matches!(l, Link::Group(g) if g == group));
     }
 
     /// Who this tasklet is blocked calling (for call-cycle detection).
@@ -297,9 +315,10 @@ impl Shared {
 
     pub(crate) fn demonitor(&self, id: MonitorId) -> bool {
         let mut w = self.watchers();
-        let before = w.monitors.len();
-        w.monitors.retain(|(m, _)| *m != id);
-        before != w.monitors.len()
+        let before = w.links.len();
+        w.links
+            .retain(|l| !matches!(l, Link::Monitor(m, _) if *m == id));
+        before != w.links.len()
     }
 
     /// The tasklet's end: close the mailbox (leftovers become dead letters) and tell the watchers.
@@ -309,36 +328,34 @@ impl Shared {
                 .dead_letters
                 .publish(message, crate::DeadLetterReason::Finished, Some(self.id));
         }
-        let (sinks, monitors, names, groups) = {
+        let links = {
             let mut w = self.watchers();
             w.result = Some(result.clone());
             w.calling = None;
-            (
-                std::mem::take(&mut w.sinks),
-                std::mem::take(&mut w.monitors),
-                std::mem::take(&mut w.names),
-                std::mem::take(&mut w.groups),
-            )
+            w.in_flight = None;
+            std::mem::take(&mut w.links)
         };
-        for name in names {
-            self.rt.registry.release(&name, self.id);
-        }
-        for group in groups {
-            self.rt.groups.remove(&group, self.id);
-        }
-        for (monitor, watcher) in monitors {
-            let down = Down {
-                id: self.id,
-                result: result.clone(),
-                monitor,
-            };
-            watcher.send_system(Message::new(&crate::DOWN).value(down));
-        }
-        for (_, sink) in sinks {
-            sink.send(Finished {
-                id: self.id,
-                result: result.clone(),
-            });
+        for link in links {
+            match link {
+                Link::Name(name) => self.rt.registry.release(&name, self.id),
+                Link::Group(group) => {
+                    self.rt.groups.remove(&group, self.id);
+                }
+                Link::Monitor(monitor, watcher) => {
+                    let down = Down {
+                        id: self.id,
+                        result: result.clone(),
+                        monitor,
+                    };
+                    watcher.send_system(Message::new(&crate::DOWN).value(down));
+                }
+                Link::Sink(_, sink) => {
+                    sink.send(Finished {
+                        id: self.id,
+                        result: result.clone(),
+                    });
+                }
+            }
         }
         match &result {
             Ok(()) => tracing::trace!(tasklet = %self.id, "finished"),
@@ -547,12 +564,17 @@ pub struct JoinCallbackId(u64);
 
 type JoinCallback<T> = Box<dyn FnOnce(Result<&T, &Exit>) + Send>;
 
+enum Waiter<T> {
+    Callback(JoinCallbackId, JoinCallback<T>),
+    Joiner(Waker),
+}
+
 struct Output<T> {
     result: Option<Result<T, Exit>>,
     done: bool,
-    callbacks: Vec<(JoinCallbackId, JoinCallback<T>)>,
-    next_callback: u64,
-    joiners: Vec<Waker>,
+    /// Join callbacks and joiners' wakers, in one list to keep the cell small.
+    waiters: Vec<Waiter<T>>,
+    next_callback: u32,
 }
 
 pub(crate) struct Core<T> {
@@ -567,9 +589,8 @@ impl<T> Core<T> {
             out: Mutex::new(Output {
                 result: None,
                 done: false,
-                callbacks: Vec::new(),
+                waiters: Vec::new(),
                 next_callback: 0,
-                joiners: Vec::new(),
             }),
         }
     }
@@ -583,8 +604,16 @@ impl<T> Core<T> {
         self.shared
             .finish(result.as_ref().map(|_| ()).map_err(Clone::clone));
         let mut out = self.out();
-        let callbacks = std::mem::take(&mut out.callbacks);
-        for (_, cb) in callbacks {
+        let waiters = std::mem::take(&mut out.waiters);
+        let mut joiners = Vec::new();
+        for waiter in waiters {
+            let cb = match waiter {
+                Waiter::Joiner(w) => {
+                    joiners.push(w);
+                    continue;
+                }
+                Waiter::Callback(_, cb) => cb,
+            };
             let r = result.as_ref();
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(r))) {
                 tracing::error!(tasklet = %self.shared.id, reason = %panic_message(&*panic), "join callback panicked");
@@ -592,7 +621,6 @@ impl<T> Core<T> {
         }
         out.result = Some(result);
         out.done = true;
-        let joiners = std::mem::take(&mut out.joiners);
         drop(out);
         for w in joiners {
             w.wake();
@@ -636,7 +664,7 @@ pin_project_lite::pin_project! {
         end: E,
         finished: bool,
         registered: bool,
-        span: tracing::Span,
+        span: Option<Box<tracing::Span>>,
     }
 
     impl<F: Future, E: OnEnd<F::Output>> PinnedDrop for Runner<F, E> {
@@ -659,7 +687,9 @@ fn drop_body<F>(mut body: Pin<&mut Option<F>>) {
 impl<F: Future, E: OnEnd<F::Output>> Runner<F, E> {
     pub(crate) fn new(body: F, end: E) -> Runner<F, E> {
         // One span per incarnation: everything the body traces is attributed to its tasklet.
+        // Kept only when a subscriber wants it: a disabled span would cost every idle tasklet 40 bytes.
         let span = tracing::debug_span!("tasklet", id = end.shared().id().0);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         Runner {
             body: Some(body),
             end,
@@ -678,7 +708,7 @@ impl<F: Future, E: OnEnd<F::Output>> Future for Runner<F, E> {
         if *this.finished {
             return Poll::Ready(());
         }
-        let _entered = this.span.enter();
+        let _entered = this.span.as_ref().map(|s| s.enter());
         let shared = this.end.shared();
         let result = if shared.stop.load(Ordering::Acquire) {
             Err(Exit::Stopped)
@@ -799,8 +829,12 @@ impl<T> Tasklet<T> {
                     return Poll::Ready(result);
                 }
             }
-            if !out.joiners.iter().any(|w| w.will_wake(cx.waker())) {
-                out.joiners.push(cx.waker().clone());
+            let known = out
+                .waiters
+                .iter()
+                .any(|w| matches!(w, Waiter::Joiner(j) if j.will_wake(cx.waker())));
+            if !known {
+                out.waiters.push(Waiter::Joiner(cx.waker().clone()));
             }
             Poll::Pending
         })
@@ -828,14 +862,14 @@ impl<T> Tasklet<T> {
         f: impl FnOnce(Result<&T, &Exit>) + Send + 'static,
     ) -> JoinCallbackId {
         let mut out = self.core.out();
-        let id = JoinCallbackId(out.next_callback);
+        let id = JoinCallbackId(u64::from(out.next_callback));
         out.next_callback += 1;
         if out.done {
             if let Some(result) = &out.result {
                 f(result.as_ref());
             }
         } else {
-            out.callbacks.push((id, Box::new(f)));
+            out.waiters.push(Waiter::Callback(id, Box::new(f)));
         }
         id
     }
@@ -843,9 +877,10 @@ impl<T> Tasklet<T> {
     /// Removes a join callback that has not run; returns whether it was there.
     pub fn remove_join_callback(&self, id: JoinCallbackId) -> bool {
         let mut out = self.core.out();
-        let before = out.callbacks.len();
-        out.callbacks.retain(|(i, _)| *i != id);
-        out.callbacks.len() != before
+        let before = out.waiters.len();
+        out.waiters
+            .retain(|w| !matches!(w, Waiter::Callback(i, _) if *i == id));
+        out.waiters.len() != before
     }
 }
 

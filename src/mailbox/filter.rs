@@ -4,6 +4,8 @@
 //! same wait. A name that no rule mentions follows `otherwise`: the strongest `otherwise` set explicitly
 //! by any of the wait's `WaitForMessages` (same precedence), or **defer** when none sets one.
 
+use std::sync::Arc;
+
 use super::index::{Index, Key};
 use crate::name::Name;
 
@@ -29,89 +31,19 @@ pub enum Action {
     Discard,
 }
 
-/// The rules of one `WaitForMessages`: sorted name lists and the `otherwise` action.
+/// The rules of one `WaitForMessages` (or of several merged): every name a rule mentions, sorted by
+/// id, with the strongest action given to it, and the `otherwise` action. Built once, when the
+/// `WaitForMessages` is built; shared by reference count with every mailbox that waits on it.
 #[derive(Clone, Default, Debug)]
 pub(crate) struct Rules {
-    accept: Vec<Name>,
-    defer: Vec<Name>,
-    discard: Vec<Name>,
+    explicit: Vec<(u32, Action)>,
     otherwise: Option<Action>,
 }
 
-fn insert_sorted(list: &mut Vec<Name>, name: Name) {
-    if let Err(at) = list.binary_search(&name) {
-        list.insert(at, name);
-    }
-}
-
-fn contains(list: &[Name], id: u32) -> bool {
-    list.binary_search_by_key(&id, Name::id).is_ok()
-}
-
 impl Rules {
+    /// Adds a name with an action; precedence discard > defer > accept.
     pub(crate) fn add(&mut self, action: Action, name: Name) {
-        match action {
-            Action::Accept => insert_sorted(&mut self.accept, name),
-            Action::Defer => insert_sorted(&mut self.defer, name),
-            Action::Discard => insert_sorted(&mut self.discard, name),
-        }
-    }
-    pub(crate) fn set_otherwise(&mut self, action: Action) {
-        self.otherwise = Some(action);
-    }
-    pub(crate) fn otherwise(&self) -> Option<Action> {
-        self.otherwise
-    }
-    pub(crate) fn names(&self, action: Action) -> &[Name] {
-        match action {
-            Action::Accept => &self.accept,
-            Action::Defer => &self.defer,
-            Action::Discard => &self.discard,
-        }
-    }
-    /// The action these rules name for a message name id, if they name one.
-    pub(crate) fn explicit(&self, id: u32) -> Option<Action> {
-        if contains(&self.discard, id) {
-            Some(Action::Discard)
-        } else if contains(&self.defer, id) {
-            Some(Action::Defer)
-        } else if contains(&self.accept, id) {
-            Some(Action::Accept)
-        } else {
-            None
-        }
-    }
-    /// What these rules alone do with a name.
-    pub(crate) fn action(&self, id: u32) -> Action {
-        self.explicit(id)
-            .unwrap_or(self.otherwise.unwrap_or(Action::Defer))
-    }
-}
-
-/// The admission set of the current wait, precomputed when the wait is installed (and kept while the
-/// same wait is repeated), so that checks on the send and receive paths are binary searches over a few
-/// keys.
-#[derive(Default)]
-pub(crate) struct Filter {
-    /// Every name some rule mentions, sorted by id, with the strongest action any rule gives it.
-    explicit: Vec<(u32, Action)>,
-    /// The names whose action is accept, and discard.
-    accepts: Vec<Key>,
-    discards: Vec<Key>,
-    conds: Vec<Key>,
-    explicit_otherwise: Option<Action>,
-    otherwise: Action,
-}
-
-impl Filter {
-    /// Starts a new admission set.
-    pub(crate) fn clear(&mut self) {
-        self.explicit.clear();
-        self.accepts.clear();
-        self.discards.clear();
-        self.conds.clear();
-        self.explicit_otherwise = None;
-        self.otherwise = Action::Defer;
+        self.merge(name.id(), action);
     }
 
     fn merge(&mut self, id: u32, action: Action) {
@@ -121,16 +53,66 @@ impl Filter {
         }
     }
 
+    pub(crate) fn set_otherwise(&mut self, action: Action) {
+        self.otherwise = Some(action);
+    }
+
+    pub(crate) fn otherwise(&self) -> Option<Action> {
+        self.otherwise
+    }
+
+    /// These rules and `other`'s together, with the same precedence across them.
+    pub(crate) fn merged(&self, other: &Rules) -> Rules {
+        let mut out = self.clone();
+        for &(id, action) in &other.explicit {
+            out.merge(id, action);
+        }
+        out.otherwise = match (self.otherwise, other.otherwise) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        out
+    }
+
+    /// The keys of the names with this action.
+    fn keys(&self, action: Action) -> impl Iterator<Item = Key> + '_ {
+        self.explicit
+            .iter()
+            .filter(move |(_, a)| *a == action)
+            .map(|(id, _)| Key::name_id(*id))
+    }
+
+    /// What these rules do with a name id.
+    pub(crate) fn action(&self, id: u32) -> Action {
+        match self.explicit.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => self.explicit[at].1,
+            Err(_) => self.otherwise.unwrap_or(Action::Defer),
+        }
+    }
+}
+
+/// The admission set of the current wait: the wait's message rules (shared with its
+/// `WaitForMessages`, merged only when a wait holds several) and its conditions' keys. Installed when a
+/// wait's set changes and kept while the same wait is repeated.
+#[derive(Default)]
+pub(crate) struct Filter {
+    rules: Option<Arc<Rules>>,
+    conds: Vec<Key>,
+}
+
+impl Filter {
+    /// Starts a new admission set.
+    pub(crate) fn clear(&mut self) {
+        self.rules = None;
+        self.conds.clear();
+    }
+
     /// Adds a `WaitForMessages`'s rules.
-    pub(crate) fn add_rules(&mut self, rules: &Rules) {
-        if let Some(o) = rules.otherwise {
-            self.explicit_otherwise = Some(self.explicit_otherwise.map_or(o, |cur| cur.max(o)));
-        }
-        for action in [Action::Accept, Action::Defer, Action::Discard] {
-            for name in rules.names(action) {
-                self.merge(name.id(), action);
-            }
-        }
+    pub(crate) fn add_rules(&mut self, rules: &Arc<Rules>) {
+        self.rules = Some(match self.rules.take() {
+            None => Arc::clone(rules),
+            Some(mine) => Arc::new(mine.merged(rules)),
+        });
     }
 
     /// Adds a condition's key.
@@ -140,26 +122,18 @@ impl Filter {
         }
     }
 
-    /// Completes the set after the `add_*` calls.
-    pub(crate) fn finish(&mut self) {
-        self.otherwise = self.explicit_otherwise.unwrap_or(Action::Defer);
-        self.accepts.clear();
-        self.discards.clear();
-        for &(id, action) in &self.explicit {
-            let key = Key::name_id(id);
-            match action {
-                Action::Accept => self.accepts.push(key),
-                Action::Discard => self.discards.push(key),
-                Action::Defer => {}
-            }
-        }
+    fn otherwise(&self) -> Action {
+        self.rules
+            .as_ref()
+            .and_then(|r| r.otherwise)
+            .unwrap_or(Action::Defer)
     }
 
     /// What this wait does with messages of this name id.
     pub(crate) fn action(&self, id: u32) -> Action {
-        match self.explicit.binary_search_by_key(&id, |(i, _)| *i) {
-            Ok(at) => self.explicit[at].1,
-            Err(_) => self.otherwise,
+        match &self.rules {
+            Some(r) => r.action(id),
+            None => Action::Defer,
         }
     }
 
@@ -180,7 +154,8 @@ impl Filter {
         index: &mut Index<E>,
         mut on_discard: impl FnMut(Key, E),
     ) -> Option<(Key, E)> {
-        if self.otherwise == Action::Discard {
+        let otherwise = self.otherwise();
+        if otherwise == Action::Discard {
             let doomed: Vec<Key> = index
                 .keys()
                 .filter(|k| !k.is_cond() && self.action(k.id()) == Action::Discard)
@@ -190,8 +165,8 @@ impl Filter {
                     on_discard(key, e);
                 }
             }
-        } else {
-            for &key in &self.discards {
+        } else if let Some(rules) = &self.rules {
+            for key in rules.keys(Action::Discard) {
                 if index.count(key) > 0 {
                     for e in index.purge(key) {
                         on_discard(key, e);
@@ -200,11 +175,12 @@ impl Filter {
             }
         }
 
-        let key = if self.otherwise == Action::Accept {
+        let key = if otherwise == Action::Accept {
             index.oldest_where(|k| self.admits(k))?
         } else {
             let mut best: Option<(u64, Key)> = None;
-            for &key in self.accepts.iter().chain(&self.conds) {
+            let accepts = self.rules.iter().flat_map(|r| r.keys(Action::Accept));
+            for key in accepts.chain(self.conds.iter().copied()) {
                 if let Some(seq) = index.head_seq(key) {
                     if best.is_none_or(|(s, _)| seq < s) {
                         best = Some((seq, key));

@@ -79,7 +79,7 @@ const KEEP_EMPTY: usize = 32;
 /// waits on named messages never pays for it.
 pub(crate) struct Index<E> {
     queues: HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>,
-    heads: Option<BTreeMap<u64, Key>>,
+    heads: Option<Box<BTreeMap<u64, Key>>>,
     next_seq: u64,
     len: usize,
 }
@@ -153,10 +153,12 @@ impl<E> Index<E> {
     fn heads(&mut self) -> &BTreeMap<u64, Key> {
         let queues = &self.queues;
         self.heads.get_or_insert_with(|| {
-            queues
-                .iter()
-                .filter_map(|(key, fifo)| fifo.front().map(|(seq, _)| (*seq, *key)))
-                .collect()
+            Box::new(
+                queues
+                    .iter()
+                    .filter_map(|(key, fifo)| fifo.front().map(|(seq, _)| (*seq, *key)))
+                    .collect(),
+            )
         })
     }
 

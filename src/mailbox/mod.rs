@@ -72,11 +72,16 @@ struct Inner {
     filter: Filter,
     state: State,
     waker: Option<Waker>,
-    capacity: Option<usize>,
+    /// Capacity and blocked senders, for bounded mailboxes only (unbounded ones stay small).
+    bound: Option<Box<Bound>>,
     messages: usize,
-    blocked: VecDeque<Waker>,
     discarded: u64,
     closed: bool,
+}
+
+struct Bound {
+    capacity: usize,
+    blocked: VecDeque<Waker>,
 }
 
 /// Wakes after the lock is released.
@@ -103,15 +108,17 @@ impl Inner {
     }
 
     fn full(&self) -> bool {
-        self.capacity.is_some_and(|c| self.messages >= c)
+        self.bound
+            .as_ref()
+            .is_some_and(|b| self.messages >= b.capacity)
     }
 
     /// After a message left: let one blocked sender try again.
     fn freed(&mut self) -> Wake {
-        if !self.full() {
-            Wake(self.blocked.pop_front())
-        } else {
-            Wake(None)
+        let messages = self.messages;
+        match &mut self.bound {
+            Some(b) if messages < b.capacity => Wake(b.blocked.pop_front()),
+            _ => Wake(None),
         }
     }
 
@@ -134,7 +141,7 @@ impl Inner {
         if let Some((_, Entry::Message(_))) = &found {
             self.messages -= 1;
             wake = self.freed();
-        } else if self.capacity.is_some() {
+        } else if self.bound.is_some() {
             wake = self.freed();
         }
         (found, wake)
@@ -149,9 +156,13 @@ impl Mailbox {
                 filter: Filter::default(),
                 state: State::Running,
                 waker: None,
-                capacity,
+                bound: capacity.map(|capacity| {
+                    Box::new(Bound {
+                        capacity,
+                        blocked: VecDeque::new(),
+                    })
+                }),
                 messages: 0,
-                blocked: VecDeque::new(),
                 discarded: 0,
                 closed: false,
             }),
@@ -182,9 +193,9 @@ impl Mailbox {
             return Ok(());
         }
         if inner.full() {
-            if let Some(w) = blocked {
-                if !inner.blocked.iter().any(|b| b.will_wake(w)) {
-                    inner.blocked.push_back(w.clone());
+            if let (Some(w), Some(bound)) = (blocked, &mut inner.bound) {
+                if !bound.blocked.iter().any(|b| b.will_wake(w)) {
+                    bound.blocked.push_back(w.clone());
                 }
             }
             return Err((msg, Refused::Full));
@@ -289,7 +300,9 @@ impl Mailbox {
     /// A blocked sender gave up: pass its turn on.
     pub(crate) fn sender_gone(&self, waker: &Waker) {
         let mut inner = self.lock();
-        inner.blocked.retain(|b| !b.will_wake(waker));
+        if let Some(bound) = &mut inner.bound {
+            bound.blocked.retain(|b| !b.will_wake(waker));
+        }
         let wake = inner.freed();
         drop(inner);
         wake.run();
@@ -300,7 +313,6 @@ impl Mailbox {
         let mut inner = self.lock();
         inner.filter.clear();
         build(&mut inner.filter);
-        inner.filter.finish();
     }
 
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.
@@ -369,7 +381,11 @@ impl Mailbox {
         inner.waker = None;
         inner.messages = 0;
         let entries = inner.index.drain();
-        let blocked = std::mem::take(&mut inner.blocked);
+        let blocked = inner
+            .bound
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.blocked))
+            .unwrap_or_default();
         drop(inner);
         for w in blocked {
             w.wake();
@@ -412,7 +428,7 @@ impl Mailbox {
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
-        self.lock().capacity
+        self.lock().bound.as_ref().map(|b| b.capacity)
     }
 
     /// Message counts per name, for introspection (oldest name first is not guaranteed).

@@ -98,7 +98,6 @@ fn build_filter(spec: &WaitSpec) -> Filter {
         }
         filter.add_rules(&Arc::new(r));
     }
-    filter.finish();
     filter
 }
 
@@ -160,7 +159,6 @@ fn defer_ordering_case() {
     r.add(Action::Discard, Name::new("z"));
     let mut filter = Filter::default();
     filter.add_rules(&Arc::new(r));
-    filter.finish();
     let mut dropped = 0;
     assert_eq!(
         filter

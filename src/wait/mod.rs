@@ -63,6 +63,9 @@ impl CondId {
     pub(crate) fn key(self) -> Key {
         Key::cond(self.0)
     }
+    pub(crate) fn as_u64(self) -> u64 {
+        self.0
+    }
 }
 
 impl Default for CondId {
