@@ -21,27 +21,14 @@ pub(crate) enum Payload {
     Shared(Arc<dyn Any + Send + Sync>),
 }
 
-/// The scalar values a payload stores without allocating.
-#[derive(Clone, Copy)]
-pub(crate) enum Small {
-    U8(u8),
-    U16(u16),
-    U32(u32),
-    U64(u64),
-    Usize(usize),
-    I8(i8),
-    I16(i16),
-    I32(i32),
-    I64(i64),
-    Isize(isize),
-    F32(f32),
-    F64(f64),
-    Bool(bool),
-    Char(char),
-}
-
 macro_rules! small {
     ($($variant:ident($t:ty)),* $(,)?) => {
+        /// The scalar values a payload stores without allocating.
+        #[derive(Clone, Copy)]
+        pub(crate) enum Small {
+            $($variant($t),)*
+        }
+
         impl Small {
             /// `value` as a small scalar, if its type is one.
             fn from_any(value: &dyn Any) -> Option<Small> {

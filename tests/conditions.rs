@@ -11,21 +11,13 @@ use tasklets::{
     WaitForMessages, WaitForTasklet, WaitForTimeout,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
+mod support;
+use support::{within, LIMIT};
 
 /// Keeps the tasklet busy (not in a `cx.wait`) for `d`, so its armed conditions queue events.
 async fn busy_for(d: Duration) {
     async_io::Timer::after(d).await;
 }
-
-const LIMIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn timeout_fires_every_period_keeping_its_phase_while_messages_wake_the_loop() {

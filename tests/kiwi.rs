@@ -31,20 +31,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use tasklets::{
     Exit, Finished, Message, Runtime, State, WaitForCall, WaitForMessages, WaitForTasklet,
     WaitForTimeout,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
+mod support;
+use support::within;
 
 /// testTimeout: a tasklet waits 100 ms and finishes with a return value; a join callback sees it.
 #[test]

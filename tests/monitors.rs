@@ -5,7 +5,6 @@
 //! directly are the root supervisor's `Temporary` children: a panic is reported to joiners and monitors
 //! and nothing else is affected.
 
-use std::sync::Once;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -14,35 +13,8 @@ use tasklets::{
     Down, Exit, Message, MonitorId, Runtime, SpawnOptions, WaitForMessages, WaitForTimeout, DOWN,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-/// The panics these tests cause on purpose start with "boom"; keep them off stderr.
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            if !msg.starts_with("boom") {
-                default(info);
-            }
-        }));
-    });
-}
+mod support;
+use support::{quiet_panics, within, LIMIT};
 
 fn downs() -> WaitForMessages {
     WaitForMessages::new().accept(&DOWN)

@@ -12,16 +12,8 @@ use tasklets::{
     WaitForIdle, WaitForMessages,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
-
-const LIMIT: Duration = Duration::from_secs(10);
+mod support;
+use support::{within, LIMIT};
 
 #[test]
 fn a_send_to_a_finished_tasklet_gives_the_message_back() {

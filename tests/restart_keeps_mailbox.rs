@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -17,35 +17,10 @@ use tasklets::{
     Addr, DeadLetter, DeadLetterReason, DeadLetters, Message, Runtime, State, WaitForMessages,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
+mod support;
+use support::{quiet_panics, within};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// The panics these tests cause on purpose start with "boom"; keep them off stderr.
-fn quiet_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            if !msg.starts_with("boom") {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// What an incarnation did with a `job`: handled it, or decided to panic on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,16 +15,8 @@ use tasklets::{
     GROUP_CHANGED,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
-
-const LIMIT: Duration = Duration::from_secs(10);
+mod support;
+use support::{within, LIMIT};
 
 /// Runs `f` as a tasklet on a fresh runtime, bounded by `LIMIT`.
 fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(

@@ -20,16 +20,8 @@ use tasklets::{
     Addr, DeadLetterReason, Down, Exit, Message, Runtime, State, WaitForMessages, DOWN, SHUTDOWN,
 };
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
-
-const LIMIT: Duration = Duration::from_secs(10);
+mod support;
+use support::{within, LIMIT};
 
 /// The panics these tests cause on purpose all start with "boom"; keep them off stderr.
 fn quiet_panics() {

@@ -8,17 +8,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_lite::future;
 use tasklets::{Message, Runtime, TaskletId, WaitForMessages};
 
-/// Fails (instead of hanging) if `fut` does not complete within `limit`.
-async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    future::or(fut, async {
-        async_io::Timer::after(limit).await;
-        panic!("{what}: did not happen within {limit:?}");
-    })
-    .await
-}
+mod support;
+use support::within;
 
 const LIMIT: Duration = Duration::from_secs(30);
 const SENDERS: u32 = 4;
