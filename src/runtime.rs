@@ -17,7 +17,9 @@
 //! # Idle
 //!
 //! When a worker has no runnable task, it fires the [`WaitForIdle`](crate::WaitForIdle) conditions armed on
-//! its thread, then sleeps in async-io's reactor until a timer, IO event or wake arrives.
+//! its thread, then sleeps in async-io's reactor until a timer, IO event or wake arrives. A worker of a
+//! multi-worker runtime first polls for work for 50 µs, since a message from another worker usually
+//! follows soon and waking a sleeping thread costs about 21 µs.
 
 use std::cell::RefCell;
 use std::fmt;
