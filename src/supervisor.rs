@@ -714,8 +714,7 @@ impl OnEnd<Result<(), Exit>> for KidEnd {
         if orphaned || self.supervisor.0.mailbox.deliver_system(report).is_err() {
             // The supervisor is gone: nobody will restart this child, so it finishes now.
             *self.link.borrow_mut() = Link::Orphaned;
-            self.shared.finish(result);
-            self.shared.rt.tasklet_finished();
+            self.shared.finish_for_good(result);
         }
     }
 }
@@ -736,8 +735,7 @@ impl Kid {
         if !self.finished {
             self.finished = true;
             self.running = false;
-            self.shared.finish(result);
-            self.shared.rt.tasklet_finished();
+            self.shared.finish_for_good(result);
         }
     }
 }

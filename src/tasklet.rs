@@ -321,6 +321,12 @@ impl Shared {
         before != w.links.len()
     }
 
+    /// The end of a tasklet that has no `Core` (a supervised child): finish it and stop counting it.
+    pub(crate) fn finish_for_good(&self, result: Result<(), Exit>) {
+        self.finish(result);
+        self.rt.tasklet_finished();
+    }
+
     /// The tasklet's end: close the mailbox (leftovers become dead letters) and tell the watchers.
     pub(crate) fn finish(&self, result: Result<(), Exit>) {
         for message in self.mailbox.close() {
