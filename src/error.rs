@@ -38,6 +38,17 @@ pub enum SendError {
 
 impl SendError {
     /// The message that was not delivered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, SendError};
+    ///
+    /// let err = SendError::NoDestination(Message::new("lost").value(7_u8));
+    /// let mut msg = err.into_inner();
+    /// assert_eq!(msg.name().as_str(), "lost");
+    /// assert_eq!(msg.take::<u8>(), Some(7));
+    /// ```
     pub fn into_inner(self) -> Message {
         match self {
             SendError::Finished(m)
@@ -47,6 +58,16 @@ impl SendError {
         }
     }
     /// The message, borrowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, SendError};
+    ///
+    /// let err = SendError::NoSuchName(Message::new("job").value(1_i32));
+    /// assert_eq!(err.message().get::<i32>(), Some(&1));
+    /// assert_eq!(err.to_string(), "no tasklet is registered under that name");
+    /// ```
     pub fn message(&self) -> &Message {
         match self {
             SendError::Finished(m)
@@ -56,10 +77,37 @@ impl SendError {
         }
     }
     /// Whether the destination had finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let done = cx.spawn(|_cx| async {});
+    ///     let addr = done.addr();
+    ///     done.join().await.unwrap();
+    ///     let err = cx.send(Message::new("late").to(&addr)).await.unwrap_err();
+    ///     assert!(err.is_finished());
+    ///     assert!(!err.is_no_destination());
+    /// }).unwrap();
+    /// ```
     pub fn is_finished(&self) -> bool {
         matches!(self, SendError::Finished(_))
     }
     /// Whether the message had no destination.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let err = cx.send(Message::new("nowhere")).await.unwrap_err();
+    ///     assert!(err.is_no_destination());
+    ///     assert!(!err.is_finished());
+    /// }).unwrap();
+    /// ```
     pub fn is_no_destination(&self) -> bool {
         matches!(self, SendError::NoDestination(_))
     }
@@ -100,6 +148,23 @@ pub enum TrySendError {
 
 impl TrySendError {
     /// The message that was not delivered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept(["a", "b"])).await;
+    /// });
+    /// t.addr().try_send(Message::new("a")).unwrap();
+    /// let err = t.addr().try_send(Message::new("b").value(2_u16)).unwrap_err();
+    /// let mut back = err.into_inner();
+    /// assert_eq!(back.name().as_str(), "b");
+    /// assert_eq!(back.take::<u16>(), Some(2));
+    /// rt.run();
+    /// ```
     pub fn into_inner(self) -> Message {
         match self {
             TrySendError::Full(m)
@@ -110,10 +175,40 @@ impl TrySendError {
         }
     }
     /// Whether the mailbox was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("x")).await;
+    /// });
+    /// t.addr().try_send(Message::new("x")).unwrap();
+    /// let err = t.addr().try_send(Message::new("x")).unwrap_err();
+    /// assert!(err.is_full());
+    /// assert!(!err.is_finished());
+    /// rt.run();
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
     /// Whether the destination had finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// let addr = t.addr();
+    /// rt.block_on(t.join()).unwrap();
+    /// let err = addr.try_send(Message::new("late")).unwrap_err();
+    /// assert!(err.is_finished());
+    /// assert!(!err.is_full());
+    /// ```
     pub fn is_finished(&self) -> bool {
         matches!(self, TrySendError::Finished(_))
     }
@@ -161,14 +256,46 @@ pub enum Exit {
 
 impl Exit {
     /// Whether the tasklet panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let exit = tasklets::run(|_cx| async { panic!("boom") }).unwrap_err();
+    /// assert!(exit.is_panicked());
+    /// assert!(!exit.is_stopped());
+    /// ```
     pub fn is_panicked(&self) -> bool {
         matches!(self, Exit::Panicked(_))
     }
     /// Whether the tasklet was stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
+    /// t.stop();
+    /// let exit = rt.block_on(t.join()).unwrap_err();
+    /// assert!(exit.is_stopped());
+    /// assert!(!exit.is_panicked());
+    /// ```
     pub fn is_stopped(&self) -> bool {
         matches!(self, Exit::Stopped)
     }
     /// Whether the tasklet returned an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Exit;
+    ///
+    /// let exit = Exit::Failed("disk full".into());
+    /// assert!(exit.is_failed());
+    /// assert_eq!(exit.to_string(), "tasklet failed: disk full");
+    /// assert!(!Exit::Stopped.is_failed());
+    /// ```
     pub fn is_failed(&self) -> bool {
         matches!(self, Exit::Failed(_))
     }
@@ -193,6 +320,16 @@ pub struct CallError<A>(pub A);
 
 impl<A> CallError<A> {
     /// The arguments that were not delivered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForCall;
+    ///
+    /// let call: WaitForCall<(i32, &str), ()> = WaitForCall::new(());
+    /// let err = call.caller().call((1, "one")).unwrap_err(); // not armed: nobody waits on it
+    /// assert_eq!(err.into_inner(), (1, "one"));
+    /// ```
     pub fn into_inner(self) -> A {
         self.0
     }
