@@ -180,6 +180,16 @@ pub struct StaticName {
 
 impl StaticName {
     /// Declares a name; nothing is interned until [`get`](Self::get) is first called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::StaticName;
+    ///
+    /// static QUIT: StaticName = StaticName::new("quit");
+    /// assert_eq!(format!("{QUIT:?}"), r#"StaticName("quit")"#);
+    /// assert_eq!(QUIT.get(), "quit");
+    /// ```
     pub const fn new(text: &'static str) -> StaticName {
         StaticName {
             text,
@@ -188,6 +198,16 @@ impl StaticName {
     }
 
     /// The interned name (one atomic load after the first call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Name, StaticName};
+    ///
+    /// static TICK: StaticName = StaticName::new("tick");
+    /// assert_eq!(TICK.get(), Name::new("tick")); // the same interned name
+    /// assert_eq!(TICK.get().as_str(), "tick");
+    /// ```
     pub fn get(&self) -> Name {
         *self.name.get_or_init(|| Name::new(self.text))
     }
