@@ -170,6 +170,20 @@ impl Payload {
 /// `&str` and `String` convert to [`Destination::Name`]; [`Group`](crate::Group) and
 /// [`Router`](crate::Router) convert to theirs.
 #[derive(Clone, Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Destination, Message};
+///
+/// let msg = Message::new("print").to("printer");
+/// assert!(matches!(msg.dest(), Some(Destination::Name(n)) if n == "printer"));
+///
+/// tasklets::run(|cx| async move {
+///     let msg = Message::new("ping").to(&cx.me());
+///     assert!(matches!(msg.dest(), Some(Destination::Addr(a)) if *a == cx.me()));
+/// }).unwrap();
+/// ```
 #[non_exhaustive]
 pub enum Destination {
     /// One tasklet, by address.
@@ -322,22 +336,66 @@ impl Message {
     }
 
     /// The name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Name};
+    ///
+    /// let msg = Message::new("print");
+    /// assert_eq!(msg.name(), Name::new("print"));
+    /// assert_eq!(msg.name(), "print");
+    /// ```
     pub fn name(&self) -> Name {
         self.name
     }
 
     /// The destination, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Destination, Message};
+    ///
+    /// assert!(Message::new("x").dest().is_none());
+    /// let msg = Message::new("x").to("logger");
+    /// assert!(matches!(msg.dest(), Some(Destination::Name(n)) if n == "logger"));
+    /// ```
     pub fn dest(&self) -> Option<&Destination> {
         self.dest.as_ref()
     }
 
     /// The tasklet that sent this message, filled in by [`Cx::send`](crate::Cx::send); `None` when sent
     /// from plain code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let inbox = WaitForMessages::new().accept("hello");
+    ///     cx.me().try_send(Message::new("hello")).unwrap(); // plain delivery: no sender
+    ///     assert!(cx.receive(&inbox).await.sender().is_none());
+    ///     cx.send(Message::new("hello").to(&cx.me())).await?; // Cx::send fills it in
+    ///     assert_eq!(cx.receive(&inbox).await.sender(), Some(&cx.me()));
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub fn sender(&self) -> Option<&Addr> {
         self.sender.as_ref()
     }
 
     /// Whether the message carries a value (of any type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// assert!(!Message::new("quit").has_value());
+    /// assert!(Message::new("print").value("text").has_value());
+    /// ```
     pub fn has_value(&self) -> bool {
         self.value.is_some()
     }
@@ -358,6 +416,15 @@ impl Message {
     }
 
     /// Mutably borrows the value if it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut msg = tasklets::Message::new("log").value(vec![1, 2]);
+    /// msg.get_mut::<Vec<i32>>().unwrap().push(3);
+    /// assert_eq!(msg.get::<Vec<i32>>(), Some(&vec![1, 2, 3]));
+    /// assert!(msg.get_mut::<String>().is_none()); // wrong type
+    /// ```
     pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
         self.value.get_mut()
     }
@@ -366,6 +433,15 @@ impl Message {
     ///
     /// A value sent to a group is shared by the members' copies: `take` succeeds only for the last
     /// copy still holding it; read shared values with [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut msg = tasklets::Message::new("text").value(String::from("hi"));
+    /// assert_eq!(msg.take::<i32>(), None); // wrong type: the value stays
+    /// assert_eq!(msg.take::<String>().as_deref(), Some("hi"));
+    /// assert!(!msg.has_value());
+    /// ```
     pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
         self.value.take()
     }
@@ -388,12 +464,43 @@ impl Message {
     }
 
     /// The routing key, if set with [`key`](Self::key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// assert_eq!(Message::new("count").routing_key(), None);
+    /// let a = Message::new("count").key("apple");
+    /// let b = Message::new("count").key("apple");
+    /// assert_eq!(a.routing_key(), b.routing_key()); // same key, same hash
+    /// assert!(a.routing_key().is_some());
+    /// ```
     pub fn routing_key(&self) -> Option<u64> {
         self.key
     }
 
     /// Whether this message is a request made with [`Cx::call`](crate::Cx::call), expecting a
     /// [`reply`](Self::reply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     assert!(!Message::new("ask").is_request());
+    ///     let server = cx.spawn(|cx| async move {
+    ///         let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///         assert!(req.is_request());
+    ///         cx.send(req.reply("answer").value(42)).await.unwrap();
+    ///     });
+    ///     let mut reply = cx.call(&server, Message::new("ask"), Duration::from_secs(5)).await?;
+    ///     assert_eq!(reply.take::<i32>(), Some(42));
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub fn is_request(&self) -> bool {
         self.reply_to.is_some()
     }
