@@ -9,6 +9,19 @@ use crate::tasklet::TaskletId;
 
 /// Why a message became a dead letter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{DeadLetterReason, Message, Runtime};
+///
+/// let rt = Runtime::new();
+/// let letters = rt.handle().dead_letters();
+/// assert!(rt.handle().try_send(Message::new("hi").to("nobody")).is_err());
+/// let letter = letters.try_recv().unwrap();
+/// assert_eq!(letter.reason, DeadLetterReason::NoSuchName);
+/// assert_eq!(letter.reason.to_string(), "no tasklet registered under that name");
+/// ```
 #[non_exhaustive]
 pub enum DeadLetterReason {
     /// It was still in the mailbox when its tasklet finished.
@@ -47,6 +60,23 @@ impl fmt::Display for DeadLetterReason {
 
 /// A message that could not be delivered, with the reason and the tasklet it was for.
 #[derive(Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{DeadLetterReason, Message, Runtime};
+///
+/// let rt = Runtime::new();
+/// let letters = rt.handle().dead_letters();
+/// let t = rt.spawn(|_cx| async {});
+/// t.addr().try_send(Message::new("unread").value(1_u8)).unwrap();
+/// let id = t.id();
+/// rt.block_on(t.join()).unwrap();
+/// let mut letter = letters.try_recv().unwrap();
+/// assert_eq!(letter.reason, DeadLetterReason::Finished);
+/// assert_eq!(letter.recipient, Some(id));
+/// assert_eq!(letter.message.take::<u8>(), Some(1)); // the value came along
+/// ```
 pub struct DeadLetter {
     /// The message.
     pub message: Message,
@@ -128,21 +158,74 @@ impl DeadLetters {
     /// # Cancel safety
     ///
     /// Dropping the future loses no letter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.send(Message::new("lost")).await.unwrap_err(); // no destination
+    /// });
+    /// let letter = rt.block_on(letters.recv()).unwrap();
+    /// assert_eq!(letter.reason, DeadLetterReason::NoDestination);
+    /// assert_eq!(letter.message.sender(), Some(&t.addr()));
+    /// ```
     pub async fn recv(&self) -> Option<DeadLetter> {
         self.rx.recv().await.ok()
     }
 
     /// The next dead letter, if one is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// assert!(letters.try_recv().is_none());
+    /// let _ = rt.handle().try_send(Message::new("x")); // no destination: a dead letter
+    /// assert_eq!(letters.try_recv().unwrap().message.name(), "x");
+    /// ```
     pub fn try_recv(&self) -> Option<DeadLetter> {
         self.rx.try_recv().ok()
     }
 
     /// How many letters are queued for the subscribers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let _ = rt.handle().try_send(Message::new("a").to("nobody"));
+    /// let _ = rt.handle().try_send(Message::new("b").to("nobody"));
+    /// assert_eq!(letters.len(), 2);
+    /// letters.try_recv();
+    /// assert_eq!(letters.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.rx.len()
     }
 
     /// Whether no letter is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// assert!(letters.is_empty());
+    /// let _ = rt.handle().try_send(Message::new("a").to("nobody"));
+    /// assert!(!letters.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
     }
