@@ -46,6 +46,21 @@ pub enum State {
 
 /// A tasklet's identity, unique in the process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Runtime;
+///
+/// let rt = Runtime::new();
+/// let a = rt.spawn(|cx| async move { cx.id() });
+/// let b = rt.spawn(|_cx| async {});
+/// assert_ne!(a.id(), b.id());
+/// assert_eq!(a.id(), a.addr().id());
+/// let a_id = a.id();
+/// assert_eq!(rt.block_on(a.join()), Ok(a_id)); // what the body saw as `cx.id()`
+/// # rt.run();
+/// ```
 pub struct TaskletId(u64);
 
 impl TaskletId {
@@ -54,6 +69,16 @@ impl TaskletId {
         TaskletId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
     /// The id as a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// let id = t.id();
+    /// assert_eq!(id.to_string(), format!("tasklet#{}", id.as_u64()));
+    /// # rt.run();
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0
     }
@@ -128,6 +153,26 @@ static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
 
 /// Identifies one monitor, to remove it with [`Cx::demonitor`](crate::Cx::demonitor).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{WaitForMessages, DOWN};
+///
+/// tasklets::run(|cx| async move {
+///     let child = cx.spawn(|_cx| async { 1 });
+///     let first = cx.monitor(&child.addr());
+///     let second = cx.monitor(&child.addr());
+///     assert_ne!(first, second);
+///     assert!(cx.demonitor(&child.addr(), first)); // removed before the child ended
+///     assert!(!cx.demonitor(&child.addr(), first)); // not there any more
+///     assert_eq!(child.join().await, Ok(1));
+///     // Only the second monitor reports.
+///     let down = cx.receive(&WaitForMessages::new().accept(&DOWN)).await;
+///     assert_eq!(down.get::<tasklets::Down>().unwrap().monitor, second);
+///     assert!(cx.try_receive(&WaitForMessages::new().accept(&DOWN)).is_none());
+/// }).unwrap();
+/// ```
 pub struct MonitorId(u64);
 
 /// The value of the `down` message ([`DOWN`](crate::DOWN)) a monitor delivers when the watched tasklet
@@ -393,6 +438,17 @@ pub struct Addr(pub(crate) Arc<Shared>);
 
 impl Addr {
     /// The tasklet's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// let addr = t.addr();
+    /// assert_eq!(addr.id(), t.id());
+    /// assert_eq!(addr.clone().id(), addr.id()); // clones address the same tasklet
+    /// # rt.run();
+    /// ```
     pub fn id(&self) -> TaskletId {
         self.0.id
     }
@@ -403,6 +459,25 @@ impl Addr {
     ///
     /// [`TrySendError::Full`] if the mailbox is at capacity, [`TrySendError::Finished`] if the tasklet has
     /// finished; both give the message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("n")).await.take::<i32>()
+    /// });
+    /// let addr = t.addr();
+    /// addr.try_send(Message::new("n").value(1)).unwrap();
+    /// let full = addr.try_send(Message::new("n").value(2)).unwrap_err();
+    /// assert!(full.is_full());
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(1)));
+    /// let finished = addr.try_send(Message::new("n").value(3)).unwrap_err();
+    /// assert!(finished.is_finished());
+    /// assert_eq!(finished.into_inner().take::<i32>(), Some(3));
+    /// ```
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
         match self.0.mailbox.deliver(msg, None) {
             Ok(()) => Ok(()),
@@ -420,11 +495,39 @@ impl Addr {
     /// # Cancel safety
     ///
     /// If the future is dropped before it completes, the message was not delivered and is dropped with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("n")).await.take::<i32>()
+    /// });
+    /// let addr = t.addr();
+    /// rt.block_on(addr.send(Message::new("n").value(5)))?;
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(5)));
+    /// let err = rt.block_on(addr.send(Message::new("n"))).unwrap_err();
+    /// assert!(err.is_finished());
+    /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
         SendFut::new(&self.0, msg).await
     }
 
     /// Whether the tasklet has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// let addr = t.addr();
+    /// assert!(!addr.is_finished());
+    /// rt.run();
+    /// assert!(addr.is_finished());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.0.mailbox.is_closed()
     }
@@ -440,36 +543,140 @@ impl Addr {
     }
 
     /// The tasklet's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, State, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("go")).await; });
+    /// let addr = t.addr();
+    /// assert_eq!(addr.state(), State::Running); // not started yet
+    /// rt.block_on(futures_lite::future::yield_now());
+    /// assert_eq!(addr.state(), State::Waiting);
+    /// addr.try_send(Message::new("go")).unwrap();
+    /// rt.run();
+    /// assert_eq!(addr.state(), State::Finished);
+    /// ```
     pub fn state(&self) -> State {
         self.0.mailbox.state()
     }
 
     /// How many entries (messages and events) wait in the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("b")).await; });
+    /// let addr = t.addr();
+    /// assert_eq!(addr.len(), 0);
+    /// addr.try_send(Message::new("a")).unwrap();
+    /// addr.try_send(Message::new("b")).unwrap();
+    /// assert_eq!(addr.len(), 2);
+    /// rt.block_on(futures_lite::future::yield_now());
+    /// assert!(t.is_finished());
+    /// assert_eq!(addr.len(), 0); // "b" was received; "a" went to the dead letters at the end
+    /// ```
     pub fn len(&self) -> usize {
         self.0.mailbox.len()
     }
 
     /// Whether the mailbox is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("x")).await; });
+    /// assert!(t.addr().is_empty());
+    /// t.addr().try_send(Message::new("x")).unwrap();
+    /// assert!(!t.addr().is_empty());
+    /// rt.run();
+    /// assert!(t.addr().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The mailbox capacity, `None` when unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new();
+    /// let bounded = rt.spawn_with(SpawnOptions::new().capacity(8), |_cx| async {});
+    /// let unbounded = rt.spawn(|_cx| async {});
+    /// assert_eq!(bounded.addr().capacity(), Some(8));
+    /// assert_eq!(unbounded.addr().capacity(), None);
+    /// rt.run();
+    /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.0.mailbox.capacity()
     }
 
     /// How many queued messages there are per name, sorted by name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Name, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; });
+    /// for name in ["print", "alert", "print"] {
+    ///     t.addr().try_send(Message::new(name)).unwrap();
+    /// }
+    /// assert_eq!(t.addr().message_counts(), vec![(Name::new("alert"), 1), (Name::new("print"), 2)]);
+    /// # t.addr().try_send(Message::new("quit")).unwrap();
+    /// # rt.run();
+    /// ```
     pub fn message_counts(&self) -> Vec<(crate::Name, usize)> {
         self.0.mailbox.counts()
     }
 
     /// How many messages waits have discarded so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("go").discard("noise")).await;
+    /// });
+    /// for name in ["noise", "noise", "go"] {
+    ///     t.addr().try_send(Message::new(name)).unwrap();
+    /// }
+    /// assert_eq!(t.addr().discarded(), 0);
+    /// rt.run();
+    /// assert_eq!(t.addr().discarded(), 2);
+    /// ```
     pub fn discarded(&self) -> u64 {
         self.0.mailbox.discarded()
     }
 
     /// Asks the tasklet to stop: it is cancelled at its next wake, ending with [`Exit::Stopped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Exit, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
+    /// let addr = t.addr();
+    /// std::thread::spawn(move || addr.stop()).join().unwrap(); // from any thread
+    /// assert_eq!(rt.block_on(t.join()), Err(Exit::Stopped));
+    /// ```
     pub fn stop(&self) {
         self.0.request_stop();
     }
@@ -566,6 +773,18 @@ impl Drop for SendFut<'_> {
 
 /// An id for a join callback, to remove it again.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+///
+/// # Examples
+///
+/// ```
+/// let rt = tasklets::Runtime::new();
+/// let t = rt.spawn(|_cx| async { 1 });
+/// let a = t.add_join_callback(|_| {});
+/// let b = t.add_join_callback(|_| {});
+/// assert_ne!(a, b);
+/// assert!(t.remove_join_callback(a));
+/// rt.run();
+/// ```
 pub struct JoinCallbackId(u64);
 
 type JoinCallback<T> = Box<dyn FnOnce(Result<&T, &Exit>) + Send>;
@@ -781,21 +1000,65 @@ impl<T> Tasklet<T> {
     }
 
     /// The tasklet's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("hi")).await.name() });
+    /// let addr = t.addr(); // Send + Sync + Clone: outlives the handle, works from any thread
+    /// std::thread::spawn(move || addr.try_send(Message::new("hi")).unwrap()).join().unwrap();
+    /// assert_eq!(rt.block_on(t.join()), Ok("hi".into()));
+    /// ```
     pub fn addr(&self) -> Addr {
         Addr(Arc::clone(&self.core.shared))
     }
 
     /// The tasklet's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.id() });
+    /// let id = t.id();
+    /// assert_eq!(rt.block_on(t.join()), Ok(id));
+    /// ```
     pub fn id(&self) -> TaskletId {
         self.core.shared.id
     }
 
     /// What the tasklet is doing now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, State};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|_cx| async { 1 });
+    /// assert_eq!(t.state(), State::Running); // runnable, not started yet
+    /// rt.run();
+    /// assert_eq!(t.state(), State::Finished);
+    /// ```
     pub fn state(&self) -> State {
         self.core.shared.mailbox.state()
     }
 
     /// Whether it has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async { 1 });
+    /// assert!(!t.is_finished());
+    /// rt.run();
+    /// assert!(t.is_finished());
+    /// assert_eq!(rt.block_on(t.join()), Ok(1)); // the result is still there
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.core.out().done
     }
@@ -827,6 +1090,20 @@ impl<T> Tasklet<T> {
     ///
     /// Dropping the future before it completes loses nothing; the handle is gone, though, so keep
     /// `join()` for the end of the handle's life.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Exit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let ok = cx.spawn(|_cx| async { "value" });
+    ///     let bad = cx.spawn(|_cx| async { panic!("broken") });
+    ///     assert_eq!(ok.join().await, Ok("value"));
+    ///     let exit: Result<(), Exit> = bad.join().await;
+    ///     assert_eq!(exit, Err(Exit::Panicked("broken".into())));
+    /// }).unwrap();
+    /// ```
     pub async fn join(self) -> Result<T, Exit> {
         futures_lite::future::poll_fn(|cx| {
             let mut out = self.core.out();
@@ -881,6 +1158,23 @@ impl<T> Tasklet<T> {
     }
 
     /// Removes a join callback that has not run; returns whether it was there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async { 1 });
+    /// let called = Arc::new(AtomicBool::new(false));
+    /// let c = called.clone();
+    /// let id = t.add_join_callback(move |_| c.store(true, Ordering::SeqCst));
+    /// assert!(t.remove_join_callback(id));
+    /// assert!(!t.remove_join_callback(id)); // removed already
+    /// rt.run();
+    /// assert!(!called.load(Ordering::SeqCst));
+    /// ```
     pub fn remove_join_callback(&self, id: JoinCallbackId) -> bool {
         let mut out = self.core.out();
         let before = out.waiters.len();
