@@ -54,6 +54,37 @@ use crate::{WaitForMessages, WaitForTimeout};
 static CHILD_ENDED: StaticName = StaticName::new("tasklets.child-ended");
 
 /// Which children restart when one ends.
+///
+/// # Examples
+///
+/// With `OneForAll`, one child's failure restarts its sibling too:
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForAll)
+///         .child(ChildSpec::new("a", |cx| async move {
+///             let msg = cx.receive(&WaitForMessages::new().accept(["fail", "shutdown"])).await;
+///             if msg.name().as_str() == "fail" { Err("asked to fail") } else { Ok(()) }
+///         }))
+///         .child(ChildSpec::new("b", |cx| async move {
+///             cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+///         })),
+/// );
+/// sup.child("a").unwrap().try_send(Message::new("fail")).unwrap();
+/// rt.block_on(async {
+///     while sup.snapshot().children[0].restarts < 1 {
+///         futures_lite::future::yield_now().await;
+///     }
+/// });
+/// let restarts: Vec<u32> = sup.snapshot().children.iter().map(|c| c.restarts).collect();
+/// assert_eq!(restarts, [1, 1]); // "b" was stopped and started again as well
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Strategy {
     /// Only the child that ended.
@@ -65,6 +96,31 @@ pub enum Strategy {
 }
 
 /// When a child is restarted.
+///
+/// # Examples
+///
+/// A `Transient` child that returns normally is not restarted:
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Restart, Strategy, Supervisor};
+/// use tasklets::{Runtime, State};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForOne)
+///         .child(ChildSpec::new("once", |_cx| async {}).restart(Restart::Transient)),
+/// );
+/// let once = sup.child("once").unwrap();
+/// rt.block_on(async {
+///     while !once.is_finished() {
+///         futures_lite::future::yield_now().await;
+///     }
+/// });
+/// let child = &sup.snapshot().children[0];
+/// assert_eq!((child.state, child.restarts), (State::Finished, 0));
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Restart {
     /// Always, however it ended.
@@ -99,6 +155,16 @@ pub struct Backoff {
 
 impl Backoff {
     /// No delay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::Backoff;
+    ///
+    /// assert_eq!(Backoff::none().delay(0), Duration::ZERO);
+    /// assert_eq!(Backoff::none().delay(7), Duration::ZERO);
+    /// ```
     pub fn none() -> Backoff {
         Backoff {
             initial: Duration::ZERO,
@@ -108,6 +174,20 @@ impl Backoff {
     }
 
     /// `initial`, doubled at each consecutive restart of the same child, at most `max`.
+    ///
+    /// A `max` below `initial` is raised to `initial`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::Backoff;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let b = Backoff::exponential(ms(5), ms(15));
+    /// assert_eq!([b.delay(0), b.delay(1), b.delay(2)], [ms(5), ms(10), ms(15)]);
+    /// assert_eq!(Backoff::exponential(ms(5), ms(1)).delay(3), ms(5)); // max raised to initial
+    /// ```
     pub fn exponential(initial: Duration, max: Duration) -> Backoff {
         Backoff {
             initial,
@@ -121,6 +201,18 @@ impl Backoff {
     /// # Panics
     ///
     /// Panics if `fraction` is not within 0.0..=1.0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::Backoff;
+    ///
+    /// let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.1);
+    /// let d = b.delay(0);
+    /// assert!(d >= Duration::from_millis(90) && d <= Duration::from_millis(110));
+    /// assert!(std::panic::catch_unwind(|| Backoff::none().jitter(1.5)).is_err());
+    /// ```
     pub fn jitter(mut self, fraction: f64) -> Backoff {
         assert!(
             (0.0..=1.0).contains(&fraction),
@@ -131,6 +223,17 @@ impl Backoff {
     }
 
     /// The delay before restart number `attempt` (0-based) of one child.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::Backoff;
+    ///
+    /// let b = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60));
+    /// assert_eq!(b.delay(3), Duration::from_secs(8));
+    /// assert_eq!(b.delay(u32::MAX), Duration::from_secs(60)); // no overflow
+    /// ```
     pub fn delay(&self, attempt: u32) -> Duration {
         let base = self
             .initial
@@ -145,8 +248,33 @@ impl Backoff {
 }
 
 /// What a child body returns: `()` (a normal end) or a `Result` whose `Err` is a failure.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::supervisor::ChildResult;
+/// use tasklets::Exit;
+///
+/// assert_eq!(().into_exit(), Ok(()));
+/// assert_eq!(Ok::<u8, String>(7).into_exit(), Ok(()));
+/// assert_eq!(Err::<(), _>("disk full").into_exit(), Err(Exit::Failed("disk full".into())));
+/// ```
 pub trait ChildResult {
     /// `Ok(())` for a normal end, `Err(Exit::Failed(..))` for an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Exit::Failed`] with the error's `Display` text when `self` is an `Err`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::ChildResult;
+    /// use tasklets::Exit;
+    ///
+    /// let r: Result<(), std::fmt::Error> = Err(std::fmt::Error);
+    /// assert_eq!(r.into_exit(), Err(Exit::Failed(std::fmt::Error.to_string())));
+    /// ```
     fn into_exit(self) -> Result<(), Exit>;
 }
 
@@ -201,6 +329,15 @@ pub struct ChildSpec {
 
 impl ChildSpec {
     /// A `Permanent` child named `name` whose incarnations run `factory(cx)`; grace period 1 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::ChildSpec;
+    ///
+    /// let spec = ChildSpec::new("idle", |_cx| async {});
+    /// assert_eq!(format!("{spec:?}"), r#"ChildSpec { name: "idle", restart: Permanent, grace: 1s }"#);
+    /// ```
     pub fn new<F, Fut, R>(name: impl Into<String>, factory: F) -> ChildSpec
     where
         F: Fn(Cx) -> Fut + Send + Sync + 'static,
@@ -222,6 +359,35 @@ impl ChildSpec {
 
     /// A child that is itself a supervisor (trees nest). A failing nested supervisor (intensity reached)
     /// ends with [`Exit::Failed`], and this supervisor applies its own policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Runtime, WaitForMessages};
+    ///
+    /// let inner = Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("leaf", |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    /// }));
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::supervisor("inner", inner)),
+    /// );
+    /// // The nested tree is known once the inner supervisor has started.
+    /// let leaves = rt.block_on(async {
+    ///     loop {
+    ///         let snap = sup.snapshot();
+    ///         let inner = snap.children[0].children.as_ref().expect("a supervisor child");
+    ///         if !inner.children.is_empty() {
+    ///             break inner.children.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    ///         }
+    ///         futures_lite::future::yield_now().await;
+    ///     }
+    /// });
+    /// assert_eq!(leaves, ["leaf"]);
+    /// sup.shutdown();
+    /// assert_eq!(rt.block_on(sup.join()).unwrap().unwrap().stopped, ["inner"]);
+    /// ```
     pub fn supervisor(name: impl Into<String>, supervisor: Supervisor) -> ChildSpec {
         let tree = Arc::new(Mutex::new(TreeInfo::new(supervisor.strategy)));
         let t = Arc::clone(&tree);
@@ -235,12 +401,57 @@ impl ChildSpec {
     }
 
     /// Sets the restart type (default [`Restart::Permanent`]).
+    ///
+    /// # Examples
+    ///
+    /// A `Temporary` child is not restarted, even after a failure:
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Restart, Strategy, Supervisor};
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+    ///     ChildSpec::new("job", |_cx| async { Err::<(), _>("failed") }).restart(Restart::Temporary),
+    /// ));
+    /// let job = sup.child("job").unwrap();
+    /// rt.block_on(async {
+    ///     while !job.is_finished() {
+    ///         futures_lite::future::yield_now().await;
+    ///     }
+    /// });
+    /// assert_eq!(sup.snapshot().children[0].restarts, 0);
+    /// sup.shutdown();
+    /// rt.block_on(sup.join()).unwrap().unwrap();
+    /// ```
     pub fn restart(mut self, restart: Restart) -> ChildSpec {
         self.restart = restart;
         self
     }
 
     /// Sets how long the child may take to end after a `shutdown` message before it is cancelled.
+    ///
+    /// # Examples
+    ///
+    /// A child that ignores `shutdown` is cancelled after its grace period:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+    ///     ChildSpec::new("stubborn", |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("never")).await;
+    ///     })
+    ///     .grace(Duration::from_millis(10)),
+    /// ));
+    /// sup.shutdown();
+    /// let report = rt.block_on(sup.join()).unwrap().unwrap();
+    /// assert_eq!(report.killed, ["stubborn"]);
+    /// assert!(report.stopped.is_empty());
+    /// ```
     pub fn grace(mut self, grace: Duration) -> ChildSpec {
         self.grace = grace;
         self
@@ -251,6 +462,27 @@ impl ChildSpec {
     /// # Panics
     ///
     /// Panics if `capacity` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+    ///     ChildSpec::new("small", |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    ///     })
+    ///     .capacity(2),
+    /// ));
+    /// let small = sup.child("small").unwrap();
+    /// assert_eq!(small.capacity(), Some(2));
+    /// small.try_send(Message::new("a")).unwrap();
+    /// small.try_send(Message::new("b")).unwrap();
+    /// assert!(small.try_send(Message::new("c")).unwrap_err().is_full());
+    /// assert!(std::panic::catch_unwind(|| ChildSpec::new("x", |_cx| async {}).capacity(0)).is_err());
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> ChildSpec {
         assert!(capacity > 0, "a mailbox capacity must be at least 1");
         self.capacity = Some(capacity);
@@ -258,6 +490,14 @@ impl ChildSpec {
     }
 
     /// The child's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::ChildSpec;
+    ///
+    /// assert_eq!(ChildSpec::new("logger", |_cx| async {}).name(), "logger");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -274,6 +514,35 @@ impl fmt::Debug for ChildSpec {
 }
 
 /// Why a supervisor failed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorError};
+///
+/// let result = tasklets::run(|cx| async move {
+///     Supervisor::new(Strategy::OneForOne)
+///         .intensity(2, Duration::from_secs(60))
+///         .child(ChildSpec::new("flaky", |_cx| async { Err::<(), _>("no connection") }))
+///         .run(cx)
+///         .await
+/// })
+/// .unwrap();
+/// let err = result.unwrap_err();
+/// assert_eq!(
+///     err,
+///     SupervisorError::Intensity {
+///         max_restarts: 2,
+///         period: Duration::from_secs(60),
+///         child: "flaky".into(),
+///     }
+/// );
+/// assert_eq!(
+///     err.to_string(),
+///     "supervisor gave up: more than 2 restarts within 60s (last: flaky)"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupervisorError {
@@ -293,6 +562,34 @@ pub enum SupervisorError {
 
 /// What an orderly shutdown did: which children ended within their grace period and which had to be
 /// cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::supervisor::{ChildSpec, ShutdownReport, Strategy, Supervisor};
+/// use tasklets::{Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForOne)
+///         .child(ChildSpec::new("polite", |cx| async move {
+///             cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+///         }))
+///         .child(
+///             ChildSpec::new("deaf", |cx| async move {
+///                 cx.receive(&WaitForMessages::new().accept("never")).await;
+///             })
+///             .grace(Duration::from_millis(10)),
+///         ),
+/// );
+/// sup.shutdown();
+/// let report = rt.block_on(sup.join()).unwrap().unwrap();
+/// assert_eq!(
+///     report,
+///     ShutdownReport { stopped: vec!["polite".into()], killed: vec!["deaf".into()] }
+/// );
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Children that ended on their own after the `shutdown` message (or had ended already).
@@ -343,6 +640,25 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor with `strategy`, intensity 3 restarts in 5 s, and no backoff.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorError};
+    ///
+    /// let result = tasklets::run(|cx| async move {
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .child(ChildSpec::new("flaky", |_cx| async { Err::<(), _>("boom") }))
+    ///         .run(cx)
+    ///         .await
+    /// })
+    /// .unwrap();
+    /// assert!(matches!(
+    ///     result,
+    ///     Err(SupervisorError::Intensity { max_restarts: 3, period, .. }) if period == Duration::from_secs(5)
+    /// ));
+    /// ```
     pub fn new(strategy: Strategy) -> Supervisor {
         Supervisor {
             strategy,
@@ -354,6 +670,25 @@ impl Supervisor {
     }
 
     /// At most `max_restarts` restarts within `period`; one more makes the supervisor fail.
+    ///
+    /// # Examples
+    ///
+    /// With intensity 0, the first failure is one too many:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorError};
+    ///
+    /// let result = tasklets::run(|cx| async move {
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .intensity(0, Duration::from_secs(1))
+    ///         .child(ChildSpec::new("fragile", |_cx| async { Err::<(), _>("boom") }))
+    ///         .run(cx)
+    ///         .await
+    /// })
+    /// .unwrap();
+    /// assert!(matches!(result, Err(SupervisorError::Intensity { max_restarts: 0, child, .. }) if child == "fragile"));
+    /// ```
     pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Supervisor {
         self.max_restarts = max_restarts;
         self.period = period;
@@ -361,12 +696,51 @@ impl Supervisor {
     }
 
     /// Delay restarts.
+    ///
+    /// # Examples
+    ///
+    /// Two restarts, after 2 ms and then 4 ms:
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tasklets::supervisor::{Backoff, ChildSpec, Strategy, Supervisor};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let start = Instant::now();
+    /// let result = tasklets::run(move |cx| async move {
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .intensity(2, Duration::from_secs(60))
+    ///         .backoff(Backoff::exponential(ms(2), ms(100)))
+    ///         .child(ChildSpec::new("flaky", |_cx| async { Err::<(), _>("boom") }))
+    ///         .run(cx)
+    ///         .await
+    /// })
+    /// .unwrap();
+    /// assert!(result.is_err()); // the third failure is one too many
+    /// assert!(start.elapsed() >= ms(2 + 4));
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Supervisor {
         self.backoff = backoff;
         self
     }
 
     /// Adds a child (children start in the order added).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::RestForOne)
+    ///         .child(ChildSpec::new("db", |_cx| async {}))
+    ///         .child(ChildSpec::new("web", |_cx| async {})),
+    /// );
+    /// let names: Vec<&str> = sup.children().iter().map(|(n, _)| n.as_str()).collect();
+    /// assert_eq!(names, ["db", "web"]);
+    /// ```
     pub fn child(mut self, spec: ChildSpec) -> Supervisor {
         self.children.push(spec);
         self
@@ -377,6 +751,34 @@ impl Supervisor {
     /// # Errors
     ///
     /// [`SupervisorError::Intensity`] when the restart limit is passed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes stops the children (each is cancelled at its next wake
+    /// and ends with [`Exit::Stopped`], without a `shutdown` message or grace period).
+    ///
+    /// # Examples
+    ///
+    /// A supervisor in a tasklet of its own, asked to shut down by message:
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, WaitForMessages, SHUTDOWN};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let sup = cx.spawn(|cx| {
+    ///         Supervisor::new(Strategy::OneForOne)
+    ///             .child(ChildSpec::new("worker", |cx| async move {
+    ///                 cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    ///             }))
+    ///             .run(cx)
+    ///     });
+    ///     cx.send(Message::new(&SHUTDOWN).to(&sup)).await.unwrap();
+    ///     let report = sup.join().await.unwrap().unwrap();
+    ///     assert_eq!(report.stopped, ["worker"]);
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn run(self, cx: Cx) -> Result<ShutdownReport, SupervisorError> {
         let tree = Arc::new(Mutex::new(TreeInfo::new(self.strategy)));
         self.run_in(cx, None, tree).await
@@ -494,6 +896,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A running supervisor: its tasklet, its children's addresses, and a live view of the tree.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+///     ChildSpec::new("echo", |cx| async move {
+///         let req = cx.receive(&WaitForMessages::new().accept("ping")).await;
+///         cx.send(req.reply("pong")).await.unwrap();
+///     }),
+/// ));
+/// let echo = sup.child("echo").unwrap();
+/// let reply = rt.block_on(rt.spawn(move |cx| async move {
+///     cx.call(&echo, Message::new("ping"), None).await.unwrap().name()
+/// }).join());
+/// assert_eq!(reply.unwrap().as_str(), "pong");
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
 #[derive(Debug)]
 pub struct SupervisorRef {
     tasklet: Tasklet<Result<ShutdownReport, SupervisorError>>,
@@ -503,6 +927,22 @@ pub struct SupervisorRef {
 
 impl SupervisorRef {
     /// The address of the child named `name` (stable across its restarts).
+    ///
+    /// `None` if no child has that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("cache", |_cx| async {})),
+    /// );
+    /// assert_eq!(sup.child("cache").unwrap().id(), sup.snapshot().children[0].id);
+    /// assert!(sup.child("nope").is_none());
+    /// ```
     pub fn child(&self, name: &str) -> Option<Addr> {
         self.children
             .iter()
@@ -511,21 +951,84 @@ impl SupervisorRef {
     }
 
     /// Every child's name and address, in start order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .child(ChildSpec::new("a", |_cx| async {}))
+    ///         .child(ChildSpec::new("b", |_cx| async {})),
+    /// );
+    /// let (name, addr) = &sup.children()[1];
+    /// assert_eq!(name, "b");
+    /// assert_eq!(Some(addr.clone()), sup.child("b"));
+    /// ```
     pub fn children(&self) -> &[(String, Addr)] {
         &self.children
     }
 
     /// The supervisor's own address.
+    ///
+    /// # Examples
+    ///
+    /// Sending it [`SHUTDOWN`](crate::SHUTDOWN) is what [`shutdown`](Self::shutdown) does:
+    ///
+    /// ```
+    /// use tasklets::supervisor::{Strategy, Supervisor};
+    /// use tasklets::{Message, Runtime, SHUTDOWN};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne));
+    /// sup.addr().try_send(Message::new(&SHUTDOWN)).unwrap();
+    /// assert_eq!(rt.block_on(sup.join()), Ok(Ok(Default::default())));
+    /// ```
     pub fn addr(&self) -> Addr {
         self.tasklet.addr()
     }
 
     /// The supervisor's tasklet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{Strategy, Supervisor};
+    /// use tasklets::{Exit, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne));
+    /// assert_eq!(sup.tasklet().id(), sup.addr().id());
+    /// sup.tasklet().stop(); // no orderly shutdown: the supervisor is cancelled
+    /// assert_eq!(rt.block_on(sup.join()), Err(Exit::Stopped));
+    /// ```
     pub fn tasklet(&self) -> &Tasklet<Result<ShutdownReport, SupervisorError>> {
         &self.tasklet
     }
 
     /// Asks for an orderly shutdown (see the [module docs](self)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("worker", |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    ///     })),
+    /// );
+    /// let worker = sup.child("worker").unwrap();
+    /// sup.shutdown();
+    /// let report = rt.block_on(sup.join()).unwrap().unwrap();
+    /// assert_eq!(report.stopped, ["worker"]);
+    /// assert!(worker.is_finished());
+    /// ```
     pub fn shutdown(&self) {
         let _ = self.tasklet.addr().try_send(Message::new(&crate::SHUTDOWN));
     }
@@ -535,11 +1038,57 @@ impl SupervisorRef {
     /// # Errors
     ///
     /// `Err(Exit)` if the supervisor tasklet itself panicked or was stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Tasklet::join`]: dropping the future loses nothing but the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorError};
+    /// use tasklets::{Exit, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .intensity(0, Duration::from_secs(1))
+    ///         .child(ChildSpec::new("bad", |_cx| async { Err::<(), _>("boom") })),
+    /// );
+    /// let result = rt.block_on(sup.join());
+    /// assert!(matches!(result, Ok(Err(SupervisorError::Intensity { .. }))));
+    ///
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne));
+    /// sup.tasklet().stop();
+    /// assert_eq!(rt.block_on(sup.join()), Err(Exit::Stopped));
+    /// ```
     pub async fn join(self) -> Result<Result<ShutdownReport, SupervisorError>, Exit> {
         self.tasklet.join().await
     }
 
     /// A snapshot of the tree: names, states, restart counts and mailboxes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("inbox", |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    ///     })),
+    /// );
+    /// sup.child("inbox").unwrap().try_send(Message::new("mail")).unwrap();
+    /// let snap = sup.snapshot();
+    /// assert_eq!(snap.strategy, Strategy::OneForOne);
+    /// let inbox = &snap.children[0];
+    /// assert_eq!((inbox.name.as_str(), inbox.restarts, inbox.mailbox_len), ("inbox", 0, 1));
+    /// assert_eq!(inbox.messages[0].0.as_str(), "mail");
+    /// assert!(inbox.children.is_none()); // not a supervisor
+    /// ```
     pub fn snapshot(&self) -> TreeSnapshot {
         snapshot(&self.tree)
     }
@@ -570,6 +1119,29 @@ struct KidInfo {
 }
 
 /// A printable picture of a supervision tree.
+///
+/// # Examples
+///
+/// Its `Display` form lists each child with its id, state, restarts and mailbox, nested children
+/// indented:
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("worker", |_cx| async {})),
+/// );
+/// let worker = sup.child("worker").unwrap();
+/// worker.try_send(Message::new("job")).unwrap();
+/// worker.try_send(Message::new("job")).unwrap();
+/// // Nothing has run yet: the child is still `Running` (runnable).
+/// assert_eq!(
+///     sup.snapshot().to_string(),
+///     format!("supervisor (OneForOne)\n  - worker ({}) Running, restarts 0, mailbox 2 [job: 2]\n", worker.id())
+/// );
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TreeSnapshot {
@@ -580,6 +1152,23 @@ pub struct TreeSnapshot {
 }
 
 /// One child in a [`TreeSnapshot`].
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Runtime, State};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(
+///     Supervisor::new(Strategy::OneForOne).child(ChildSpec::new("worker", |_cx| async {})),
+/// );
+/// let snap = sup.snapshot();
+/// let child = &snap.children[0];
+/// assert_eq!(child.name, "worker");
+/// assert_eq!(child.id, sup.child("worker").unwrap().id());
+/// assert_eq!((child.state, child.restarts, child.mailbox_len), (State::Running, 0, 0));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ChildSnapshot {
@@ -1020,6 +1609,29 @@ impl Run<'_> {
 
 impl Cx {
     /// Starts a supervisor as a child tasklet of this one, on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let sup = cx.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+    ///         ChildSpec::new("adder", |cx| async move {
+    ///             let req = cx.receive(&WaitForMessages::new().accept("add")).await;
+    ///             let (a, b) = *req.get::<(i32, i32)>().unwrap();
+    ///             cx.send(req.reply("sum").value(a + b)).await.unwrap();
+    ///         }),
+    ///     ));
+    ///     let adder = sup.child("adder").unwrap();
+    ///     let sum = cx.call(&adder, Message::new("add").value((2, 3)), None).await.unwrap();
+    ///     assert_eq!(sum.get::<i32>(), Some(&5));
+    ///     sup.shutdown();
+    ///     assert!(sup.join().await.unwrap().is_ok());
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
         let worker = Worker::current().expect("inside a tasklets runtime");
         let prepared = supervisor.prepare(worker.rt());
@@ -1032,7 +1644,23 @@ impl crate::Runtime {
     ///
     /// # Examples
     ///
-    /// See [`Supervisor`].
+    /// ```
+    /// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(
+    ///     ChildSpec::new("sink", |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+    ///     }),
+    /// ));
+    /// // The child's address exists before anything has run.
+    /// sup.child("sink").unwrap().try_send(Message::new("early")).unwrap();
+    /// sup.shutdown();
+    /// assert_eq!(rt.block_on(sup.join()).unwrap().unwrap().stopped, ["sink"]);
+    /// ```
+    ///
+    /// See also [`Supervisor`].
     pub fn spawn_supervisor(&self, supervisor: Supervisor) -> SupervisorRef {
         let prepared = supervisor.prepare(&self.handle().rt_shared());
         prepared.into_ref(supervisor, |body| self.spawn(body))
