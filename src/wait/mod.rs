@@ -56,6 +56,16 @@ pub struct CondId(u64);
 
 impl CondId {
     /// A fresh id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::CondId;
+    ///
+    /// let id = CondId::new();
+    /// assert_eq!(id, id);
+    /// assert_ne!(id, CondId::new()); // never reused
+    /// ```
     pub fn new() -> CondId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         CondId(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -108,13 +118,65 @@ impl Default for CondId {
 /// ```
 pub trait WaitCondition {
     /// This condition's identity; must stay the same for its whole life.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitCondition, WaitForIdle};
+    ///
+    /// let idle = WaitForIdle::new();
+    /// assert_eq!(idle.id(), idle.id());
+    /// assert_ne!(idle.id(), WaitForIdle::new().id());
+    /// ```
     fn id(&self) -> CondId;
 
     /// Starts delivering events into `sink`. Called on the waiting tasklet's thread, from inside the
     /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// A condition that counts its armings: armed by the first wait that includes it, disarmed by
+    /// the first wait that leaves it out.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use tasklets::{CondId, Disarm, EventSink, WaitCondition, WaitForMessages};
+    ///
+    /// struct Probe { id: CondId, armed: Rc<Cell<u32>> }
+    ///
+    /// impl WaitCondition for Probe {
+    ///     fn id(&self) -> CondId { self.id }
+    ///     fn arm(&self, sink: EventSink) -> Disarm {
+    ///         self.armed.set(self.armed.get() + 1);
+    ///         sink.fire();
+    ///         let armed = Rc::clone(&self.armed);
+    ///         Disarm::new(move || armed.set(armed.get() - 1))
+    ///     }
+    /// }
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let probe = Probe { id: CondId::new(), armed: Rc::default() };
+    ///     cx.wait(&probe).await; // arms it; it fires at once
+    ///     assert_eq!(probe.armed.get(), 1);
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
+    ///     assert_eq!(probe.armed.get(), 0);
+    /// }).unwrap();
+    /// ```
     fn arm(&self, sink: EventSink) -> Disarm;
 
     /// Whether events coalesce (at most one pending), as for level-like sources. Default: `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{WaitCondition, WaitForCall, WaitForIdle, WaitForTimeout};
+    ///
+    /// assert!(WaitForTimeout::new(Duration::from_secs(1)).level()); // ticks merge
+    /// assert!(WaitForIdle::new().level());
+    /// assert!(!WaitForCall::<u32>::new(()).level()); // one event per call
+    /// ```
     fn level(&self) -> bool {
         false
     }
@@ -122,11 +184,51 @@ pub trait WaitCondition {
     /// Called when a wait includes this condition while it is still armed from the previous wait.
     /// A source whose condition still holds (a finished tasklet) can push its event again here; the
     /// default does nothing.
+    ///
+    /// # Examples
+    ///
+    /// A condition that always holds: without `rearm`, the second wait (which keeps it armed, so does
+    /// not call `arm` again) would never return.
+    ///
+    /// ```
+    /// use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    ///
+    /// struct Always { id: CondId }
+    ///
+    /// impl WaitCondition for Always {
+    ///     fn id(&self) -> CondId { self.id }
+    ///     fn arm(&self, sink: EventSink) -> Disarm {
+    ///         sink.fire();
+    ///         Disarm::none()
+    ///     }
+    ///     fn rearm(&self, sink: &EventSink) {
+    ///         if !sink.is_pending() {
+    ///             sink.fire();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let always = Always { id: CondId::new() };
+    ///     assert!(cx.wait(&always).await.is(&always)); // armed
+    ///     assert!(cx.wait(&always).await.is(&always)); // still armed: rearmed
+    /// }).unwrap();
+    /// ```
     fn rearm(&self, sink: &EventSink) {
         let _ = sink;
     }
 
     /// `Some` only for [`WaitForMessages`], whose rules filter messages instead of arming a source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitCondition, WaitForIdle, WaitForMessages};
+    ///
+    /// let quit = WaitForMessages::new().accept("quit");
+    /// assert_eq!(quit.messages().unwrap().action("quit"), tasklets::Action::Accept);
+    /// assert!(WaitForIdle::new().messages().is_none());
+    /// ```
     fn messages(&self) -> Option<&WaitForMessages> {
         None
     }
@@ -151,15 +253,53 @@ pub struct Disarm(Option<Box<dyn FnOnce()>>);
 
 impl Disarm {
     /// Nothing to undo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Disarm;
+    ///
+    /// let d = Disarm::none();
+    /// assert_eq!(format!("{d:?}"), "Disarm");
+    /// drop(d); // does nothing
+    /// ```
     pub fn none() -> Disarm {
         Disarm(None)
     }
     /// Runs `f` when disarmed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use tasklets::Disarm;
+    ///
+    /// let undone = Rc::new(Cell::new(false));
+    /// let u = Rc::clone(&undone);
+    /// let d = Disarm::new(move || u.set(true)); // need not be `Send`
+    /// assert!(!undone.get());
+    /// drop(d);
+    /// assert!(undone.get());
+    /// ```
     pub fn new(f: impl FnOnce() + 'static) -> Disarm {
         Disarm(Some(Box::new(f)))
     }
     /// Keeps `guard` alive while armed and drops it when disarmed (for example a task handle, which
     /// cancels the task).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use tasklets::Disarm;
+    ///
+    /// let guard = Rc::new(());
+    /// let d = Disarm::hold(Rc::clone(&guard));
+    /// assert_eq!(Rc::strong_count(&guard), 2);
+    /// drop(d);
+    /// assert_eq!(Rc::strong_count(&guard), 1);
+    /// ```
     pub fn hold<G: 'static>(guard: G) -> Disarm {
         Disarm::new(move || drop(guard))
     }
@@ -180,6 +320,38 @@ impl fmt::Debug for Disarm {
 }
 
 /// What happened to an event pushed into an [`EventSink`].
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::{Arc, Mutex};
+/// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+/// # /// A condition that hands its sink out (see [`EventSink`]).
+/// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+/// # impl Tap {
+/// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+/// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+/// # }
+/// # impl WaitCondition for Tap {
+/// #     fn id(&self) -> CondId { self.id }
+/// #     fn level(&self) -> bool { self.level }
+/// #     fn arm(&self, sink: EventSink) -> Disarm {
+/// #         *self.slot.lock().unwrap() = Some(sink);
+/// #         Disarm::none()
+/// #     }
+/// # }
+/// use tasklets::{Delivery, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let tap = Tap::new(true); // a level condition
+///     assert!(cx.try_wait(&tap).is_none()); // arms it
+///     let sink = tap.sink();
+///     assert_eq!(sink.fire(), Delivery::Queued);
+///     assert_eq!(sink.fire(), Delivery::Coalesced); // one already pending
+///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out: disarmed
+///     assert_eq!(sink.fire(), Delivery::Closed);
+/// }).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// Queued in the mailbox.
@@ -198,6 +370,33 @@ pub enum Delivery {
 ///
 /// A sink stops delivering when its condition is disarmed: events pushed after that are refused
 /// ([`Delivery::Closed`]), so a source that outlives its arming never delivers a stale event.
+///
+/// A condition that hands its sink out, to push events from outside (the examples of the methods use
+/// it too):
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+///
+/// struct Tap { id: CondId, slot: Arc<Mutex<Option<EventSink>>> }
+///
+/// impl WaitCondition for Tap {
+///     fn id(&self) -> CondId { self.id }
+///     fn arm(&self, sink: EventSink) -> Disarm {
+///         *self.slot.lock().unwrap() = Some(sink);
+///         Disarm::none()
+///     }
+/// }
+///
+/// tasklets::run(|cx| async move {
+///     let tap = Tap { id: CondId::new(), slot: Arc::default() };
+///     assert!(cx.try_wait(&tap).is_none()); // arms it
+///     let sink = tap.slot.lock().unwrap().clone().unwrap();
+///     std::thread::spawn(move || sink.send("from a thread")).join().unwrap();
+///     let mut ev = cx.wait(&tap).await;
+///     assert_eq!(ev.take::<&str>(), Some("from a thread"));
+/// }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct EventSink {
     shared: Arc<Shared>,
@@ -222,16 +421,108 @@ impl EventSink {
     }
 
     /// Whether one of this condition's events waits in the mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     let sink = tap.sink();
+    ///     assert!(!sink.is_pending());
+    ///     sink.fire();
+    ///     assert!(sink.is_pending());
+    ///     cx.wait(&tap).await;
+    ///     assert!(!sink.is_pending());
+    /// }).unwrap();
+    /// ```
     pub fn is_pending(&self) -> bool {
         self.shared.mailbox.count(self.key) > 0
     }
 
     /// Pushes an event without data.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// use tasklets::Delivery;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     assert_eq!(tap.sink().fire(), Delivery::Queued);
+    ///     let ev = cx.wait(&tap).await;
+    ///     assert!(ev.is(&tap) && ev.get::<()>().is_none()); // no data
+    /// }).unwrap();
+    /// ```
     pub fn fire(&self) -> Delivery {
         self.push(Payload::empty())
     }
 
     /// Pushes an event carrying `data`, read back with [`Event::take`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// use tasklets::Delivery;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     assert_eq!(tap.sink().send(vec![1, 2]), Delivery::Queued);
+    ///     assert_eq!(tap.sink().send(vec![3]), Delivery::Queued); // not level: both queued
+    ///     assert_eq!(cx.wait(&tap).await.take::<Vec<i32>>(), Some(vec![1, 2]));
+    ///     assert_eq!(cx.wait(&tap).await.take::<Vec<i32>>(), Some(vec![3]));
+    /// }).unwrap();
+    /// ```
     pub fn send<T: Any + Send + Sync>(&self, data: T) -> Delivery {
         self.push(Payload::new(data))
     }
@@ -240,7 +531,39 @@ impl EventSink {
     ///
     /// # Errors
     ///
-    /// `Err(data)` when the tasklet has finished.
+    /// `Err(data)` when the tasklet has finished, or the condition was disarmed (as [`send`](Self::send)
+    /// would say [`Delivery::Closed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// use tasklets::{Delivery, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     let sink = tap.sink();
+    ///     assert_eq!(sink.try_send(String::from("in")), Ok(Delivery::Queued));
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out: disarmed
+    ///     assert_eq!(sink.try_send(String::from("back")), Err(String::from("back")));
+    /// }).unwrap();
+    /// ```
     pub fn try_send<T: Any + Send + Sync>(&self, data: T) -> Result<Delivery, T> {
         self.shared
             .mailbox
@@ -256,11 +579,73 @@ impl EventSink {
     }
 
     /// Removes this condition's pending events (used when a source restarts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     let sink = tap.sink();
+    ///     sink.send(1_u8);
+    ///     sink.send(2_u8);
+    ///     sink.clear();
+    ///     assert!(!sink.is_pending());
+    ///     assert!(cx.try_wait(&tap).is_none()); // still armed, nothing queued
+    /// }).unwrap();
+    /// ```
     pub fn clear(&self) {
         self.shared.mailbox.purge(self.key);
     }
 
     /// Whether pushing would be refused: the condition was disarmed or the tasklet has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use tasklets::{CondId, Disarm, EventSink, WaitCondition};
+    /// # /// A condition that hands its sink out (see [`EventSink`]).
+    /// # struct Tap { id: CondId, level: bool, slot: Arc<Mutex<Option<EventSink>>> }
+    /// # impl Tap {
+    /// #     fn new(level: bool) -> Tap { Tap { id: CondId::new(), level, slot: Arc::default() } }
+    /// #     fn sink(&self) -> EventSink { self.slot.lock().unwrap().clone().unwrap() }
+    /// # }
+    /// # impl WaitCondition for Tap {
+    /// #     fn id(&self) -> CondId { self.id }
+    /// #     fn level(&self) -> bool { self.level }
+    /// #     fn arm(&self, sink: EventSink) -> Disarm {
+    /// #         *self.slot.lock().unwrap() = Some(sink);
+    /// #         Disarm::none()
+    /// #     }
+    /// # }
+    /// use tasklets::WaitForMessages;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let tap = Tap::new(false);
+    ///     assert!(cx.try_wait(&tap).is_none()); // arms it
+    ///     let sink = tap.sink();
+    ///     assert!(!sink.is_closed());
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out: disarmed
+    ///     assert!(sink.is_closed());
+    /// }).unwrap();
+    /// ```
     pub fn is_closed(&self) -> bool {
         !self.live.load(Ordering::Acquire) || self.shared.mailbox.is_closed()
     }
@@ -303,6 +688,23 @@ impl Event {
 
     /// Whether this event comes from `cond`. For a [`WaitForMessages`], whether it is a message that
     /// `cond`'s rules accept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("pong")).unwrap();
+    ///     let pings = WaitForMessages::new().accept("ping");
+    ///     let pongs = WaitForMessages::new().accept("pong");
+    ///     let ev = cx.wait((&pings, &pongs)).await;
+    ///     assert!(ev.is(&pongs) && !ev.is(&pings));
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     let ev = cx.wait((&pings, &child)).await;
+    ///     assert!(ev.is(&child) && !ev.is(&pings));
+    /// }).unwrap();
+    /// ```
     pub fn is<C: WaitCondition + ?Sized>(&self, cond: &C) -> bool {
         match (cond.messages(), &self.entry) {
             (Some(w), Entry::Message(m)) => w.action(m.name()) == crate::Action::Accept,
@@ -312,11 +714,39 @@ impl Event {
     }
 
     /// Whether this event is a message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("job")).unwrap();
+    ///     let jobs = WaitForMessages::new().accept("job");
+    ///     assert!(cx.wait(&jobs).await.is_message());
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     assert!(!cx.wait(&child).await.is_message()); // a tasklet's end
+    /// }).unwrap();
+    /// ```
     pub fn is_message(&self) -> bool {
         matches!(self.entry, Entry::Message(_))
     }
 
     /// The message, if this event is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("job")).unwrap();
+    ///     let ev = cx.wait(&WaitForMessages::new().accept("job")).await;
+    ///     assert_eq!(ev.message().unwrap().name().as_str(), "job");
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     assert!(cx.wait(&child).await.message().is_none());
+    /// }).unwrap();
+    /// ```
     pub fn message(&self) -> Option<&Message> {
         match &self.entry {
             Entry::Message(m) => Some(m),
@@ -325,6 +755,21 @@ impl Event {
     }
 
     /// The message, if this event is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("job").value(7_u32)).unwrap();
+    ///     let ev = cx.wait(&WaitForMessages::new().accept("job")).await;
+    ///     let mut msg: Message = ev.into_message().unwrap();
+    ///     assert_eq!(msg.take::<u32>(), Some(7));
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     assert!(cx.wait(&child).await.into_message().is_none());
+    /// }).unwrap();
+    /// ```
     pub fn into_message(self) -> Option<Message> {
         match self.entry {
             Entry::Message(m) => Some(m),
@@ -333,6 +778,21 @@ impl Event {
     }
 
     /// Borrows the event's data (or the message's value) if it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Finished, Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("n").value(5_i64)).unwrap();
+    ///     let ev = cx.wait(&WaitForMessages::new().accept("n")).await;
+    ///     assert_eq!(ev.get::<i64>(), Some(&5));
+    ///     assert_eq!(ev.get::<i32>(), None); // not a `i32`
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     assert!(cx.wait(&child).await.get::<Finished>().is_some()); // an event's data
+    /// }).unwrap();
+    /// ```
     pub fn get<T: Any>(&self) -> Option<&T> {
         match &self.entry {
             Entry::Message(m) => m.get(),
@@ -341,6 +801,20 @@ impl Event {
     }
 
     /// Takes the event's data (or the message's value) out if it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("s").value(String::from("hi"))).unwrap();
+    ///     let mut ev = cx.wait(&WaitForMessages::new().accept("s")).await;
+    ///     assert_eq!(ev.take::<u8>(), None); // wrong type: left in place
+    ///     assert_eq!(ev.take::<String>().as_deref(), Some("hi"));
+    ///     assert_eq!(ev.take::<String>(), None); // taken already
+    /// }).unwrap();
+    /// ```
     pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
         match &mut self.entry {
             Entry::Message(m) => m.take(),
@@ -360,8 +834,36 @@ impl fmt::Debug for Event {
 
 /// A set of conditions one wait admits: one condition (`&c`), a tuple of them (`(&a, &b)`), or a slice /
 /// `Vec` of `&dyn WaitCondition`.
+///
+/// # Examples
+///
+/// A set chosen at run time:
+///
+/// ```
+/// use tasklets::{Message, WaitCondition, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     cx.me().try_send(Message::new("b")).unwrap();
+///     let a = WaitForMessages::new().accept("a");
+///     let b = WaitForMessages::new().accept("b");
+///     let set: Vec<&dyn WaitCondition> = vec![&a, &b];
+///     assert!(cx.wait(set).await.is(&b));
+/// }).unwrap();
+/// ```
 pub trait WaitSet {
     /// Calls `f` with every condition in the set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitCondition, WaitForIdle, WaitForMessages, WaitSet};
+    ///
+    /// let idle = WaitForIdle::new();
+    /// let msgs = WaitForMessages::new().accept("x");
+    /// let mut ids = Vec::new();
+    /// (&idle, &msgs).each(&mut |c| ids.push(c.id()));
+    /// assert_eq!(ids, [idle.id(), msgs.id()]);
+    /// ```
     fn each(&self, f: &mut dyn FnMut(&dyn WaitCondition));
 }
 
