@@ -80,6 +80,19 @@ impl Cx {
     }
 
     /// This tasklet's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("note-to-self").value(1_u8)).unwrap();
+    ///     let msg = cx.receive(&WaitForMessages::new().accept("note-to-self")).await;
+    ///     assert_eq!(msg.get::<u8>(), Some(&1));
+    ///     assert_eq!(cx.me().id(), cx.id());
+    /// }).unwrap();
+    /// ```
     pub fn me(&self) -> Addr {
         Addr(Arc::clone(&self.shared))
     }
@@ -98,11 +111,34 @@ impl Cx {
     }
 
     /// This tasklet's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn(|cx| async move { cx.id() });
+    ///     let child_id = child.id();
+    ///     assert_eq!(child.join().await, Ok(child_id));
+    ///     assert_ne!(cx.id(), child_id);
+    /// }).unwrap();
+    /// ```
     pub fn id(&self) -> TaskletId {
         self.shared.id()
     }
 
     /// A handle to the runtime this tasklet runs in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// tasklets::run(|cx| async move {
+    ///     let rt = cx.runtime();
+    ///     assert_eq!(rt.live(), 1); // this tasklet
+    ///     let child = rt.spawn(|_cx| async { 2 });
+    ///     assert_eq!(rt.live(), 2);
+    ///     assert_eq!(child.join().await, Ok(2));
+    /// }).unwrap();
+    /// ```
     pub fn runtime(&self) -> Handle {
         Handle::from_shared(Arc::clone(&self.shared.rt))
     }
@@ -227,6 +263,21 @@ impl Cx {
 
     /// Like [`wait`](Self::wait), but returns at once: `Some` if an admitted entry is already there.
     /// The set's conditions are armed (and others disarmed) as by `wait`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let jobs = WaitForMessages::new().accept("job");
+    ///     assert!(cx.try_wait(&jobs).is_none());
+    ///     cx.me().try_send(Message::new("job")).unwrap();
+    ///     let ev = cx.try_wait(&jobs).unwrap();
+    ///     assert!(ev.is(&jobs));
+    ///     assert!(cx.try_wait(&jobs).is_none()); // taken
+    /// }).unwrap();
+    /// ```
     pub fn try_wait<S: WaitSet>(&self, set: S) -> Option<Event> {
         self.arm(&set);
         match self.shared.mailbox.poll_wait(None) {
@@ -244,6 +295,20 @@ impl Cx {
     /// # Cancel safety
     ///
     /// As [`wait`](Self::wait): nothing is lost if the future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.me().try_send(Message::new("later")).unwrap();
+    ///     cx.me().try_send(Message::new("now").value(1)).unwrap();
+    ///     let msg = cx.receive(&WaitForMessages::new().accept("now")).await;
+    ///     assert_eq!(msg.get::<i32>(), Some(&1));
+    ///     assert_eq!(cx.me().len(), 1); // "later" is deferred, not dropped
+    /// }).unwrap();
+    /// ```
     pub async fn receive(&self, filter: &WaitForMessages) -> Message {
         let ev = self.wait(filter).await;
         ev.into_message()
@@ -251,6 +316,19 @@ impl Cx {
     }
 
     /// A message `filter` accepts, if one is already queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let pings = WaitForMessages::new().accept("ping");
+    ///     assert!(cx.try_receive(&pings).is_none());
+    ///     cx.me().try_send(Message::new("ping")).unwrap();
+    ///     assert_eq!(cx.try_receive(&pings).unwrap().name(), "ping");
+    /// }).unwrap();
+    /// ```
     pub fn try_receive(&self, filter: &WaitForMessages) -> Option<Message> {
         self.try_wait(filter)?.into_message()
     }
@@ -261,11 +339,33 @@ impl Cx {
     /// # Errors
     ///
     /// [`SendError::Finished`] if the destination has finished, [`SendError::NoDestination`] if `msg` has
-    /// none; both give the message back.
+    /// none, [`SendError::NoSuchName`] if no tasklet is registered under its destination name,
+    /// [`SendError::NoRecipient`] if its group (or router's group) has no members; each gives the message
+    /// back.
     ///
     /// # Cancel safety
     ///
     /// If dropped while waiting for room, the message was not delivered and is dropped with the future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, SendError, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let echo = cx.spawn(|cx| async move {
+    ///         let msg = cx.receive(&WaitForMessages::new().accept("ping")).await;
+    ///         cx.send(msg.reply("pong")).await.unwrap();
+    ///     });
+    ///     cx.send(Message::new("ping").to(&echo)).await?;
+    ///     let pong = cx.receive(&WaitForMessages::new().accept("pong")).await;
+    ///     assert_eq!(pong.sender(), Some(&echo.addr()));
+    ///
+    ///     let err = cx.send(Message::new("ping").to("nobody")).await.unwrap_err();
+    ///     assert!(matches!(err, SendError::NoSuchName(_)));
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
         msg.set_sender(self.me());
         crate::routing::send(&self.shared.rt, Some(&self.shared), msg).await
@@ -277,6 +377,23 @@ impl Cx {
     ///
     /// [`TrySendError::Full`], [`TrySendError::Finished`], [`TrySendError::NoDestination`],
     /// [`TrySendError::NoSuchName`] or [`TrySendError::NoRecipient`], each with the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, SpawnOptions, TrySendError, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let inbox = cx.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("m")).await.sender().cloned()
+    ///     });
+    ///     cx.try_send(Message::new("m").to(&inbox))?;
+    ///     assert!(cx.try_send(Message::new("m").to(&inbox)).unwrap_err().is_full());
+    ///     assert!(matches!(cx.try_send(Message::new("m")), Err(TrySendError::NoDestination(_))));
+    ///     assert_eq!(inbox.join().await?, Some(cx.me())); // the sender was filled in
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub fn try_send(&self, mut msg: Message) -> Result<(), TrySendError> {
         msg.set_sender(self.me());
         crate::routing::try_send(&self.shared.rt, msg)
@@ -287,28 +404,111 @@ impl Cx {
     /// # Errors
     ///
     /// [`RegistryError::Taken`](crate::RegistryError::Taken) if another live tasklet holds the name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::RegistryError;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     cx.register("main")?;
+    ///     cx.register("main")?; // again under its own name: fine
+    ///     assert_eq!(cx.runtime().whereis("main"), Some(cx.me()));
+    ///     let rival = cx.spawn(|cx| async move { cx.register("main") });
+    ///     assert!(matches!(rival.join().await?, Err(RegistryError::Taken { .. })));
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub fn register(&self, name: &str) -> Result<(), crate::RegistryError> {
         self.shared.rt.registry.register(name, &self.me())
     }
 
     /// Joins `group`: group sends reach this tasklet until it leaves or finishes. Returns false if it
     /// was a member already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let news = Group::new("news");
+    ///     assert!(cx.join(&news));
+    ///     assert!(!cx.join(&news)); // member already
+    ///     assert_eq!(cx.runtime().members(&news), vec![cx.me()]);
+    ///     cx.send(Message::new("headline").to(&news)).await?;
+    ///     assert!(cx.try_receive(&WaitForMessages::new().accept("headline")).is_some());
+    ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// }).unwrap().unwrap();
+    /// ```
     pub fn join(&self, group: &crate::Group) -> bool {
         self.shared.rt.groups.join(group, &self.me())
     }
 
     /// Leaves `group`; returns whether it was a member.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, SendError};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let news = Group::new("news");
+    ///     cx.join(&news);
+    ///     assert!(cx.leave(&news));
+    ///     assert!(!cx.leave(&news)); // not a member any more
+    ///     let err = cx.send(Message::new("headline").to(&news)).await.unwrap_err();
+    ///     assert!(matches!(err, SendError::NoRecipient(_)));
+    /// }).unwrap();
+    /// ```
     pub fn leave(&self, group: &crate::Group) -> bool {
         self.shared.rt.groups.leave(group, &self.me())
     }
 
     /// Receives a [`GROUP_CHANGED`](crate::GROUP_CHANGED) message for every join and leave of `group`
     /// from now on, until [`unwatch_group`](Self::unwatch_group).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, GroupChange, WaitForMessages, GROUP_CHANGED};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let pool = Group::new("pool");
+    ///     cx.watch_group(&pool);
+    ///     let worker = cx.spawn({
+    ///         let pool = pool.clone();
+    ///         move |cx| async move { cx.join(&pool); }
+    ///     });
+    ///     let changes = WaitForMessages::new().accept(&GROUP_CHANGED);
+    ///     let joined = cx.receive(&changes).await.take::<GroupChange>().unwrap();
+    ///     assert_eq!((joined.tasklet, joined.joined), (worker.id(), true));
+    ///     let left = cx.receive(&changes).await.take::<GroupChange>().unwrap(); // it finished
+    ///     assert_eq!((left.tasklet, left.joined), (worker.id(), false));
+    /// }).unwrap();
+    /// ```
     pub fn watch_group(&self, group: &crate::Group) {
         self.shared.rt.groups.watch(group, self.me());
     }
 
     /// Stops watching `group`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, WaitForMessages, GROUP_CHANGED};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let pool = Group::new("pool");
+    ///     let changes = WaitForMessages::new().accept(&GROUP_CHANGED);
+    ///     cx.watch_group(&pool);
+    ///     cx.join(&pool);
+    ///     assert!(cx.try_receive(&changes).is_some());
+    ///     cx.unwatch_group(&pool);
+    ///     cx.leave(&pool);
+    ///     assert!(cx.try_receive(&changes).is_none()); // no longer told
+    /// }).unwrap();
+    /// ```
     pub fn unwatch_group(&self, group: &crate::Group) {
         self.shared.rt.groups.unwatch(group, &self.me());
     }
@@ -331,6 +531,19 @@ impl Cx {
     }
 
     /// Spawns a tasklet on this tasklet's thread with options (mailbox capacity, …).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::SpawnOptions;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn_with(SpawnOptions::new().capacity(4), |cx| async move {
+    ///         cx.me().capacity()
+    ///     });
+    ///     assert_eq!(child.join().await, Ok(Some(4)));
+    /// }).unwrap();
+    /// ```
     pub fn spawn_with<F, Fut, T>(&self, options: SpawnOptions, f: F) -> Tasklet<T>
     where
         F: FnOnce(Cx) -> Fut + 'static,
@@ -345,11 +558,41 @@ impl Cx {
     /// Monitors the tasklet at `addr`: when it finishes, a [`DOWN`](crate::DOWN) message carrying a
     /// [`Down`](crate::Down) arrives in this tasklet's mailbox (at once if it has finished already).
     /// Messages queue whether or not a wait is running, like any message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Down, WaitForMessages, DOWN};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn(|_cx| async { 1 });
+    ///     let addr = child.addr();
+    ///     assert_eq!(child.join().await, Ok(1));
+    ///     let id = cx.monitor(&addr); // finished already: the down message comes at once
+    ///     let down = cx.try_receive(&WaitForMessages::new().accept(&DOWN)).unwrap();
+    ///     let down = down.get::<Down>().unwrap();
+    ///     assert_eq!((down.id, down.monitor, down.result.clone()), (addr.id(), id, Ok(())));
+    /// }).unwrap();
+    /// ```
     pub fn monitor(&self, addr: &Addr) -> MonitorId {
         addr.0.monitor(self.me())
     }
 
     /// Removes a monitor; returns whether it was still registered (its `down` had not been sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitForMessages, DOWN};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     let id = cx.monitor(&child.addr());
+    ///     assert!(cx.demonitor(&child.addr(), id));
+    ///     child.join().await.unwrap();
+    ///     assert!(cx.try_receive(&WaitForMessages::new().accept(&DOWN)).is_none());
+    /// }).unwrap();
+    /// ```
     pub fn demonitor(&self, addr: &Addr, id: MonitorId) -> bool {
         addr.0.demonitor(id)
     }
@@ -385,6 +628,23 @@ impl fmt::Debug for Cx {
 
 /// The future of [`Cx::wait`].
 #[must_use = "a wait does nothing unless awaited"]
+///
+/// # Examples
+///
+/// Dropping a pending `Wait` loses nothing:
+///
+/// ```
+/// use futures_lite::future;
+/// use tasklets::{Message, Wait, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let jobs = WaitForMessages::new().accept("job");
+///     let wait: Wait<'_> = cx.wait(&jobs);
+///     assert!(future::poll_once(wait).await.is_none()); // nothing yet; the wait is dropped
+///     cx.me().try_send(Message::new("job")).unwrap();
+///     assert!(cx.wait(&jobs).await.is(&jobs));
+/// }).unwrap();
+/// ```
 pub struct Wait<'a> {
     cx: &'a Cx,
     registered: bool,
