@@ -40,6 +40,26 @@ pub use router::{Policy, Router};
 
 /// Where the reply to one [`Cx::call`](crate::Cx::call) goes. Open until the call returns; a reply
 /// after that is a dead letter ([`DeadLetterReason::ReplyTooLate`]).
+///
+/// A request's reply carries it as its destination ([`Destination::Reply`]).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Destination, Message, WaitForMessages};
+///
+/// tasklets::run(|cx| async move {
+///     let callee = cx.spawn(|cx| async move {
+///         let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+///         let reply = req.reply("answer");
+///         assert!(matches!(reply.dest(), Some(Destination::Reply(_))));
+///         cx.send(reply).await.unwrap();
+///     });
+///     let answer = cx.call(&callee, Message::new("ask"), None).await.unwrap();
+///     assert_eq!(answer.name().as_str(), "answer");
+/// })
+/// .unwrap();
+/// ```
 #[derive(Clone)]
 pub struct ReplyTo {
     pub(crate) addr: Addr,
@@ -49,6 +69,43 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     /// Whether the caller is still waiting for this reply.
+    ///
+    /// # Examples
+    ///
+    /// Open while the call waits; closed once it has timed out, and a reply sent then is a dead
+    /// letter:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{DeadLetterReason, Destination, Message, RequestError, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let callee = cx.spawn(|cx| async move {
+    ///         let mut open = Vec::new();
+    ///         for _ in 0..2 {
+    ///             let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///             let reply = req.reply("answer");
+    ///             let Some(Destination::Reply(to)) = reply.dest().cloned() else { unreachable!() };
+    ///             if open.is_empty() {
+    ///                 open.push(to.is_open()); // the first caller waits up to 5 s
+    ///             } else {
+    ///                 cx.receive(&WaitForMessages::new().accept("gave-up")).await;
+    ///                 open.push(to.is_open());
+    ///             }
+    ///             cx.send(reply).await.unwrap(); // never an error, even when too late
+    ///         }
+    ///         open
+    ///     });
+    ///     let dead = cx.runtime().dead_letters();
+    ///     assert!(cx.call(&callee, Message::new("ask"), None).await.is_ok());
+    ///     let late = cx.call(&callee, Message::new("ask"), Duration::from_millis(1)).await;
+    ///     assert!(matches!(late, Err(RequestError::Timeout(_))));
+    ///     cx.send(Message::new("gave-up").to(&callee)).await.unwrap();
+    ///     assert_eq!(callee.join().await.unwrap(), [true, false]);
+    ///     assert_eq!(dead.recv().await.unwrap().reason, DeadLetterReason::ReplyTooLate);
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire)
     }
