@@ -14,6 +14,26 @@ use crate::tasklet::{Addr, SendFut};
 use crate::wait::{CondId, EventSink};
 
 /// The timeout of [`Cx::call`] when none is given.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::routing::DEFAULT_CALL_TIMEOUT;
+/// use tasklets::{Message, RequestError, WaitForMessages};
+///
+/// assert_eq!(DEFAULT_CALL_TIMEOUT, Duration::from_secs(5));
+/// // A timeout given to `call` replaces it.
+/// tasklets::run(|cx| async move {
+///     let mute = cx.spawn(|cx| async move {
+///         cx.receive(&WaitForMessages::new().accept("stop")).await;
+///     });
+///     let err = cx.call(&mute, Message::new("ask"), Duration::from_millis(1)).await.unwrap_err();
+///     assert!(matches!(err, RequestError::Timeout(d) if d == Duration::from_millis(1)));
+///     cx.send(Message::new("stop").to(&mute)).await.unwrap();
+/// })
+/// .unwrap();
+/// ```
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How far a call chain is followed when looking for a cycle.
