@@ -10,6 +10,26 @@ use crate::tasklet::{Addr, TaskletId};
 
 /// The name of the message a group watcher receives when membership changes; its value is a
 /// [`GroupChange`].
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Group, GroupChange, WaitForMessages, GROUP_CHANGED};
+///
+/// tasklets::run(|cx| async move {
+///     let room = Group::new("room");
+///     cx.watch_group(&room);
+///     assert!(cx.join(&room));
+///     assert!(cx.leave(&room));
+///     let changes = WaitForMessages::new().accept(&GROUP_CHANGED);
+///     let mut joined = cx.receive(&changes).await;
+///     assert_eq!(joined.name(), GROUP_CHANGED.get());
+///     assert!(joined.take::<GroupChange>().unwrap().joined);
+///     let mut left = cx.receive(&changes).await;
+///     assert!(!left.take::<GroupChange>().unwrap().joined);
+/// })
+/// .unwrap();
+/// ```
 pub static GROUP_CHANGED: StaticName = StaticName::new("group-changed");
 
 /// A group's name, used as a destination: `Message::new("line").to(&Group::new("lobby"))`.
@@ -45,10 +65,37 @@ pub struct Group(Arc<str>);
 
 impl Group {
     /// The group named `name` (groups exist while they have members or watchers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Group;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let lobby = Group::new("lobby");
+    ///     assert_eq!(lobby, Group::new("lobby")); // same name, same group
+    ///     assert!(cx.runtime().groups().is_empty());
+    ///     assert!(cx.join(&lobby));
+    ///     assert_eq!(cx.runtime().groups(), [lobby.clone()]);
+    ///     assert!(cx.leave(&lobby));
+    ///     assert!(cx.runtime().groups().is_empty()); // no members or watchers left
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn new(name: &str) -> Group {
         Group(Arc::from(name))
     }
     /// The group's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Group;
+    ///
+    /// let g = Group::new("metrics");
+    /// assert_eq!(g.name(), "metrics");
+    /// assert_eq!(g.to_string(), "metrics");
+    /// ```
     pub fn name(&self) -> &str {
         &self.0
     }
@@ -67,6 +114,36 @@ impl fmt::Display for Group {
 }
 
 /// A membership change, delivered to group watchers as a [`GROUP_CHANGED`] message.
+///
+/// # Examples
+///
+/// A member that finishes leaves its groups:
+///
+/// ```
+/// use tasklets::{Group, GroupChange, WaitForMessages, GROUP_CHANGED};
+///
+/// tasklets::run(|cx| async move {
+///     let pool = Group::new("pool");
+///     cx.watch_group(&pool);
+///     let p = pool.clone();
+///     let member = cx.spawn(move |cx| async move {
+///         assert!(cx.join(&p));
+///     });
+///     let id = member.id();
+///     let changes = WaitForMessages::new().accept(&GROUP_CHANGED);
+///     let mut first = cx.receive(&changes).await;
+///     assert_eq!(
+///         first.take::<GroupChange>(),
+///         Some(GroupChange { group: pool.clone(), tasklet: id, joined: true })
+///     );
+///     let mut second = cx.receive(&changes).await;
+///     assert_eq!(
+///         second.take::<GroupChange>(),
+///         Some(GroupChange { group: pool, tasklet: id, joined: false })
+///     );
+/// })
+/// .unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupChange {
     /// The group.
