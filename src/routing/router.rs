@@ -8,6 +8,16 @@ use super::group::Group;
 use crate::tasklet::Addr;
 
 /// How a [`Router`] picks a member.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Group, Policy, Router};
+///
+/// let router = Router::new(&Group::new("pool"), Policy::LeastLoaded);
+/// assert_eq!(router.policy(), Policy::LeastLoaded);
+/// assert_eq!(Router::hash(&Group::new("pool")).policy(), Policy::Hash);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Policy {
@@ -69,6 +79,16 @@ struct Inner {
 
 impl Router {
     /// A router over `group` with `policy`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Policy, Router};
+    ///
+    /// let pool = Group::new("pool");
+    /// let router = Router::new(&pool, Policy::RoundRobin);
+    /// assert_eq!((router.group(), router.policy()), (&pool, Policy::RoundRobin));
+    /// ```
     pub fn new(group: &Group, policy: Policy) -> Router {
         Router(Arc::new(Inner {
             group: group.clone(),
@@ -77,28 +97,142 @@ impl Router {
         }))
     }
     /// Round-robin over `group`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let members: Vec<_> = (0..2)
+    ///     .map(|_| rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; }))
+    ///     .collect();
+    /// for m in &members {
+    ///     assert!(rt.handle().join_group(&pool, &m.addr()));
+    /// }
+    /// let queued = || members.iter().map(|m| m.addr().len()).collect::<Vec<_>>();
+    /// let router = Router::round_robin(&pool);
+    /// for i in 0..4 {
+    ///     rt.handle().try_send(Message::new("job").to(&router).value(i)).unwrap();
+    /// }
+    /// assert_eq!(queued(), [2, 2]);
+    /// ```
     pub fn round_robin(group: &Group) -> Router {
         Router::new(group, Policy::RoundRobin)
     }
     /// A random member of `group`.
+    ///
+    /// Sending through a router whose group has no members fails with `NoRecipient`
+    /// ([`SendError::NoRecipient`](crate::SendError::NoRecipient),
+    /// [`TrySendError::NoRecipient`](crate::TrySendError::NoRecipient)), whatever the policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let members: Vec<_> = (0..2)
+    ///     .map(|_| rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; }))
+    ///     .collect();
+    /// for m in &members {
+    ///     assert!(rt.handle().join_group(&pool, &m.addr()));
+    /// }
+    /// let queued = || members.iter().map(|m| m.addr().len()).collect::<Vec<_>>();
+    /// let router = Router::random(&pool);
+    /// for i in 0..10 {
+    ///     rt.handle().try_send(Message::new("job").to(&router).value(i)).unwrap();
+    /// }
+    /// assert_eq!(queued().iter().sum::<usize>(), 10); // each message to one member
+    ///
+    /// let nobody = Router::random(&Group::new("empty"));
+    /// let err = rt.handle().try_send(Message::new("job").to(&nobody)).unwrap_err();
+    /// assert!(matches!(err, tasklets::TrySendError::NoRecipient(_)));
+    /// ```
     pub fn random(group: &Group) -> Router {
         Router::new(group, Policy::Random)
     }
     /// Consistent hashing of the message key over `group`.
+    ///
+    /// # Examples
+    ///
+    /// Messages with the same [`key`](crate::Message::key) go to the same member:
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let members: Vec<_> = (0..2)
+    ///     .map(|_| rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; }))
+    ///     .collect();
+    /// for m in &members {
+    ///     assert!(rt.handle().join_group(&pool, &m.addr()));
+    /// }
+    /// let queued = || members.iter().map(|m| m.addr().len()).collect::<Vec<_>>();
+    /// let router = Router::hash(&pool);
+    /// for _ in 0..3 {
+    ///     rt.handle().try_send(Message::new("count").to(&router).key("apple")).unwrap();
+    /// }
+    /// let mut q = queued();
+    /// q.sort();
+    /// assert_eq!(q, [0, 3]);
+    /// ```
     pub fn hash(group: &Group) -> Router {
         Router::new(group, Policy::Hash)
     }
     /// The least-loaded member of `group`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let members: Vec<_> = (0..2)
+    ///     .map(|_| rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; }))
+    ///     .collect();
+    /// for m in &members {
+    ///     assert!(rt.handle().join_group(&pool, &m.addr()));
+    /// }
+    /// let queued = || members.iter().map(|m| m.addr().len()).collect::<Vec<_>>();
+    /// members[0].addr().try_send(Message::new("backlog")).unwrap();
+    /// members[0].addr().try_send(Message::new("backlog")).unwrap();
+    /// let router = Router::least_loaded(&pool);
+    /// rt.handle().try_send(Message::new("job").to(&router)).unwrap();
+    /// rt.handle().try_send(Message::new("job").to(&router)).unwrap();
+    /// assert_eq!(queued(), [2, 2]); // both jobs went to the idle member
+    /// ```
     pub fn least_loaded(group: &Group) -> Router {
         Router::new(group, Policy::LeastLoaded)
     }
 
     /// The group routed over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Router};
+    ///
+    /// assert_eq!(Router::round_robin(&Group::new("pool")).group().name(), "pool");
+    /// ```
     pub fn group(&self) -> &Group {
         &self.0.group
     }
 
     /// The policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Policy, Router};
+    ///
+    /// assert_eq!(Router::random(&Group::new("pool")).policy(), Policy::Random);
+    /// assert_eq!(Router::least_loaded(&Group::new("pool")).policy(), Policy::LeastLoaded);
+    /// ```
     pub fn policy(&self) -> Policy {
         self.0.policy
     }
