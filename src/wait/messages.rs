@@ -9,8 +9,36 @@ use crate::name::{Name, StaticName};
 /// One name or many: what [`WaitForMessages::accept`] and its siblings take.
 ///
 /// Implemented for `&str`, `String`, [`Name`], `&StaticName`, and slices, arrays and `Vec`s of those.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Action, Name, StaticName, WaitForMessages};
+///
+/// static QUIT: StaticName = StaticName::new("quit");
+/// let w = WaitForMessages::new()
+///     .accept("a")
+///     .accept(String::from("b"))
+///     .accept(Name::new("c"))
+///     .accept(&QUIT)
+///     .accept(&["d", "e"][..])
+///     .accept(vec![String::from("f")]);
+/// for name in ["a", "b", "c", "quit", "d", "e", "f"] {
+///     assert_eq!(w.action(name), Action::Accept);
+/// }
+/// ```
 pub trait IntoNames {
     /// Calls `f` with each name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{IntoNames, Name};
+    ///
+    /// let mut names = Vec::new();
+    /// ["print", "quit"].for_each_name(&mut |n| names.push(n));
+    /// assert_eq!(names, [Name::new("print"), Name::new("quit")]);
+    /// ```
     fn for_each_name(self, f: &mut dyn FnMut(Name));
 }
 
@@ -103,6 +131,20 @@ impl Default for WaitForMessages {
 
 impl WaitForMessages {
     /// A wait that accepts nothing yet and defers every name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Action, Message, WaitForMessages};
+    ///
+    /// let nothing = WaitForMessages::new();
+    /// assert_eq!(nothing.action("anything"), Action::Defer);
+    /// tasklets::run(move |cx| async move {
+    ///     cx.me().try_send(Message::new("kept")).unwrap();
+    ///     assert!(cx.try_wait(&nothing).is_none()); // deferred, not returned
+    ///     assert_eq!(cx.me().len(), 1); // still queued
+    /// }).unwrap();
+    /// ```
     pub fn new() -> WaitForMessages {
         WaitForMessages {
             id: CondId::new(),
@@ -187,11 +229,31 @@ impl WaitForMessages {
     }
 
     /// What this wait alone does with messages named `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Action, Name, WaitForMessages};
+    ///
+    /// let w = WaitForMessages::new().accept("job").discard("noise");
+    /// assert_eq!(w.action("job"), Action::Accept);
+    /// assert_eq!(w.action(Name::new("noise")), Action::Discard);
+    /// assert_eq!(w.action("other"), Action::Defer); // the default `otherwise`
+    /// ```
     pub fn action(&self, name: impl Into<Name>) -> Action {
         self.rules.action(name.into().id())
     }
 
     /// The `otherwise` action, if set explicitly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Action, WaitForMessages};
+    ///
+    /// assert_eq!(WaitForMessages::new().otherwise_action(), None);
+    /// assert_eq!(WaitForMessages::new().accept_all().otherwise_action(), Some(Action::Accept));
+    /// ```
     pub fn otherwise_action(&self) -> Option<Action> {
         self.rules.otherwise()
     }
