@@ -61,6 +61,20 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 impl WaitForTimeout {
     /// A timer of `period`, not armed yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tasklets::WaitForTimeout;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let timeout = WaitForTimeout::new(Duration::from_millis(10));
+    ///     let start = Instant::now();
+    ///     assert!(cx.wait(&timeout).await.is(&timeout));
+    ///     assert!(start.elapsed() >= Duration::from_millis(10)); // never early
+    /// }).unwrap();
+    /// ```
     pub fn new(period: Duration) -> WaitForTimeout {
         WaitForTimeout {
             id: CondId::new(),
@@ -70,11 +84,37 @@ impl WaitForTimeout {
     }
 
     /// The period.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::WaitForTimeout;
+    ///
+    /// let timeout = WaitForTimeout::new(Duration::from_millis(250));
+    /// assert_eq!(timeout.period(), Duration::from_millis(250));
+    /// ```
     pub fn period(&self) -> Duration {
         self.period
     }
 
     /// Whether a wait has armed it (and none has left it out since).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{WaitForMessages, WaitForTimeout};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let timeout = WaitForTimeout::new(Duration::from_secs(60));
+    ///     assert!(!timeout.is_armed());
+    ///     assert!(cx.try_wait(&timeout).is_none());
+    ///     assert!(timeout.is_armed());
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
+    ///     assert!(!timeout.is_armed());
+    /// }).unwrap();
+    /// ```
     pub fn is_armed(&self) -> bool {
         lock(&self.inner).armed.is_some()
     }
