@@ -38,6 +38,18 @@ pub struct WaitForIdle {
 
 impl WaitForIdle {
     /// An idle condition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForIdle;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let idle = WaitForIdle::new();
+    ///     assert!(cx.wait(&idle).await.is(&idle)); // nothing else to run
+    ///     assert!(cx.wait(&idle).await.is(&idle)); // fires again while armed
+    /// }).unwrap();
+    /// ```
     pub fn new() -> WaitForIdle {
         WaitForIdle { id: CondId::new() }
     }
