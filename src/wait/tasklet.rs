@@ -36,11 +36,39 @@ pub struct WaitForTasklet {
 
 impl WaitForTasklet {
     /// Waits for `tasklet`'s end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Finished, WaitForTasklet};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn(|_cx| async { panic!("boom") });
+    ///     let done = WaitForTasklet::new(&child);
+    ///     let mut ev = cx.wait(&done).await;
+    ///     let finished = ev.take::<Finished>().unwrap();
+    ///     assert_eq!(finished.id, child.id());
+    ///     assert!(finished.result.unwrap_err().is_panicked());
+    /// }).unwrap();
+    /// ```
     pub fn new<T>(tasklet: &Tasklet<T>) -> WaitForTasklet {
         WaitForTasklet::for_addr(&tasklet.addr())
     }
 
     /// Waits for the end of the tasklet at `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Finished, WaitForTasklet};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let addr = cx.spawn(|_cx| async {}).addr(); // the handle is gone, the address stays
+    ///     let done = WaitForTasklet::for_addr(&addr);
+    ///     let ev = cx.wait(&done).await;
+    ///     assert_eq!(ev.get::<Finished>().unwrap().result, Ok(()));
+    /// }).unwrap();
+    /// ```
     pub fn for_addr(addr: &crate::Addr) -> WaitForTasklet {
         WaitForTasklet {
             id: CondId::new(),
@@ -49,6 +77,18 @@ impl WaitForTasklet {
     }
 
     /// The tasklet waited for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForTasklet;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.spawn(|_cx| async {});
+    ///     assert_eq!(WaitForTasklet::new(&child).target(), child.id());
+    ///     assert_eq!(WaitForTasklet::for_addr(&child.addr()).target(), child.id());
+    /// }).unwrap();
+    /// ```
     pub fn target(&self) -> TaskletId {
         self.target.id()
     }
