@@ -47,6 +47,30 @@ pub struct WaitForCall<A, R = ()> {
 }
 
 /// Calls a [`WaitForCall`]: `Send + Clone`.
+///
+/// # Examples
+///
+/// Another tasklet calls twice, through clones of one caller.
+///
+/// ```
+/// use tasklets::WaitForCall;
+///
+/// let sum = tasklets::run(|cx| async move {
+///     let call: WaitForCall<u32, &'static str> = WaitForCall::new("thanks");
+///     assert!(cx.try_wait(&call).is_none()); // armed before anyone calls
+///     let caller = call.caller();
+///     let helper = cx.spawn(move |_cx| async move {
+///         (caller.call(1).ok(), caller.clone().call(2).ok())
+///     });
+///     let mut sum = 0;
+///     for _ in 0..2 {
+///         sum += cx.wait(&call).await.take::<u32>().unwrap();
+///     }
+///     assert_eq!(helper.join().await.unwrap(), (Some("thanks"), Some("thanks")));
+///     sum
+/// });
+/// assert_eq!(sum, Ok(3));
+/// ```
 pub struct Caller<A, R = ()> {
     inner: Arc<Mutex<Inner<R>>>,
     _args: PhantomData<fn(A)>,
@@ -74,6 +98,20 @@ impl<A, R> std::fmt::Debug for WaitForCall<A, R> {
 
 impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
     /// A call condition whose calls return `return_value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForCall;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let call = WaitForCall::<String, bool>::new(true);
+    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     assert_eq!(call.caller().call("hello".into()).ok(), Some(true));
+    ///     let mut ev = cx.wait(&call).await;
+    ///     assert_eq!(ev.take::<String>().as_deref(), Some("hello"));
+    /// }).unwrap();
+    /// ```
     pub fn new(return_value: R) -> WaitForCall<A, R> {
         WaitForCall {
             id: CondId::new(),
@@ -86,6 +124,20 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
     }
 
     /// A handle that calls this condition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForCall;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let call = WaitForCall::<i32>::new(());
+    ///     let caller = call.caller();
+    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     std::thread::spawn(move || caller.call(5)).join().unwrap().unwrap();
+    ///     assert_eq!(cx.wait(&call).await.take::<i32>(), Some(5));
+    /// }).unwrap();
+    /// ```
     pub fn caller(&self) -> Caller<A, R> {
         Caller {
             inner: Arc::clone(&self.inner),
@@ -94,6 +146,21 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
     }
 
     /// Changes what later calls return.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForCall;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let call = WaitForCall::<(), u32>::new(1);
+    ///     let caller = call.caller();
+    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     assert_eq!(caller.call(()).ok(), Some(1));
+    ///     call.set_return_value(2);
+    ///     assert_eq!(caller.call(()).ok(), Some(2));
+    /// }).unwrap();
+    /// ```
     pub fn set_return_value(&self, value: R) {
         self.inner
             .lock()
@@ -108,6 +175,23 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     /// # Errors
     ///
     /// [`CallError`] with the arguments if the condition is not armed, or its tasklet has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitForCall, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let call = WaitForCall::<&'static str, usize>::new(42);
+    ///     let caller = call.caller();
+    ///     assert_eq!(caller.call("early").unwrap_err().into_inner(), "early"); // not armed yet
+    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     assert_eq!(caller.call("now").ok(), Some(42));
+    ///     assert_eq!(cx.wait(&call).await.take::<&str>(), Some("now"));
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
+    ///     assert!(caller.call("late").is_err());
+    /// }).unwrap();
+    /// ```
     pub fn call(&self, args: A) -> Result<R, CallError<A>> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match &inner.sink {
