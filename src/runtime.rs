@@ -66,6 +66,15 @@ pub struct SpawnOptions {
 
 impl SpawnOptions {
     /// Default options: unbounded mailbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn_with(tasklets::SpawnOptions::new(), |_cx| async {});
+    /// assert_eq!(t.addr().capacity(), None);
+    /// rt.run();
+    /// ```
     pub fn new() -> SpawnOptions {
         SpawnOptions::default()
     }
@@ -74,6 +83,23 @@ impl SpawnOptions {
     /// # Panics
     ///
     /// Panics if `capacity` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(2), |_cx| async {});
+    /// assert_eq!(t.addr().capacity(), Some(2));
+    /// rt.run();
+    /// ```
+    ///
+    /// A capacity of 0 panics:
+    ///
+    /// ```should_panic
+    /// let _ = tasklets::SpawnOptions::new().capacity(0);
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> SpawnOptions {
         assert!(capacity > 0, "a mailbox capacity must be at least 1");
         self.capacity = Some(capacity);
@@ -356,6 +382,16 @@ impl Handle {
     /// Spawns a tasklet on one of the runtime's workers (round-robin). `f` runs on that worker's thread.
     ///
     /// If the runtime shuts down before the tasklet starts, it ends with [`Exit::Stopped`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let handle = rt.handle();
+    /// let t = std::thread::spawn(move || handle.spawn(|cx| async move { cx.id() })).join().unwrap();
+    /// let id = t.id();
+    /// assert_eq!(rt.block_on(t.join()), Ok(id));
+    /// ```
     pub fn spawn<F, Fut, T>(&self, f: F) -> Tasklet<T>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
@@ -366,6 +402,16 @@ impl Handle {
     }
 
     /// [`spawn`](Self::spawn) with options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.handle().spawn_with(SpawnOptions::new().capacity(3), |cx| async move { cx.me().capacity() });
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(3)));
+    /// ```
     pub fn spawn_with<F, Fut, T>(&self, options: SpawnOptions, f: F) -> Tasklet<T>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
@@ -392,6 +438,21 @@ impl Handle {
     }
 
     /// Makes [`Runtime::run`] return (tasklets keep their state; a later `run` goes on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let server = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("stop")).await; });
+    /// rt.spawn(|cx| async move { cx.runtime().quit() });
+    /// rt.run(); // returns although `server` still waits
+    /// assert!(!server.is_finished());
+    /// server.addr().try_send(Message::new("stop")).unwrap();
+    /// rt.run(); // goes on until every tasklet has finished
+    /// assert!(server.is_finished());
+    /// ```
     pub fn quit(&self) {
         self.rt.quit.store(true, Ordering::Release);
         self.rt.changed.notify(usize::MAX);
@@ -402,16 +463,53 @@ impl Handle {
     }
 
     /// How many tasklets have been spawned and not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// assert_eq!(rt.handle().live(), 0);
+    /// let t = rt.spawn(|_cx| async {});
+    /// assert_eq!(rt.handle().live(), 1);
+    /// rt.block_on(t.join()).unwrap();
+    /// assert_eq!(rt.handle().live(), 0);
+    /// ```
     pub fn live(&self) -> usize {
         self.rt.live.load(Ordering::Acquire)
     }
 
     /// Subscribes to dead letters: every message that could not be delivered, from now on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|_cx| async {});
+    /// t.addr().try_send(Message::new("unread")).unwrap();
+    /// rt.run(); // the tasklet ends without reading it
+    /// let letter = letters.try_recv().unwrap();
+    /// assert_eq!(letter.message.name(), "unread");
+    /// assert_eq!(letter.reason, DeadLetterReason::Finished);
+    /// ```
     pub fn dead_letters(&self) -> DeadLetters {
         self.rt.dead_letters.subscribe()
     }
 
     /// How many dead letters there have been so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// assert_eq!(rt.handle().dead_letter_count(), 0);
+    /// let _ = rt.handle().try_send(Message::new("x").to("nobody")); // counted even without subscribers
+    /// assert_eq!(rt.handle().dead_letter_count(), 1);
+    /// ```
     pub fn dead_letter_count(&self) -> u64 {
         self.rt.dead_letters.count()
     }
@@ -423,42 +521,156 @@ impl Handle {
     ///
     /// [`RegistryError::Taken`] if another live tasklet holds the name, [`RegistryError::Finished`] if
     /// `addr`'s tasklet has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, RegistryError, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let h = rt.handle();
+    /// let printer = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("print")).await; });
+    /// h.register("printer", &printer.addr())?;
+    /// h.try_send(Message::new("print").to("printer"))?;
+    /// rt.block_on(printer.join())?;
+    /// assert_eq!(h.whereis("printer"), None); // released when it finished
+    ///
+    /// let done = rt.spawn(|_cx| async {});
+    /// let addr = done.addr();
+    /// rt.block_on(done.join())?;
+    /// assert_eq!(h.register("late", &addr), Err(RegistryError::Finished));
+    /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn register(&self, name: &str, addr: &Addr) -> Result<(), RegistryError> {
         self.rt.registry.register(name, addr)
     }
 
     /// Removes a name; returns who held it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// rt.handle().register("worker", &t.addr()).unwrap();
+    /// assert_eq!(rt.handle().unregister("worker"), Some(t.addr()));
+    /// assert_eq!(rt.handle().unregister("worker"), None);
+    /// rt.run();
+    /// ```
     pub fn unregister(&self, name: &str) -> Option<Addr> {
         self.rt.registry.unregister(name)
     }
 
     /// The tasklet registered under `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// assert_eq!(rt.handle().whereis("db"), None);
+    /// rt.handle().register("db", &t.addr()).unwrap();
+    /// assert_eq!(rt.handle().whereis("db"), Some(t.addr()));
+    /// rt.run();
+    /// ```
     pub fn whereis(&self, name: &str) -> Option<Addr> {
         self.rt.registry.whereis(name)
     }
 
     /// Every registered name, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// rt.handle().register("zeta", &t.addr()).unwrap();
+    /// rt.handle().register("alpha", &t.addr()).unwrap();
+    /// assert_eq!(rt.handle().registered(), ["alpha", "zeta"]);
+    /// rt.run();
+    /// assert!(rt.handle().registered().is_empty());
+    /// ```
     pub fn registered(&self) -> Vec<String> {
         self.rt.registry.names()
     }
 
     /// Adds the tasklet at `addr` to `group` (what [`Cx::join`](crate::Cx::join) does for itself), for
     /// building pools from outside. Returns false if it was a member already or has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let t = rt.spawn(|_cx| async {});
+    /// assert!(rt.handle().join_group(&pool, &t.addr()));
+    /// assert!(!rt.handle().join_group(&pool, &t.addr())); // member already
+    /// let addr = t.addr();
+    /// rt.block_on(t.join()).unwrap();
+    /// assert!(!rt.handle().join_group(&pool, &addr)); // finished
+    /// assert!(rt.handle().members(&pool).is_empty());
+    /// ```
     pub fn join_group(&self, group: &Group, addr: &Addr) -> bool {
         self.rt.groups.join(group, addr)
     }
 
     /// Removes the tasklet at `addr` from `group`; returns whether it was a member.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let t = rt.spawn(|_cx| async {});
+    /// rt.handle().join_group(&pool, &t.addr());
+    /// assert!(rt.handle().leave_group(&pool, &t.addr()));
+    /// assert!(!rt.handle().leave_group(&pool, &t.addr()));
+    /// rt.run();
+    /// ```
     pub fn leave_group(&self, group: &Group, addr: &Addr) -> bool {
         self.rt.groups.leave(group, addr)
     }
 
     /// The members of `group` now, in join order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let a = rt.spawn(|_cx| async {});
+    /// let b = rt.spawn(|_cx| async {});
+    /// rt.handle().join_group(&pool, &b.addr());
+    /// rt.handle().join_group(&pool, &a.addr());
+    /// assert_eq!(rt.handle().members(&pool), [b.addr(), a.addr()]);
+    /// rt.run(); // members leave when they finish
+    /// assert!(rt.handle().members(&pool).is_empty());
+    /// ```
     pub fn members(&self, group: &Group) -> Vec<Addr> {
         self.rt.groups.members(group).as_ref().clone()
     }
 
     /// Every group that has members or watchers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|_cx| async {});
+    /// rt.handle().join_group(&Group::new("b"), &t.addr());
+    /// rt.handle().join_group(&Group::new("a"), &t.addr());
+    /// assert_eq!(rt.handle().groups(), [Group::new("a"), Group::new("b")]);
+    /// rt.run();
+    /// assert!(rt.handle().groups().is_empty());
+    /// ```
     pub fn groups(&self) -> Vec<Group> {
         self.rt.groups.names()
     }
@@ -469,6 +681,23 @@ impl Handle {
     /// # Errors
     ///
     /// As [`Cx::send`](crate::Cx::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SendError, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let h = rt.handle();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("hi")).await.sender().is_none()
+    /// });
+    /// rt.block_on(h.send(Message::new("hi").to(&t)))?;
+    /// assert_eq!(rt.block_on(t.join()), Ok(true)); // no sender
+    /// let err = rt.block_on(h.send(Message::new("hi").to("nobody"))).unwrap_err();
+    /// assert!(matches!(err, SendError::NoSuchName(_)));
+    /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub async fn send(&self, msg: crate::Message) -> Result<(), crate::SendError> {
         crate::routing::send(&self.rt, None, msg).await
     }
@@ -478,6 +707,22 @@ impl Handle {
     /// # Errors
     ///
     /// As [`Cx::try_send`](crate::Cx::try_send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let h = rt.handle();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("x")).await;
+    /// });
+    /// h.try_send(Message::new("x").to(&t))?;
+    /// assert!(h.try_send(Message::new("x").to(&t)).unwrap_err().is_full());
+    /// rt.run();
+    /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn try_send(&self, msg: crate::Message) -> Result<(), crate::TrySendError> {
         crate::routing::try_send(&self.rt, msg)
     }
@@ -523,6 +768,22 @@ impl Builder {
     /// # Panics
     ///
     /// Panics if `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().worker_threads(2).build();
+    /// let tasks: Vec<_> = (0..2).map(|i| rt.spawn(move |_cx| async move { i * 10 })).collect();
+    /// for (i, t) in tasks.into_iter().enumerate() {
+    ///     assert_eq!(rt.block_on(t.join()), Ok(i * 10));
+    /// }
+    /// ```
+    ///
+    /// Zero workers panics:
+    ///
+    /// ```should_panic
+    /// let _ = tasklets::Runtime::builder().worker_threads(0);
+    /// ```
     pub fn worker_threads(mut self, n: usize) -> Builder {
         assert!(n > 0, "a runtime needs at least one worker");
         self.workers = n;
@@ -530,6 +791,14 @@ impl Builder {
     }
 
     /// One worker per available core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().thread_per_core().build();
+    /// let t = rt.spawn(|_cx| async { 7 });
+    /// assert_eq!(rt.block_on(t.join()), Ok(7));
+    /// ```
     pub fn thread_per_core(self) -> Builder {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.worker_threads(n)
@@ -540,6 +809,13 @@ impl Builder {
     /// # Panics
     ///
     /// Panics if a worker thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().build(); // same as Runtime::new()
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// ```
     pub fn build(self) -> Runtime {
         let mut senders = Vec::with_capacity(self.workers);
         let mut receivers = Vec::with_capacity(self.workers);
@@ -644,16 +920,40 @@ impl Default for Runtime {
 
 impl Runtime {
     /// A runtime with the default settings (one worker: the calling thread).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let t = rt.spawn(|_cx| async { std::thread::current().id() });
+    /// assert_eq!(rt.block_on(t.join()), Ok(std::thread::current().id())); // ran on this thread
+    /// ```
     pub fn new() -> Runtime {
         Runtime::builder().build()
     }
 
     /// A builder for other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().worker_threads(1).build();
+    /// assert_eq!(rt.block_on(rt.spawn(|_cx| async { "ok" }).join()), Ok("ok"));
+    /// ```
     pub fn builder() -> Builder {
         Builder { workers: 1 }
     }
 
     /// A `Send + Clone` handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let handle = rt.handle();
+    /// let live = std::thread::spawn(move || handle.live()).join().unwrap();
+    /// assert_eq!(live, 0);
+    /// ```
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
@@ -664,6 +964,18 @@ impl Runtime {
 
     /// Spawns a tasklet (round-robin over the workers). It starts running once the runtime is driven
     /// ([`run`](Self::run) or [`block_on`](Self::block_on)) or at once on a background worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Runtime, State};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|_cx| async { 40 + 2 });
+    /// assert_eq!(t.state(), State::Running); // not started: nothing drives the runtime yet
+    /// assert!(!t.is_finished());
+    /// assert_eq!(rt.block_on(t.join()), Ok(42));
+    /// ```
     pub fn spawn<F, Fut, T>(&self, f: F) -> Tasklet<T>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
@@ -674,6 +986,20 @@ impl Runtime {
     }
 
     /// [`spawn`](Self::spawn) with options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn_with(SpawnOptions::new().capacity(1), |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("x")).await;
+    /// });
+    /// t.addr().try_send(Message::new("x")).unwrap();
+    /// assert!(t.addr().try_send(Message::new("x")).unwrap_err().is_full());
+    /// rt.run();
+    /// ```
     pub fn spawn_with<F, Fut, T>(&self, options: SpawnOptions, f: F) -> Tasklet<T>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
@@ -687,11 +1013,35 @@ impl Runtime {
     }
 
     /// Runs the runtime until `fut` completes, and returns its output. Tasklets run meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("n")).await.take::<u32>() });
+    /// let addr = t.addr();
+    /// rt.block_on(addr.send(Message::new("n").value(9_u32)))?; // plain futures work too
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(9)));
+    /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.local().drive(fut)
     }
 
     /// Runs until every tasklet has finished, or [`quit`](Self::quit) is called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::new();
+    /// let a = rt.spawn(|_cx| async { 1 });
+    /// let b = rt.spawn(|cx| async move { cx.spawn(|_cx| async {}).join().await });
+    /// rt.run();
+    /// assert!(a.is_finished() && b.is_finished());
+    /// assert_eq!(rt.handle().live(), 0);
+    /// ```
     pub fn run(&self) {
         let rt = Arc::clone(&self.handle.rt);
         self.local().drive(until_flag(&rt, |rt| {
@@ -701,12 +1051,42 @@ impl Runtime {
     }
 
     /// Makes [`run`](Self::run) return.
+    ///
+    /// # Examples
+    ///
+    /// A quit before `run` makes that `run` return at once:
+    ///
+    /// ```
+    /// use tasklets::{Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
+    /// rt.quit();
+    /// rt.run(); // returns although `t` has not finished
+    /// assert!(!t.is_finished());
+    /// ```
     pub fn quit(&self) {
         self.handle.quit();
     }
 
     /// Stops every tasklet (each ends with [`Exit::Stopped`]; messages left in mailboxes go to dead
     /// letters) and stops the worker threads. Dropping the runtime does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Exit, Message, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
+    /// t.addr().try_send(Message::new("leftover")).unwrap();
+    /// rt.block_on(futures_lite::future::yield_now()); // let it start waiting
+    /// rt.shutdown();
+    /// assert_eq!(futures_lite::future::block_on(t.join()), Err(Exit::Stopped));
+    /// let letter = letters.try_recv().unwrap();
+    /// assert_eq!((letter.message.name().as_str(), letter.reason), ("leftover", DeadLetterReason::Finished));
+    /// ```
     pub fn shutdown(mut self) {
         self.stop_all();
     }
