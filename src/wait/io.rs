@@ -40,18 +40,47 @@ pub struct Readiness {
 
 impl Readiness {
     /// Readable, not writable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::wait::io::Readiness;
+    ///
+    /// assert!(Readiness::READABLE.is_readable());
+    /// assert!(!Readiness::READABLE.is_writable());
+    /// assert_ne!(Readiness::READABLE, Readiness::BOTH);
+    /// ```
     pub const READABLE: Readiness = Readiness {
         readable: true,
         writable: false,
         _taken: None,
     };
     /// Writable, not readable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::wait::io::Readiness;
+    ///
+    /// assert!(Readiness::WRITABLE.is_writable());
+    /// assert!(!Readiness::WRITABLE.is_readable());
+    /// assert_ne!(Readiness::WRITABLE, Readiness::READABLE);
+    /// ```
     pub const WRITABLE: Readiness = Readiness {
         readable: false,
         writable: true,
         _taken: None,
     };
     /// Readable and writable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::wait::io::Readiness;
+    ///
+    /// assert!(Readiness::BOTH.is_readable() && Readiness::BOTH.is_writable());
+    /// assert_eq!(Readiness::BOTH.clone(), Readiness::BOTH);
+    /// ```
     pub const BOTH: Readiness = Readiness {
         readable: true,
         writable: true,
@@ -59,11 +88,59 @@ impl Readiness {
     };
 
     /// Whether the source was seen readable (data, end of stream, or an error to read).
+    ///
+    /// # Examples
+    ///
+    /// Level-triggered: after reading only part of the data, the next wait wakes again.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::sync::Arc;
+    /// use async_io::Async;
+    /// use tasklets::wait::io::{Readiness, WaitForIO};
+    ///
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// b.write_all(b"xy")?;
+    /// let a = Arc::new(Async::new(a)?);
+    /// tasklets::run(move |cx| async move {
+    ///     let readable = WaitForIO::readable(&a);
+    ///     let mut reader: &UnixStream = a.get_ref();
+    ///     for expected in [b'x', b'y'] {
+    ///         let ev = cx.wait(&readable).await;
+    ///         assert!(ev.get::<Readiness>().unwrap().is_readable());
+    ///         drop(ev); // done with it: the condition looks at the source again
+    ///         let mut byte = [0u8; 1];
+    ///         reader.read_exact(&mut byte)?;
+    ///         assert_eq!(byte[0], expected);
+    ///     }
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_readable(&self) -> bool {
         self.readable
     }
 
     /// Whether the source was seen writable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::sync::Arc;
+    /// use async_io::Async;
+    /// use tasklets::wait::io::{Readiness, WaitForIO};
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let a = Arc::new(Async::new(a)?);
+    /// tasklets::run(move |cx| async move {
+    ///     let ev = cx.wait(&WaitForIO::writable(&a)).await;
+    ///     let seen = ev.get::<Readiness>().unwrap();
+    ///     assert!(seen.is_writable() && !seen.is_readable());
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_writable(&self) -> bool {
         self.writable
     }
@@ -278,6 +355,28 @@ impl WaitForIO {
     }
 
     /// Whether a wait has armed it (in any tasklet) and none has left it out since.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::sync::Arc;
+    /// use async_io::Async;
+    /// use tasklets::WaitForMessages;
+    /// use tasklets::wait::io::WaitForIO;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let a = Arc::new(Async::new(a)?);
+    /// tasklets::run(move |cx| async move {
+    ///     let readable = WaitForIO::readable(&a); // nothing to read: never fires here
+    ///     assert!(!readable.is_armed());
+    ///     assert!(cx.try_wait(&readable).is_none());
+    ///     assert!(readable.is_armed());
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
+    ///     assert!(!readable.is_armed());
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_armed(&self) -> bool {
         !lock(&self.arms).list.is_empty()
     }
