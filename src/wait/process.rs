@@ -45,26 +45,108 @@ pub struct ProcessExit {
 
 impl ProcessExit {
     /// The child's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.command(&mut Command::new("true"))?;
+    ///     let ev = cx.wait(&child).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().pid(), child.pid());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Its exit status, as `std::process` reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// let status = tasklets::run(|cx| async move {
+    ///     let child = cx.command(Command::new("sh").args(["-c", "exit 2"]))?;
+    ///     let ev = cx.wait(&child).await;
+    ///     Ok::<_, std::io::Error>(ev.get::<ProcessExit>().unwrap().status())
+    /// })??;
+    /// assert_eq!(status.code(), Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> ExitStatus {
         self.status
     }
 
     /// The exit code, if it exited (rather than being killed by a signal).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let exits = cx.command(Command::new("sh").args(["-c", "exit 7"]))?;
+    ///     let ev = cx.wait(&exits).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().code(), Some(7));
+    ///     let killed = cx.command(Command::new("sh").args(["-c", "kill -KILL $$"]))?;
+    ///     let ev = cx.wait(&killed).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().code(), None);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
 
     /// Whether it exited with code 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let ok = cx.command(&mut Command::new("true"))?;
+    ///     assert!(cx.wait(&ok).await.get::<ProcessExit>().unwrap().success());
+    ///     let failed = cx.command(&mut Command::new("false"))?;
+    ///     assert!(!cx.wait(&failed).await.get::<ProcessExit>().unwrap().success());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn success(&self) -> bool {
         self.status.success()
     }
 
     /// The number of the signal that killed it, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let killed = cx.command(Command::new("sh").args(["-c", "kill -KILL $$"]))?;
+    ///     let ev = cx.wait(&killed).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().signal(), Some(9));
+    ///     let exits = cx.command(&mut Command::new("true"))?;
+    ///     let ev = cx.wait(&exits).await;
+    ///     assert_eq!(ev.get::<ProcessExit>().unwrap().signal(), None);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(unix)]
     pub fn signal(&self) -> Option<i32> {
         std::os::unix::process::ExitStatusExt::signal(&self.status)
@@ -167,6 +249,24 @@ impl WaitForProcess {
     /// [`take_stdin`](Self::take_stdin) and friends. Dropping the condition drops the `Child` as
     /// async-process does (the process goes on unless its `Command` had `kill_on_drop`; it is reaped
     /// either way).
+    ///
+    /// # Examples
+    ///
+    /// A child spawned outside the tasklet, so not owned by it: a tasklet that only waits for it.
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::{ProcessExit, WaitForProcess};
+    ///
+    /// let child = Command::new("sh").args(["-c", "exit 4"]).spawn()?;
+    /// let code = tasklets::run(move |cx| async move {
+    ///     let exit = WaitForProcess::new(child);
+    ///     let ev = cx.wait(&exit).await;
+    ///     ev.get::<ProcessExit>().unwrap().code()
+    /// })?;
+    /// assert_eq!(code, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(mut child: Child) -> WaitForProcess {
         WaitForProcess {
             id: CondId::new(),
@@ -183,6 +283,18 @@ impl WaitForProcess {
     }
 
     /// The child's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::Command;
+    /// use tasklets::wait::process::WaitForProcess;
+    ///
+    /// let child = Command::new("true").spawn()?;
+    /// let pid = child.id();
+    /// assert_eq!(WaitForProcess::new(child).pid(), pid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.inner.pid
     }
@@ -192,6 +304,24 @@ impl WaitForProcess {
     /// # Errors
     ///
     /// As [`async_process::Child::try_status`].
+    ///
+    /// # Examples
+    ///
+    /// `cat` runs until its stdin closes:
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let cat = cx.command(Command::new("cat").stdin(Stdio::piped()))?;
+    ///     assert_eq!(cat.try_status()?, None); // still running
+    ///     drop(cat.take_stdin()); // end of input: cat exits
+    ///     cx.wait(&cat).await;
+    ///     assert!(cat.try_status()?.unwrap().success());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_status(&self) -> io::Result<Option<ExitStatus>> {
         let known = *lock(&self.inner.status);
         if known.is_some() {
@@ -238,16 +368,77 @@ impl WaitForProcess {
     }
 
     /// Takes the child's stdin, if it was piped and not taken yet. Dropping it closes the pipe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    /// use futures_lite::io::AsyncWriteExt;
+    /// use tasklets::wait::process::ProcessExit;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let child = cx.command(
+    ///         Command::new("sh").args(["-c", r#"read x; test "$x" = ping"#]).stdin(Stdio::piped()),
+    ///     )?;
+    ///     let mut stdin = child.take_stdin().unwrap();
+    ///     assert!(child.take_stdin().is_none()); // taken already
+    ///     stdin.write_all(b"ping\n").await?;
+    ///     drop(stdin);
+    ///     let ev = cx.wait(&child).await;
+    ///     assert!(ev.get::<ProcessExit>().unwrap().success());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn take_stdin(&self) -> Option<ChildStdin> {
         lock(&self.inner.stdin).take()
     }
 
     /// Takes the child's stdout, if it was piped and not taken (or streamed) yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    /// use futures_lite::io::AsyncReadExt;
+    ///
+    /// let out = tasklets::run(|cx| async move {
+    ///     let child = cx.command(Command::new("echo").arg("hi").stdout(Stdio::piped()))?;
+    ///     let mut stdout = child.take_stdout().unwrap();
+    ///     assert!(child.take_stdout().is_none()); // taken already
+    ///     let mut out = String::new();
+    ///     stdout.read_to_string(&mut out).await?;
+    ///     cx.wait(&child).await;
+    ///     Ok::<_, std::io::Error>(out)
+    /// })??;
+    /// assert_eq!(out, "hi\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn take_stdout(&self) -> Option<ChildStdout> {
         lock(&self.inner.child).stdout.take()
     }
 
     /// Takes the child's stderr, if it was piped and not taken (or streamed) yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    /// use futures_lite::io::AsyncReadExt;
+    ///
+    /// let err = tasklets::run(|cx| async move {
+    ///     let child = cx.command(
+    ///         Command::new("sh").args(["-c", "echo oops >&2"]).stderr(Stdio::piped()),
+    ///     )?;
+    ///     assert!(child.take_stdout().is_none()); // stdout was not piped
+    ///     let mut err = String::new();
+    ///     child.take_stderr().unwrap().read_to_string(&mut err).await?;
+    ///     cx.wait(&child).await;
+    ///     Ok::<_, std::io::Error>(err)
+    /// })??;
+    /// assert_eq!(err, "oops\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn take_stderr(&self) -> Option<ChildStderr> {
         lock(&self.inner.child).stderr.take()
     }
@@ -298,6 +489,38 @@ impl WaitForProcess {
     /// # Panics
     ///
     /// Panics if stderr was not piped or was already taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_process::{Command, Stdio};
+    /// use tasklets::WaitForMessages;
+    ///
+    /// let lines = tasklets::run(|cx| async move {
+    ///     let child = cx.command(
+    ///         Command::new("sh").args(["-c", "echo one >&2; echo two >&2"]).stderr(Stdio::piped()),
+    ///     )?;
+    ///     child.stream_stderr(&cx, "stderr");
+    ///     let errors = WaitForMessages::new().accept("stderr");
+    ///     let mut lines = Vec::new();
+    ///     loop {
+    ///         let mut ev = cx.wait((&errors, &child)).await;
+    ///         if ev.is(&child) {
+    ///             return Ok::<_, std::io::Error>(lines); // after the last line
+    ///         }
+    ///         lines.push(ev.take::<String>().unwrap());
+    ///     }
+    /// })??;
+    /// assert_eq!(lines, ["one", "two"]);
+    ///
+    /// // Not piped: the tasklet panics.
+    /// let not_piped = tasklets::run(|cx| async move {
+    ///     let child = cx.command(&mut Command::new("true")).unwrap();
+    ///     child.stream_stderr(&cx, "stderr");
+    /// });
+    /// assert!(not_piped.unwrap_err().is_panicked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stream_stderr(&self, cx: &Cx, name: impl Into<Name>) {
         let err = self
             .take_stderr()
