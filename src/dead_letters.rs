@@ -24,7 +24,9 @@ use crate::tasklet::TaskletId;
 /// ```
 #[non_exhaustive]
 pub enum DeadLetterReason {
-    /// It was still in the mailbox when its tasklet finished.
+    /// It was still in the mailbox when its tasklet finished — or it was sent to a tasklet that had
+    /// finished already, in which case the sender got the message back and this is a value-less
+    /// record.
     Finished,
     /// A supervised tasklet panicked while handling it (the panic message is inside). Its value was
     /// owned by the handler and is gone; name and sender are kept.

@@ -835,6 +835,9 @@ impl Builder {
             registry: Default::default(),
             groups: Default::default(),
         });
+        // Kept to drain at shutdown: a start job still queued then is dropped, which reports its tasklet
+        // as stopped (the queue itself stays alive while any handle holds the runtime's shared state).
+        let queued = receivers.clone();
         let mut receivers = receivers.into_iter();
         let local = Worker::new(0, Arc::clone(&rt), receivers.next().expect("one worker"));
         let threads = receivers
@@ -856,6 +859,7 @@ impl Builder {
             handle: Handle { rt },
             local: Some(local),
             threads,
+            queued,
         }
     }
 }
@@ -910,6 +914,7 @@ pub struct Runtime {
     handle: Handle,
     local: Option<Rc<Worker>>,
     threads: Vec<JoinHandle<()>>,
+    queued: Vec<async_channel::Receiver<Job>>,
 }
 
 impl Default for Runtime {
@@ -1104,6 +1109,12 @@ impl Runtime {
         if let Some(local) = self.local.take() {
             let _enter = Enter::new(&local);
             drop(local);
+        }
+        // Tasklets whose start job never ran end as stopped (dropping the job reports it).
+        for rx in self.queued.drain(..) {
+            while let Ok(job) = rx.try_recv() {
+                drop(job);
+            }
         }
     }
 }

@@ -592,7 +592,9 @@ pub enum SupervisorError {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Children that ended on their own after the `shutdown` message (or had ended already).
+    /// Children that ended on their own after the `shutdown` message, or were waiting to be restarted.
+    /// Children that had already ended for good (a `Temporary` child, a `Transient` one that
+    /// returned) are in neither list.
     pub stopped: Vec<String>,
     /// Children cancelled after their grace period.
     pub killed: Vec<String>,

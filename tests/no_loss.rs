@@ -308,3 +308,23 @@ fn messages_a_waiting_tasklet_discards_do_not_block_its_senders() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_tasklet_queued_but_never_started_ends_as_stopped_at_shutdown() {
+    let rt = Runtime::new();
+    let handle = rt.handle();
+    // Spawned from another thread: the start job waits in worker 0's queue, which never runs.
+    let t = std::thread::spawn(move || handle.spawn(|_cx| async { 1 }))
+        .join()
+        .unwrap();
+    assert!(!t.is_finished());
+    rt.shutdown();
+    assert!(
+        t.is_finished(),
+        "a queued tasklet must not be left unfinished"
+    );
+    assert_eq!(
+        futures_lite::future::block_on(t.join()),
+        Err(tasklets::Exit::Stopped)
+    );
+}

@@ -853,3 +853,13 @@ fn every_undeliverable_message_is_a_dead_letter_with_its_reason() {
         "reply after its call had returned"
     );
 }
+
+#[test]
+fn a_finished_tasklet_cannot_join_and_leaves_no_empty_group() {
+    let rt = Runtime::new();
+    let t = rt.spawn(|_cx| async {});
+    let addr = t.addr();
+    rt.run();
+    assert!(!rt.handle().join_group(&Group::new("ghost"), &addr));
+    assert!(rt.handle().groups().is_empty());
+}

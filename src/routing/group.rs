@@ -174,10 +174,14 @@ impl Groups {
     /// Adds `addr`; returns false if it was a member already or has finished.
     pub(crate) fn join(&self, group: &Group, addr: &Addr) -> bool {
         let mut groups = self.lock();
-        let state = groups.entry(group.clone()).or_default();
-        if state.members.contains(addr) || !addr.0.add_group(group) {
+        if groups.get(group).is_some_and(|s| s.members.contains(addr)) {
             return false;
         }
+        // Checked before the group entry is made, so a finished tasklet leaves no empty group behind.
+        if !addr.0.add_group(group) {
+            return false;
+        }
+        let state = groups.entry(group.clone()).or_default();
         Arc::make_mut(&mut state.members).push(addr.clone());
         let watchers = state.watchers.clone();
         drop(groups);
