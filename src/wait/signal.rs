@@ -14,6 +14,15 @@ use super::{CondId, Delivery, Disarm, EventSink, WaitCondition};
 
 /// An OS signal, as `async-signal` names it: `OsSignal::Int` is `SIGINT`, `OsSignal::Usr1` is
 /// `SIGUSR1`, and so on. The data of an OS [`WaitForSignal`] event.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::wait::signal::{OsSignal, WaitForSignal};
+///
+/// let resized = WaitForSignal::os(OsSignal::Winch); // takes SIGWINCH over
+/// assert_eq!(format!("{resized:?}"), "WaitForSignal { os: [Winch], armed: false }");
+/// ```
 pub use async_signal::Signal as OsSignal;
 
 /// The data of a [`WaitForSignal::on`] event when the emitter is gone: every clone of the [`Signal`]
@@ -21,7 +30,19 @@ pub use async_signal::Signal as OsSignal;
 ///
 /// # Examples
 ///
-/// See [`Signal`].
+/// A condition armed after the emitter is gone gets it at once (see also [`Signal`]):
+///
+/// ```
+/// use tasklets::wait::signal::{Signal, SignalClosed, WaitForSignal};
+///
+/// let emitter = Signal::<u8>::new();
+/// let on_emit = WaitForSignal::on(&emitter);
+/// drop(emitter);
+/// tasklets::run(move |cx| async move {
+///     let ev = cx.wait(&on_emit).await;
+///     assert_eq!(ev.get::<SignalClosed>(), Some(&SignalClosed));
+/// }).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SignalClosed;
 
@@ -179,6 +200,16 @@ pub struct Signal<A> {
 
 impl<A: Clone + Send + Sync + 'static> Signal<A> {
     /// A new emitter, with no waiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::wait::signal::Signal;
+    ///
+    /// let changed = Signal::<String>::new();
+    /// assert_eq!(changed.waiters(), 0);
+    /// assert_eq!(changed.emit("nobody".into()), 0);
+    /// ```
     pub fn new() -> Signal<A> {
         Signal {
             core: Arc::new(EmitterCore {
@@ -214,6 +245,23 @@ impl<A: Clone + Send + Sync + 'static> Signal<A> {
     }
 
     /// How many armed waiters there are now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForMessages;
+    /// use tasklets::wait::signal::{Signal, WaitForSignal};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let s = Signal::<()>::new();
+    ///     let (a, b) = (WaitForSignal::on(&s), WaitForSignal::on(&s));
+    ///     assert_eq!(s.waiters(), 0); // not armed yet
+    ///     assert!(cx.try_wait((&a, &b)).is_none());
+    ///     assert_eq!(s.waiters(), 2);
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves both out
+    ///     assert_eq!(s.waiters(), 0);
+    /// }).unwrap();
+    /// ```
     pub fn waiters(&self) -> usize {
         lock(&self.core.state).waiters.list.len()
     }
@@ -366,6 +414,18 @@ impl WaitForSignal {
     ///
     /// Panics if the signal cannot be caught (`SIGKILL`, `SIGSTOP`, and `SIGILL`, `SIGFPE`, `SIGSEGV`
     /// which `signal-hook` refuses) or the listener cannot be set up; see [`try_os`](Self::try_os).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::wait::signal::{OsSignal, WaitForSignal};
+    ///
+    /// let usr2 = WaitForSignal::os(OsSignal::Usr2); // SIGUSR2 no longer kills the process
+    /// assert!(!usr2.is_armed()); // deliveries are kept only while a wait arms it
+    ///
+    /// let uncatchable = std::panic::catch_unwind(|| WaitForSignal::os(OsSignal::Kill));
+    /// assert!(uncatchable.is_err());
+    /// ```
     pub fn os(signal: OsSignal) -> WaitForSignal {
         WaitForSignal::try_os_any([signal]).expect("cannot listen for this OS signal")
     }
@@ -414,6 +474,17 @@ impl WaitForSignal {
     /// # Errors
     ///
     /// When a signal cannot be caught or the listener cannot be set up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use tasklets::wait::signal::{OsSignal, WaitForSignal};
+    ///
+    /// assert!(WaitForSignal::try_os_any([OsSignal::Usr2, OsSignal::Winch]).is_ok());
+    /// let err = WaitForSignal::try_os_any([OsSignal::Usr2, OsSignal::Stop]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn try_os_any(signals: impl IntoIterator<Item = OsSignal>) -> io::Result<WaitForSignal> {
         let mut signals: Vec<OsSignal> = signals.into_iter().collect();
         if let Some(sig) = signals.iter().find(|s| UNCATCHABLE.contains(s)) {
@@ -438,7 +509,23 @@ impl WaitForSignal {
     ///
     /// # Examples
     ///
-    /// See [`Signal`].
+    /// Emissions from another thread, one event each, in order (see also [`Signal`]):
+    ///
+    /// ```
+    /// use tasklets::wait::signal::{Signal, WaitForSignal};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let progress = Signal::<u32>::new();
+    ///     let on_progress = WaitForSignal::on(&progress);
+    ///     assert!(cx.try_wait(&on_progress).is_none()); // arms it
+    ///     std::thread::spawn(move || {
+    ///         assert_eq!(progress.emit(50), 1);
+    ///         assert_eq!(progress.emit(100), 1);
+    ///     }).join().unwrap();
+    ///     assert_eq!(cx.wait(&on_progress).await.take::<u32>(), Some(50));
+    ///     assert_eq!(cx.wait(&on_progress).await.take::<u32>(), Some(100));
+    /// }).unwrap();
+    /// ```
     pub fn on<A>(emitter: &Signal<A>) -> WaitForSignal {
         WaitForSignal {
             id: CondId::new(),
@@ -448,6 +535,23 @@ impl WaitForSignal {
     }
 
     /// Whether a wait has armed it (in any tasklet) and none has left it out since.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::WaitForMessages;
+    /// use tasklets::wait::signal::{Signal, WaitForSignal};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let s = Signal::<()>::new();
+    ///     let on_s = WaitForSignal::on(&s);
+    ///     assert!(!on_s.is_armed());
+    ///     assert!(cx.try_wait(&on_s).is_none());
+    ///     assert!(on_s.is_armed());
+    ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
+    ///     assert!(!on_s.is_armed());
+    /// }).unwrap();
+    /// ```
     pub fn is_armed(&self) -> bool {
         !lock(&self.armings).is_empty()
     }
