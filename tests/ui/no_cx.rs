@@ -1,0 +1,4 @@
+#[tasklets::task]
+async fn nothing() {}
+
+fn main() {}

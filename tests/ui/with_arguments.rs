@@ -1,0 +1,4 @@
+#[tasklets::task(restart)]
+async fn worker(_cx: tasklets::Cx) {}
+
+fn main() {}
