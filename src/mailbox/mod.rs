@@ -210,9 +210,19 @@ impl Mailbox {
     /// Files a system message (a monitor's `down`, a child's end report, a membership change): it
     /// ignores the capacity, since dropping it would lose a fact the runtime cannot send again.
     pub(crate) fn deliver_system(&self, msg: Message) -> Result<(), Message> {
-        let key = Key::name(msg.name());
+        self.deliver_past_capacity(Key::name(msg.name()), msg, None)
+    }
+
+    /// Files a message under `key` whatever the capacity, unless the mailbox is closed or `gate` (a
+    /// call's "still open" flag, read under the lock) is shut.
+    fn deliver_past_capacity(
+        &self,
+        key: Key,
+        msg: Message,
+        gate: Option<&AtomicBool>,
+    ) -> Result<(), Message> {
         let mut inner = self.lock();
-        if inner.closed {
+        if inner.closed || gate.is_some_and(|open| !open.load(Ordering::Acquire)) {
             return Err(msg);
         }
         inner.messages += 1;
@@ -252,15 +262,7 @@ impl Mailbox {
         msg: Message,
         open: &AtomicBool,
     ) -> Result<(), Message> {
-        let mut inner = self.lock();
-        if inner.closed || !open.load(Ordering::Acquire) {
-            return Err(msg);
-        }
-        inner.messages += 1;
-        let wake = inner.push(key, Entry::Message(msg));
-        drop(inner);
-        wake.run();
-        Ok(())
+        self.deliver_past_capacity(key, msg, Some(open))
     }
 
     /// Ends a call: later replies are refused, and a reply already filed but not taken is dropped.

@@ -176,15 +176,19 @@ fn record(rt: &RtShared, err: SendError) -> SendError {
     err
 }
 
+/// The dead-letter reason of a refused `try_send` to one address.
+fn refusal(e: &TrySendError) -> DeadLetterReason {
+    if e.is_full() {
+        DeadLetterReason::Full
+    } else {
+        DeadLetterReason::Finished
+    }
+}
+
 fn broadcast(rt: &RtShared, members: &[Addr], mut msg: Message) {
     for member in members {
-        let copy = msg.share();
-        if let Err(e) = member.try_send(copy) {
-            let reason = if e.is_full() {
-                DeadLetterReason::Full
-            } else {
-                DeadLetterReason::Finished
-            };
+        if let Err(e) = member.try_send(msg.share()) {
+            let reason = refusal(&e);
             rt.dead_letters
                 .publish(e.into_inner(), reason, Some(member.id()));
         }
@@ -204,66 +208,52 @@ fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
     }
 }
 
-/// Sends `msg` to its destination, waiting for room where the recipient is bounded.
-pub(crate) async fn send(
-    rt: &RtShared,
-    me: Option<&Shared>,
-    mut msg: Message,
-) -> Result<(), SendError> {
+/// Resolves `msg`'s destination and delivers to groups and replies at once (they never wait); a single
+/// recipient is handed back for the caller to deliver its own way.
+fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
     let Some(dest) = msg.take_dest() else {
         return Err(record(rt, SendError::NoDestination(msg)));
     };
-    let target = match resolve(rt, dest, &msg) {
-        Ok(t) => t,
-        Err(make) => return Err(record(rt, make(msg))),
-    };
-    match target {
-        Target::One(addr) => {
-            let fut = SendFut::new(&addr.0, msg);
-            let fut = match me {
-                Some(me) => fut.from(me),
-                None => fut,
-            };
-            fut.await.map_err(|e| record(rt, e))
-        }
-        Target::Many(members) => {
+    match resolve(rt, dest, &msg) {
+        Err(make) => Err(record(rt, make(msg))),
+        Ok(Target::One(addr)) => Ok(Some((addr, msg))),
+        Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
-            Ok(())
+            Ok(None)
         }
-        Target::Reply(to) => {
+        Ok(Target::Reply(to)) => {
             reply(rt, to, msg);
-            Ok(())
+            Ok(None)
         }
     }
 }
 
+/// Sends `msg` to its destination, waiting for room where the recipient is bounded.
+pub(crate) async fn send(
+    rt: &RtShared,
+    me: Option<&Shared>,
+    msg: Message,
+) -> Result<(), SendError> {
+    let Some((addr, msg)) = route(rt, msg)? else {
+        return Ok(());
+    };
+    let fut = SendFut::new(&addr.0, msg);
+    let fut = match me {
+        Some(me) => fut.from(me),
+        None => fut,
+    };
+    fut.await.map_err(|e| record(rt, e))
+}
+
 /// Sends `msg` now or fails.
-pub(crate) fn try_send(rt: &RtShared, mut msg: Message) -> Result<(), TrySendError> {
-    let Some(dest) = msg.take_dest() else {
-        return Err(record(rt, SendError::NoDestination(msg)).into());
+pub(crate) fn try_send(rt: &RtShared, msg: Message) -> Result<(), TrySendError> {
+    let Some((addr, msg)) = route(rt, msg)? else {
+        return Ok(());
     };
-    let target = match resolve(rt, dest, &msg) {
-        Ok(t) => t,
-        Err(make) => return Err(record(rt, make(msg)).into()),
-    };
-    match target {
-        Target::One(addr) => addr.try_send(msg).inspect_err(|e| {
-            let reason = if e.is_full() {
-                DeadLetterReason::Full
-            } else {
-                DeadLetterReason::Finished
-            };
-            if let TrySendError::Full(m) | TrySendError::Finished(m) = e {
-                rt.dead_letters.publish(m.shell(), reason, Some(addr.id()));
-            }
-        }),
-        Target::Many(members) => {
-            broadcast(rt, &members, msg);
-            Ok(())
+    addr.try_send(msg).inspect_err(|e| {
+        if let TrySendError::Full(m) | TrySendError::Finished(m) = e {
+            rt.dead_letters
+                .publish(m.shell(), refusal(e), Some(addr.id()));
         }
-        Target::Reply(to) => {
-            reply(rt, to, msg);
-            Ok(())
-        }
-    }
+    })
 }

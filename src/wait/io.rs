@@ -4,14 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Poll;
 
-use async_executor::Task;
 use async_io::Async;
 use event_listener::Event;
 use futures_lite::future;
 
+use super::arms::Arms;
 use super::{CondId, Delivery, Disarm, EventSink, WaitCondition};
 
 /// The readiness an IO event saw: the data of a [`WaitForIO`] event, read with
@@ -202,22 +202,6 @@ impl<T: Send + Sync + 'static> Source for Async<T> {
 }
 
 /// One arming of the condition: its sink and its watch task.
-struct Armed {
-    arming: u64,
-    sink: EventSink,
-    _task: Task<()>,
-}
-
-#[derive(Default)]
-struct Arms {
-    next: u64,
-    list: Vec<Armed>,
-}
-
-fn lock(arms: &Mutex<Arms>) -> MutexGuard<'_, Arms> {
-    arms.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Fires while an [`async_io::Async`] source is readable and/or writable: kiwi's `WaitForIO`.
 ///
 /// The event carries a [`Readiness`] saying what was seen. Events are level-triggered and coalesced:
@@ -270,7 +254,7 @@ pub struct WaitForIO {
     source: Arc<dyn Source>,
     readable: bool,
     writable: bool,
-    arms: Arc<Mutex<Arms>>,
+    arms: Arms,
 }
 
 impl WaitForIO {
@@ -280,7 +264,7 @@ impl WaitForIO {
             source: Arc::clone(src) as Arc<dyn Source>,
             readable,
             writable,
-            arms: Arc::new(Mutex::new(Arms::default())),
+            arms: Arms::default(),
         }
     }
 
@@ -378,7 +362,7 @@ impl WaitForIO {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_armed(&self) -> bool {
-        !lock(&self.arms).list.is_empty()
+        !self.arms.is_empty()
     }
 }
 
@@ -408,35 +392,13 @@ impl WaitCondition for WaitForIO {
             self.writable,
             sink.clone(),
         ));
-        let arming = {
-            let mut arms = lock(&self.arms);
-            arms.next += 1;
-            let arming = arms.next;
-            arms.list.push(Armed {
-                arming,
-                sink,
-                _task: task,
-            });
-            arming
-        };
-        let arms = Arc::clone(&self.arms);
-        Disarm::new(move || {
-            let gone = {
-                let mut arms = lock(&arms);
-                let at = arms.list.iter().position(|a| a.arming == arming);
-                at.map(|i| arms.list.swap_remove(i))
-            };
-            drop(gone); // cancels the task, outside the lock
-        })
+        self.arms.add(sink, task)
     }
 }
 
 impl Drop for WaitForIO {
     fn drop(&mut self) {
-        let gone = std::mem::take(&mut lock(&self.arms).list);
-        for armed in gone {
-            armed.sink.clear();
-        }
+        self.arms.clear();
     }
 }
 

@@ -21,6 +21,7 @@
 //! Level-like conditions (timeout ticks, idle) keep at most one pending event; conditions that carry data
 //! (calls, tasklet ends) queue one event per occurrence.
 
+mod arms;
 pub mod call;
 pub mod idle;
 pub mod io;

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
-use async_executor::Task;
 use async_process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use event_listener::Event;
 use futures_lite::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use super::arms::Arms;
 use super::{CondId, Disarm, EventSink, WaitCondition};
 use crate::{Cx, Message, Name};
 
@@ -169,19 +169,7 @@ struct Inner {
     /// Output streams still being forwarded into a mailbox; the exit is reported after they end.
     streaming: AtomicUsize,
     streams_done: Event,
-    arms: Mutex<Arms>,
-}
-
-struct Armed {
-    arming: u64,
-    sink: EventSink,
-    _task: Task<()>,
-}
-
-#[derive(Default)]
-struct Arms {
-    next: u64,
-    list: Vec<Armed>,
+    arms: Arms,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -277,7 +265,7 @@ impl WaitForProcess {
                 status: Mutex::new(None),
                 streaming: AtomicUsize::new(0),
                 streams_done: Event::new(),
-                arms: Mutex::new(Arms::default()),
+                arms: Arms::default(),
             }),
         }
     }
@@ -590,35 +578,13 @@ impl WaitCondition for WaitForProcess {
             return Disarm::none();
         }
         let task = crate::runtime::spawn_task(watch(Arc::clone(&self.inner), sink.clone()));
-        let arming = {
-            let mut arms = lock(&self.inner.arms);
-            arms.next += 1;
-            let arming = arms.next;
-            arms.list.push(Armed {
-                arming,
-                sink,
-                _task: task,
-            });
-            arming
-        };
-        let inner = Arc::clone(&self.inner);
-        Disarm::new(move || {
-            let gone = {
-                let mut arms = lock(&inner.arms);
-                let at = arms.list.iter().position(|a| a.arming == arming);
-                at.map(|i| arms.list.swap_remove(i))
-            };
-            drop(gone);
-        })
+        self.inner.arms.add(sink, task)
     }
 }
 
 impl Drop for WaitForProcess {
     fn drop(&mut self) {
-        let gone = std::mem::take(&mut lock(&self.inner.arms).list);
-        for armed in gone {
-            armed.sink.clear();
-        }
+        self.inner.arms.clear();
     }
 }
 
