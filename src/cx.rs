@@ -65,6 +65,8 @@ pub struct Cx {
     /// the same set again keeps the installed admission rules, so the common receive loop pays for
     /// them once.
     last: std::cell::Cell<Option<[u64; LAST]>>,
+    /// A [`Wait`] of this tasklet is alive: a second one would replace its admission set.
+    waiting: std::cell::Cell<bool>,
     owned: RefCell<Vec<Box<dyn std::any::Any>>>,
 }
 
@@ -75,6 +77,7 @@ impl Cx {
             worker,
             armed: RefCell::new(Vec::new()),
             last: std::cell::Cell::new(None),
+            waiting: std::cell::Cell::new(false),
             owned: RefCell::new(Vec::new()),
         }
     }
@@ -103,6 +106,7 @@ impl Cx {
 
     /// A wait on the admission set already installed in the mailbox (no arming).
     pub(crate) fn wait_installed(&self) -> Wait<'_> {
+        self.claim_wait();
         Wait {
             cx: self,
             registered: false,
@@ -152,6 +156,7 @@ impl Cx {
     /// Arms the set's conditions (disarming those the previous wait had and this one leaves out) and
     /// installs its admission rules.
     fn arm<S: WaitSet>(&self, set: &S) {
+        self.claim_wait();
         if self.same_as_last(set) {
             // Same conditions, same rules: everything stays armed and installed.
             let armed = self.armed.borrow();
@@ -222,6 +227,16 @@ impl Cx {
         same
     }
 
+    /// Marks a wait as alive, panicking if one is already: two waits would fight over one admission set.
+    fn claim_wait(&self) {
+        assert!(
+            !self.waiting.replace(true),
+            "tasklets: a tasklet started a wait while another of its waits is still alive; \
+             a tasklet has one admission set, so combine the conditions in one wait: \
+             `cx.wait((&a, &b))` instead of racing `cx.wait(&a)` with `cx.wait(&b)`"
+        );
+    }
+
     /// Forgets the last wait's set (another admission set was installed meanwhile).
     pub(crate) fn forget_last_wait(&self) {
         self.last.set(None);
@@ -232,6 +247,20 @@ impl Cx {
     /// `&dyn WaitCondition`.
     ///
     /// The set's conditions stay armed until a wait leaves them out (see [the `wait` module](crate::wait)).
+    ///
+    /// # One wait at a time
+    ///
+    /// A tasklet has one mailbox and one admission set, installed when `wait` is called. Combine
+    /// conditions in **one** wait — `cx.wait((&tick, &msgs))` — rather than racing two `Wait` futures
+    /// (`or(cx.wait(&tick), cx.wait(&msgs))`): the second would replace the first's set and disarm its
+    /// conditions.
+    ///
+    /// # Panics
+    ///
+    /// If another [`Wait`] of this tasklet is still alive (created and neither completed nor dropped),
+    /// and likewise for [`try_wait`](Self::try_wait), [`receive`](Self::receive) and the calls that wait
+    /// inside ([`call`](Self::call)). The panic names the rule; the tasklet ends with
+    /// [`Exit::Panicked`](crate::Exit::Panicked) and its supervisor sees it.
     ///
     /// # Cancel safety
     ///
@@ -280,6 +309,7 @@ impl Cx {
     /// ```
     pub fn try_wait<S: WaitSet>(&self, set: S) -> Option<Event> {
         self.arm(&set);
+        self.waiting.set(false);
         match self.shared.mailbox.poll_wait(None) {
             Poll::Ready((key, entry)) => {
                 let ev = Event::new(key, entry);
@@ -488,7 +518,7 @@ impl Cx {
     /// }).unwrap();
     /// ```
     pub fn watch_group(&self, group: &crate::Group) {
-        self.shared.rt.groups.watch(group, self.me());
+        self.shared.rt.groups.watch(group, &self.me());
     }
 
     /// Stops watching `group`.
@@ -510,7 +540,9 @@ impl Cx {
     /// }).unwrap();
     /// ```
     pub fn unwatch_group(&self, group: &crate::Group) {
-        self.shared.rt.groups.unwatch(group, &self.me());
+        if self.shared.rt.groups.unwatch(group, self.id()) {
+            self.shared.remove_group_watch(group);
+        }
     }
 
     /// Spawns a tasklet on this tasklet's thread. `f` need not be `Send`.
@@ -657,6 +689,7 @@ impl Future for Wait<'_> {
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {
                 self.done = true;
+                self.cx.waiting.set(false);
                 let ev = Event::new(key, entry);
                 self.cx.shared.track_in_flight(ev.message());
                 Poll::Ready(ev)
@@ -671,6 +704,9 @@ impl Future for Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
+        if !self.done {
+            self.cx.waiting.set(false);
+        }
         if self.registered && !self.done {
             self.cx.shared.mailbox.cancel_wait();
         }

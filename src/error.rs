@@ -301,8 +301,8 @@ impl Exit {
     }
 }
 
-/// Why a [`Caller`](crate::Caller) could not deliver a call: the [`WaitForCall`](crate::WaitForCall) is not
-/// armed (no wait of its tasklet includes it right now). The arguments are given back.
+/// Why a [`Caller`](crate::Caller) could not deliver a call: its [`WaitForCall`](crate::WaitForCall) was
+/// dropped, or the tasklet that armed it has finished. The arguments are given back.
 ///
 /// # Examples
 ///
@@ -310,12 +310,14 @@ impl Exit {
 /// use tasklets::WaitForCall;
 ///
 /// let call: WaitForCall<i32, ()> = WaitForCall::new(());
-/// let err = call.caller().call(5).unwrap_err();
-/// assert_eq!(err.to_string(), "the call's condition is not armed");
+/// let caller = call.caller();
+/// drop(call);
+/// let err = caller.call(5).unwrap_err();
+/// assert_eq!(err.to_string(), "the call's condition was dropped or its tasklet has finished");
 /// assert_eq!(err.into_inner(), 5);
 /// ```
 #[derive(thiserror::Error)]
-#[error("the call's condition is not armed")]
+#[error("the call's condition was dropped or its tasklet has finished")]
 pub struct CallError<A>(pub A);
 
 impl<A> CallError<A> {
@@ -327,7 +329,9 @@ impl<A> CallError<A> {
     /// use tasklets::WaitForCall;
     ///
     /// let call: WaitForCall<(i32, &str), ()> = WaitForCall::new(());
-    /// let err = call.caller().call((1, "one")).unwrap_err(); // not armed: nobody waits on it
+    /// let caller = call.caller();
+    /// drop(call); // nobody can wait on it any more
+    /// let err = caller.call((1, "one")).unwrap_err();
     /// assert_eq!(err.into_inner(), (1, "one"));
     /// ```
     pub fn into_inner(self) -> A {

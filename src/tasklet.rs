@@ -137,16 +137,24 @@ struct Watchers {
     in_flight: Option<InFlight>,
 }
 
-/// One thing a finished tasklet must tell or release.
+/// One record of the tasklet's ledger: something a finished tasklet must tell or release.
+///
+/// Every registration between two parties is recorded on **both** sides, so whichever ends first
+/// removes the other side's record: a monitor is `Monitor` on the watched tasklet and `Holds` on the
+/// watcher; a group watch is `WatchesGroup` here and an entry in the runtime's group table.
 enum Link {
-    /// A `WaitForTasklet` (or a call) waiting for its end.
+    /// A `WaitForTasklet` (or a call) waiting for its end, under a key of its own arming.
     Sink(Key, EventSink),
-    /// A monitor: a `down` message to the watcher.
+    /// A monitor another tasklet holds on this one: a `down` message to the watcher.
     Monitor(MonitorId, Addr),
+    /// A monitor this tasklet holds on another: removed from the target when this one ends first.
+    Holds(MonitorId, std::sync::Weak<Shared>),
     /// A registered name to release.
     Name(String),
     /// A group to leave.
     Group(crate::Group),
+    /// A group whose membership changes this tasklet watches.
+    WatchesGroup(crate::Group),
 }
 
 static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
@@ -291,8 +299,13 @@ impl Shared {
 
     /// Registers a monitor: a `down` message goes to `watcher` when this tasklet finishes (at once if it
     /// has).
-    pub(crate) fn monitor(&self, watcher: Addr) -> MonitorId {
+    pub(crate) fn monitor(self: &Arc<Self>, watcher: Addr) -> MonitorId {
         let id = MonitorId(NEXT_MONITOR.fetch_add(1, Ordering::Relaxed));
+        // The watcher's record first: when this tasklet ends, it finds the record to remove.
+        if !watcher.0.add_link(Link::Holds(id, Arc::downgrade(self))) {
+            // A finished watcher can receive nothing: no monitor.
+            return id;
+        }
         let mut w = self.watchers();
         match &w.result {
             Some(result) => {
@@ -302,11 +315,41 @@ impl Shared {
                     monitor: id,
                 };
                 drop(w);
+                watcher.0.forget_held(id);
                 watcher.send_system(Message::new(&crate::DOWN).value(down));
             }
             None => w.links.push(Link::Monitor(id, watcher)),
         }
         id
+    }
+
+    /// Adds a record to the ledger; false (and nothing recorded) once the tasklet has finished.
+    fn add_link(&self, link: Link) -> bool {
+        let mut w = self.watchers();
+        if w.result.is_some() {
+            return false;
+        }
+        w.links.push(link);
+        true
+    }
+
+    /// Removes this tasklet's record of a monitor it held (the target ended or it was demonitored).
+    pub(crate) fn forget_held(&self, id: MonitorId) {
+        self.watchers()
+            .links
+            .retain(|l| !matches!(l, Link::Holds(m, _) if *m == id));
+    }
+
+    /// Records that this tasklet watches `group`, to unwatch it at the end; false once finished.
+    pub(crate) fn add_group_watch(&self, group: &crate::Group) -> bool {
+        self.add_link(Link::WatchesGroup(group.clone()))
+    }
+
+    /// Removes the record of a group watch.
+    pub(crate) fn remove_group_watch(&self, group: &crate::Group) {
+        self.watchers()
+            .links
+            .retain(|l| !matches!(l, Link::WatchesGroup(g) if g == group));
     }
 
     /// Records a registered name; false if the tasklet has finished.
@@ -358,12 +401,30 @@ impl Shared {
         }
     }
 
+    /// Removes monitor `id` from this (watched) tasklet and the watcher's record of it.
     pub(crate) fn demonitor(&self, id: MonitorId) -> bool {
-        let mut w = self.watchers();
-        let before = w.links.len();
-        w.links
+        let watcher = {
+            let mut w = self.watchers();
+            let at = w
+                .links
+                .iter()
+                .position(|l| matches!(l, Link::Monitor(m, _) if *m == id));
+            at.map(|at| w.links.swap_remove(at))
+        };
+        match watcher {
+            Some(Link::Monitor(_, watcher)) => {
+                watcher.0.forget_held(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes monitor `id` without touching the watcher (which is ending and walks its own ledger).
+    fn drop_monitor(&self, id: MonitorId) {
+        self.watchers()
+            .links
             .retain(|l| !matches!(l, Link::Monitor(m, _) if *m == id));
-        before != w.links.len()
     }
 
     /// The end of a tasklet that has no `Core` (a supervised child): finish it and stop counting it.
@@ -393,12 +454,22 @@ impl Shared {
                     self.rt.groups.remove(&group, self.id);
                 }
                 Link::Monitor(monitor, watcher) => {
+                    watcher.0.forget_held(monitor);
                     let down = Down {
                         id: self.id,
                         result: result.clone(),
                         monitor,
                     };
                     watcher.send_system(Message::new(&crate::DOWN).value(down));
+                }
+                Link::Holds(monitor, target) => {
+                    // This watcher ended first: the target forgets the monitor, no `down` follows.
+                    if let Some(target) = target.upgrade() {
+                        target.drop_monitor(monitor);
+                    }
+                }
+                Link::WatchesGroup(group) => {
+                    self.rt.groups.unwatch(&group, self.id);
                 }
                 Link::Sink(_, sink) => {
                     sink.send(Finished {
@@ -797,6 +868,8 @@ enum Waiter<T> {
 struct Output<T> {
     result: Option<Result<T, Exit>>,
     done: bool,
+    /// The result is out of the cell while join callbacks added after the end run.
+    lent: bool,
     /// Join callbacks and joiners' wakers, in one list to keep the cell small.
     waiters: Vec<Waiter<T>>,
     next_callback: u32,
@@ -814,6 +887,7 @@ impl<T> Core<T> {
             out: Mutex::new(Output {
                 result: None,
                 done: false,
+                lent: false,
                 waiters: Vec::new(),
                 next_callback: 0,
             }),
@@ -828,29 +902,45 @@ impl<T> Core<T> {
     pub(crate) fn complete(&self, result: Result<T, Exit>) {
         self.shared
             .finish(result.as_ref().map(|_| ()).map_err(Clone::clone));
-        let mut out = self.out();
-        let waiters = std::mem::take(&mut out.waiters);
+        self.settle(result);
+        self.shared.rt.tasklet_finished();
+    }
+
+    /// Runs the queued join callbacks with no lock of ours held (they are user code), round after
+    /// round while callbacks add callbacks, then puts `result` in the cell and wakes the joiners.
+    fn settle(&self, result: Result<T, Exit>) {
         let mut joiners = Vec::new();
-        for waiter in waiters {
-            let cb = match waiter {
-                Waiter::Joiner(w) => {
-                    joiners.push(w);
-                    continue;
+        loop {
+            let callbacks: Vec<_> = {
+                let mut out = self.out();
+                let mut callbacks = Vec::new();
+                for waiter in std::mem::take(&mut out.waiters) {
+                    match waiter {
+                        Waiter::Joiner(w) => joiners.push(w),
+                        Waiter::Callback(_, cb) => callbacks.push(cb),
+                    }
                 }
-                Waiter::Callback(_, cb) => cb,
+                if callbacks.is_empty() {
+                    out.result = Some(result);
+                    out.done = true;
+                    out.lent = false;
+                    break;
+                }
+                callbacks
             };
-            let r = result.as_ref();
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(r))) {
-                tracing::error!(tasklet = %self.shared.id, reason = %panic_message(&*panic), "join callback panicked");
+            for cb in callbacks {
+                self.run_callback(cb, result.as_ref());
             }
         }
-        out.result = Some(result);
-        out.done = true;
-        drop(out);
         for w in joiners {
             w.wake();
         }
-        self.shared.rt.tasklet_finished();
+    }
+
+    fn run_callback(&self, cb: JoinCallback<T>, result: Result<&T, &Exit>) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(result))) {
+            tracing::error!(tasklet = %self.shared.id, reason = %panic_message(&*panic), "join callback panicked");
+        }
     }
 }
 
@@ -1126,6 +1216,9 @@ impl<T> Tasklet<T> {
 
     /// Calls `f` with the result when the tasklet ends, or at once if it has ended already.
     ///
+    /// `f` runs with no lock of the library held, so it may send, spawn or add other callbacks. A
+    /// panic in `f` is caught and logged; it does not reach the caller or the runtime.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1147,13 +1240,20 @@ impl<T> Tasklet<T> {
         let mut out = self.core.out();
         let id = JoinCallbackId(u64::from(out.next_callback));
         out.next_callback += 1;
-        if out.done {
-            if let Some(result) = &out.result {
-                f(result.as_ref());
-            }
-        } else {
-            out.waiters.push(Waiter::Callback(id, Box::new(f)));
+        out.waiters.push(Waiter::Callback(id, Box::new(f)));
+        if !out.done || out.lent {
+            // The end (or a callback running now) picks it up.
+            return id;
         }
+        // Ended: lend the result out of the cell so callbacks run with no lock of ours held; a
+        // joiner that comes meanwhile waits until it is back.
+        let Some(result) = out.result.take() else {
+            out.waiters.pop(); // taken by `join`: nothing left to show
+            return id;
+        };
+        out.lent = true;
+        drop(out);
+        self.core.settle(result);
         id
     }
 
@@ -1198,7 +1298,7 @@ impl<T> WaitCondition for Tasklet<T> {
         self.cond
     }
     fn arm(&self, sink: EventSink) -> Disarm {
-        watch(&self.core.shared, self.cond, sink)
+        watch(&self.core.shared, sink)
     }
     fn rearm(&self, sink: &EventSink) {
         rewatch(&self.core.shared, sink);
@@ -1218,9 +1318,12 @@ pub(crate) fn rewatch(target: &Shared, sink: &EventSink) {
     }
 }
 
-/// Arms a watch on `target`'s end for the condition `cond`.
-pub(crate) fn watch(target: &Arc<Shared>, cond: CondId, sink: EventSink) -> Disarm {
-    let key = cond.key();
+/// Arms a watch on `target`'s end for one arming of a condition.
+///
+/// The record on `target` carries a key of this arming alone (not the condition's): clones of one
+/// condition armed in several waits or tasklets each keep their own watch.
+pub(crate) fn watch(target: &Arc<Shared>, sink: EventSink) -> Disarm {
+    let key = CondId::new().key();
     target.watch(key, sink);
     let target = Arc::clone(target);
     Disarm::new(move || target.unwatch(key))

@@ -217,22 +217,41 @@ impl Groups {
         true
     }
 
-    pub(crate) fn watch(&self, group: &Group, watcher: Addr) {
+    /// Adds `watcher` to the group's watchers, recorded on both sides (the group table here, the
+    /// watcher's ledger there); returns false if it watched already or has finished.
+    pub(crate) fn watch(&self, group: &Group, watcher: &Addr) -> bool {
         let mut groups = self.lock();
-        let state = groups.entry(group.clone()).or_default();
-        if !state.watchers.contains(&watcher) {
-            state.watchers.push(watcher);
+        if groups
+            .get(group)
+            .is_some_and(|s| s.watchers.contains(watcher))
+        {
+            return false;
         }
+        // Checked before the group entry is made, so a finished watcher leaves no empty group behind.
+        if !watcher.0.add_group_watch(group) {
+            return false;
+        }
+        groups
+            .entry(group.clone())
+            .or_default()
+            .watchers
+            .push(watcher.clone());
+        true
     }
 
-    pub(crate) fn unwatch(&self, group: &Group, watcher: &Addr) {
+    /// Removes watcher `id` (also at its end); a group left with no members and no watchers goes.
+    pub(crate) fn unwatch(&self, group: &Group, id: TaskletId) -> bool {
         let mut groups = self.lock();
-        if let Some(state) = groups.get_mut(group) {
-            state.watchers.retain(|w| w != watcher);
-            if state.members.is_empty() && state.watchers.is_empty() {
-                groups.remove(group);
-            }
+        let Some(state) = groups.get_mut(group) else {
+            return false;
+        };
+        let before = state.watchers.len();
+        state.watchers.retain(|w| w.id() != id);
+        let removed = state.watchers.len() != before;
+        if state.members.is_empty() && state.watchers.is_empty() {
+            groups.remove(group);
         }
+        removed
     }
 
     /// The members now (a shared snapshot: no copy).

@@ -1,22 +1,30 @@
 //! `WaitForCall`: a callable that wakes the tasklet with its arguments.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use super::{CondId, Disarm, EventSink, WaitCondition};
 use crate::error::CallError;
 
-struct Inner<R> {
+struct Inner<A, R> {
+    /// The armed sink, while a wait of the owning tasklet includes the condition.
     sink: Option<EventSink>,
+    /// Calls made while not armed, filed in order when the condition is armed next.
+    backlog: VecDeque<A>,
+    /// The condition was dropped: calls fail from now on.
+    dropped: bool,
     return_value: R,
 }
 
 /// Waits until its [`Caller`] is called; the event carries the call's arguments `A`, and the call returns
 /// the current return value `R` to the caller.
 ///
-/// The caller is `Send + Clone`: hand it to callbacks, other threads or other tasklets. Calls are
-/// delivered only while the condition is armed (a wait of its tasklet includes it); each call queues one
-/// event.
+/// The caller is `Send + Clone`: hand it to callbacks, other threads or other tasklets. Each call queues
+/// one event. A call made while the condition is not armed (before the tasklet's first wait on it, or
+/// while its waits leave it out) is kept by the condition, in order, and filed in the mailbox when a
+/// wait arms it again: like a message, it waits for the tasklet. Calls fail only once the condition is
+/// dropped or its tasklet has finished.
 ///
 /// # Examples
 ///
@@ -29,12 +37,8 @@ struct Inner<R> {
 /// let got = tasklets::run(|cx| async move {
 ///     let call: WaitForCall<(i32, i32, &'static str), bool> = WaitForCall::new(true);
 ///     let caller = call.caller();
-///     std::thread::spawn(move || {
-///         // Retry until the tasklet has armed the condition.
-///         while caller.call((123, 456, "bar")).is_err() {
-///             std::thread::sleep(Duration::from_millis(1));
-///         }
-///     });
+///     // Called before the tasklet waits: the call is kept until the wait arms the condition.
+///     std::thread::spawn(move || caller.call((123, 456, "bar")).unwrap());
 ///     let mut ev = cx.wait(&call).await;
 ///     ev.take::<(i32, i32, &'static str)>()
 /// });
@@ -42,7 +46,7 @@ struct Inner<R> {
 /// ```
 pub struct WaitForCall<A, R = ()> {
     id: CondId,
-    inner: Arc<Mutex<Inner<R>>>,
+    inner: Arc<Mutex<Inner<A, R>>>,
     _args: PhantomData<fn(A)>,
 }
 
@@ -72,7 +76,7 @@ pub struct WaitForCall<A, R = ()> {
 /// assert_eq!(sum, Ok(3));
 /// ```
 pub struct Caller<A, R = ()> {
-    inner: Arc<Mutex<Inner<R>>>,
+    inner: Arc<Mutex<Inner<A, R>>>,
     _args: PhantomData<fn(A)>,
 }
 
@@ -117,6 +121,8 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
             id: CondId::new(),
             inner: Arc::new(Mutex::new(Inner {
                 sink: None,
+                backlog: VecDeque::new(),
+                dropped: false,
                 return_value,
             })),
             _args: PhantomData,
@@ -174,7 +180,8 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     ///
     /// # Errors
     ///
-    /// [`CallError`] with the arguments if the condition is not armed, or its tasklet has finished.
+    /// [`CallError`] with the arguments if the condition has been dropped, or its tasklet has finished.
+    /// A call while the condition is not armed succeeds: it is filed when a wait arms the condition.
     ///
     /// # Examples
     ///
@@ -184,22 +191,30 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     /// tasklets::run(|cx| async move {
     ///     let call = WaitForCall::<&'static str, usize>::new(42);
     ///     let caller = call.caller();
-    ///     assert_eq!(caller.call("early").unwrap_err().into_inner(), "early"); // not armed yet
-    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     assert_eq!(caller.call("early").ok(), Some(42)); // not armed yet: kept
+    ///     assert_eq!(cx.wait(&call).await.take::<&str>(), Some("early")); // filed when armed
     ///     assert_eq!(caller.call("now").ok(), Some(42));
     ///     assert_eq!(cx.wait(&call).await.take::<&str>(), Some("now"));
     ///     assert!(cx.try_wait(&WaitForMessages::new()).is_none()); // leaves it out
-    ///     assert!(caller.call("late").is_err());
+    ///     assert_eq!(caller.call("later").ok(), Some(42)); // kept again
+    ///     drop(call);
+    ///     assert_eq!(caller.call("late").unwrap_err().into_inner(), "late"); // dropped: refused
     /// }).unwrap();
     /// ```
     pub fn call(&self, args: A) -> Result<R, CallError<A>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.dropped {
+            return Err(CallError(args));
+        }
         match &inner.sink {
             Some(sink) => match sink.try_send(args) {
                 Ok(_) => Ok(inner.return_value.clone()),
                 Err(args) => Err(CallError(args)),
             },
-            None => Err(CallError(args)),
+            None => {
+                inner.backlog.push_back(args);
+                Ok(inner.return_value.clone())
+            }
         }
     }
 }
@@ -209,7 +224,17 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
         self.id
     }
     fn arm(&self, sink: EventSink) -> Disarm {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sink = Some(sink);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Calls made while not armed go first, in the order they were made.
+        let mut refused = Vec::new();
+        while let Some(args) = inner.backlog.pop_front() {
+            if let Err(args) = sink.try_send(args) {
+                refused.push(args);
+            }
+        }
+        inner.sink = Some(sink);
+        drop(inner);
+        drop(refused); // the tasklet has finished; dropped with no lock of ours held
         let inner = Arc::clone(&self.inner);
         Disarm::new(move || inner.lock().unwrap_or_else(|e| e.into_inner()).sink = None)
     }
@@ -217,7 +242,13 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
 
 impl<A, R> Drop for WaitForCall<A, R> {
     fn drop(&mut self) {
-        // Dropping the condition disarms it: later calls fail.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sink = None;
+        // Dropping the condition disarms it: later calls fail, and calls never filed go with it.
+        let backlog = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.sink = None;
+            inner.dropped = true;
+            std::mem::take(&mut inner.backlog)
+        };
+        drop(backlog);
     }
 }

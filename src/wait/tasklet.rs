@@ -107,7 +107,7 @@ impl WaitCondition for WaitForTasklet {
         self.id
     }
     fn arm(&self, sink: EventSink) -> Disarm {
-        watch(&self.target, self.id, sink)
+        watch(&self.target, sink)
     }
     fn rearm(&self, sink: &EventSink) {
         rewatch(&self.target, sink);
