@@ -375,7 +375,9 @@ impl Cx {
     ///
     /// # Cancel safety
     ///
-    /// If dropped while waiting for room, the message was not delivered and is dropped with the future.
+    /// If the future is dropped before the mailbox took the message (a timeout won the race, or the
+    /// sender was stopped while [`Sending`](crate::State::Sending)), the message is not delivered: it goes
+    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full).
     ///
     /// # Examples
     ///

@@ -565,7 +565,9 @@ impl Addr {
     ///
     /// # Cancel safety
     ///
-    /// If the future is dropped before it completes, the message was not delivered and is dropped with it.
+    /// If the future is dropped before the mailbox took the message (a timeout won the race, or the
+    /// sender was stopped while [`Sending`](crate::State::Sending)), the message is not delivered: it goes
+    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full).
     ///
     /// # Examples
     ///
@@ -838,6 +840,15 @@ impl Drop for SendFut<'_> {
             if let Some(me) = self.me {
                 me.mailbox.set_sending(false);
             }
+        }
+        // Cancelled before the mailbox took it (a timeout won the race, or the sender was stopped
+        // while `Sending`): the message is not lost but becomes a dead letter.
+        if let Some(msg) = self.msg.take() {
+            self.dest.rt.dead_letters.publish(
+                msg,
+                crate::DeadLetterReason::Full,
+                Some(self.dest.id),
+            );
         }
     }
 }

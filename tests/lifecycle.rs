@@ -330,3 +330,61 @@ fn a_join_callback_runs_with_no_lock_held_and_may_use_the_handle() {
         rt.shutdown();
     });
 }
+
+#[test]
+fn a_send_cancelled_while_the_mailbox_is_full_leaves_a_dead_letter() {
+    watchdog("cancelled send", LIMIT, || {
+        let rt = Runtime::new();
+        let letters = rt.handle().dead_letters();
+        let full = rt.spawn_with(tasklets::SpawnOptions::new().capacity(1), |cx| async move {
+            cx.receive(&WaitForMessages::new().accept("quit")).await;
+        });
+        let addr = full.addr();
+        addr.try_send(Message::new("filler")).unwrap();
+        let sender = rt.spawn({
+            let addr = addr.clone();
+            move |cx| async move {
+                let sent = future::or(
+                    async { Some(cx.send(Message::new("late").to(&addr).value(7_u32)).await) },
+                    async {
+                        async_io::Timer::after(Duration::from_millis(20)).await;
+                        None
+                    },
+                )
+                .await;
+                assert!(
+                    sent.is_none(),
+                    "the send got room although the mailbox stayed full"
+                );
+            }
+        });
+        rt.block_on(sender.join()).unwrap();
+        let letter = letters
+            .try_recv()
+            .expect("the cancelled send left no dead letter");
+        assert_eq!(letter.message.name(), "late");
+        assert_eq!(letter.message.get::<u32>(), Some(&7));
+        assert_eq!(letter.recipient, Some(addr.id()));
+
+        // Stopped while `Sending`: the same.
+        let stopped = rt.spawn({
+            let addr = addr.clone();
+            move |cx| async move {
+                let _ = cx.send(Message::new("stuck").to(&addr)).await;
+            }
+        });
+        rt.block_on(async {
+            while stopped.state() != tasklets::State::Sending {
+                future::yield_now().await;
+            }
+        });
+        stopped.stop();
+        assert_eq!(rt.block_on(stopped.join()), Err(Exit::Stopped));
+        let letter = letters
+            .try_recv()
+            .expect("a send stopped while Sending left no dead letter");
+        assert_eq!(letter.message.name(), "stuck");
+        drop(full);
+        rt.shutdown();
+    });
+}
