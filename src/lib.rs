@@ -79,7 +79,9 @@ pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
 pub use routing::{Group, GroupChange, Policy, ReplyTo, Router, GROUP_CHANGED};
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
-pub use tasklet::{Addr, Down, Finished, JoinCallbackId, MonitorId, State, Tasklet, TaskletId};
+pub use tasklet::{
+    Addr, Down, Finished, JoinCallbackId, MonitorId, Registrations, State, Tasklet, TaskletId,
+};
 pub use wait::call::{Caller, WaitForCall};
 pub use wait::idle::WaitForIdle;
 pub use wait::messages::{IntoNames, WaitForMessages};

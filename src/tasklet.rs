@@ -210,6 +210,32 @@ pub struct Down {
     pub monitor: MonitorId,
 }
 
+/// Counts of what one tasklet's ledger holds, from [`Addr::registrations`]. All are zero once the
+/// tasklet has finished.
+///
+/// # Examples
+///
+/// ```
+/// let r = tasklets::run(|cx| async move { cx.me().registrations() }).unwrap();
+/// assert_eq!(r, tasklets::Registrations::default());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Registrations {
+    /// Monitors other tasklets hold on this one (each gets a `down` at its end).
+    pub monitored_by: usize,
+    /// Monitors this tasklet holds on others.
+    pub monitoring: usize,
+    /// Armed waits of other tasklets (or calls) waiting for this one's end.
+    pub watched_by: usize,
+    /// Names registered for this tasklet.
+    pub names: usize,
+    /// Groups this tasklet is a member of.
+    pub groups: usize,
+    /// Groups whose membership changes this tasklet watches.
+    pub group_watches: usize,
+}
+
 impl Shared {
     pub(crate) fn new(rt: Arc<RtShared>, capacity: Option<usize>) -> Shared {
         Shared::with_tracking(rt, capacity, false)
@@ -735,6 +761,50 @@ impl Addr {
     /// ```
     pub fn discarded(&self) -> u64 {
         self.0.mailbox.discarded()
+    }
+
+    /// What the tasklet's ledger holds now: the registrations that tie it to other tasklets and to the
+    /// runtime's tables. Each is undone when the tasklet finishes, on both sides; a service that runs
+    /// for weeks should see these numbers stay flat.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let server = cx.spawn(|cx| async move {
+    ///         cx.receive(&WaitForMessages::new().accept("quit")).await;
+    ///     });
+    ///     let client = cx.spawn({
+    ///         let server = server.addr();
+    ///         move |cx| async move {
+    ///             cx.monitor(&server);
+    ///             cx.watch_group(&Group::new("room"));
+    ///             cx.me().registrations()
+    ///         }
+    ///     });
+    ///     let seen = client.join().await.unwrap();
+    ///     assert_eq!((seen.monitoring, seen.group_watches), (1, 1));
+    ///     // The client has finished: its monitor is gone from the server's ledger too.
+    ///     assert_eq!(server.addr().registrations().monitored_by, 0);
+    ///     server.stop();
+    /// }).unwrap();
+    /// ```
+    pub fn registrations(&self) -> Registrations {
+        let w = self.0.watchers();
+        let mut r = Registrations::default();
+        for link in &w.links {
+            match link {
+                Link::Sink(..) => r.watched_by += 1,
+                Link::Monitor(..) => r.monitored_by += 1,
+                Link::Holds(..) => r.monitoring += 1,
+                Link::Name(_) => r.names += 1,
+                Link::Group(_) => r.groups += 1,
+                Link::WatchesGroup(_) => r.group_watches += 1,
+            }
+        }
+        r
     }
 
     /// Asks the tasklet to stop: it is cancelled at its next wake, ending with [`Exit::Stopped`].
