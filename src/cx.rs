@@ -1,4 +1,21 @@
 //! `Cx`: the context handed to every tasklet body.
+//!
+//! Most of `Cx` lives here: waiting ([`Cx::wait`], [`Cx::try_wait`], [`Cx::receive`]), sending
+//! ([`Cx::send`], [`Cx::try_send`]), names and groups ([`Cx::register`], [`Cx::join`],
+//! [`Cx::watch_group`]), spawning ([`Cx::spawn`]) and monitors ([`Cx::monitor`]). Three methods live
+//! beside the concept they belong to, each in its own `impl Cx` block:
+//!
+//! | method | file | why there |
+//! | --- | --- | --- |
+//! | [`Cx::call`] | `routing/call.rs` | request/reply is routing: reply keys, cycles, late replies |
+//! | [`Cx::command`] | `wait/process.rs` | an owned child is a process condition plus its reaping |
+//! | [`Cx::spawn_supervisor`] | `supervisor` | a supervisor is a tasklet running the supervision engine |
+//!
+//! # One wait at a time
+//!
+//! A tasklet has one mailbox and one admission set. A [`Wait`] installs its set when `cx.wait()` is
+//! called; while it is alive, starting another wait of the same tasklet panics with a message naming
+//! the rule. Combine conditions in one wait (`cx.wait((&tick, &msgs))`) instead of racing two.
 
 use std::cell::RefCell;
 use std::fmt;

@@ -68,6 +68,7 @@ mod name;
 pub mod routing;
 pub mod runtime;
 pub mod supervisor;
+mod sync;
 mod tasklet;
 pub mod wait;
 

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
+
+use crate::sync::RwLock;
 
 /// An interned message name: copyable, compared and hashed as an integer.
 ///
@@ -52,14 +54,10 @@ impl Name {
     /// assert_eq!(tasklets::Name::new("tick").as_str(), "tick");
     /// ```
     pub fn new(text: &str) -> Name {
-        if let Some(name) = interner()
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(text)
-        {
+        if let Some(name) = interner().read().get(text) {
             return *name;
         }
-        let mut map = interner().write().unwrap_or_else(|e| e.into_inner());
+        let mut map = interner().write();
         if let Some(name) = map.get(text) {
             return *name;
         }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
@@ -15,6 +15,7 @@ use crate::error::{Exit, SendError, TrySendError};
 use crate::mailbox::{Key, Mailbox, Refused};
 use crate::message::Message;
 use crate::runtime::RtShared;
+use crate::sync::{Mutex, MutexGuard};
 use crate::wait::{CondId, Disarm, EventSink, WaitCondition};
 
 /// What a tasklet is doing, as kiwi's RUNNING / SUSPENDED / MSGSEND / ZOMBIE.
@@ -263,7 +264,7 @@ impl Shared {
     }
 
     fn watchers(&self) -> MutexGuard<'_, Watchers> {
-        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+        self.watchers.lock()
     }
 
     /// Registers a watcher; if the tasklet has finished already, the event is delivered at once.
@@ -976,7 +977,7 @@ impl<T> Core<T> {
     }
 
     fn out(&self) -> MutexGuard<'_, Output<T>> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner())
+        self.out.lock()
     }
 
     /// Records the result, runs the join callbacks and wakes the joiners.

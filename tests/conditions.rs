@@ -188,32 +188,44 @@ fn a_dropped_timer_never_delivers_a_stale_tick() {
 }
 
 #[test]
-fn a_call_to_an_unarmed_wait_for_call_gives_the_arguments_back() {
+fn a_call_to_an_unarmed_wait_for_call_is_kept_until_armed_and_refused_once_dropped() {
     let rt = tasklets::Runtime::new();
     let call: WaitForCall<String, u8> = WaitForCall::new(7);
     let caller = call.caller();
-    let err = caller.call("before".into()).unwrap_err();
     assert_eq!(
-        err.into_inner(),
-        "before",
-        "the unarmed call lost its arguments"
+        caller.call("before".into()).ok(),
+        Some(7),
+        "kept, not refused"
     );
     let t = rt.spawn(move |cx| async move {
-        let mut ev = within(LIMIT, "the call", cx.wait(&call)).await;
-        let got = ev.take::<String>();
-        // Disarm it with a wait that leaves it out: calls fail again.
+        let mut got = Vec::new();
+        got.push(
+            within(LIMIT, "the early call", cx.wait(&call))
+                .await
+                .take::<String>(),
+        );
+        // Disarm it with a wait that leaves it out: calls are kept again, then filed on re-arming.
         let _ = cx.try_wait(&WaitForMessages::new());
-        let err = call.caller().call("after disarm".into()).unwrap_err();
-        assert_eq!(err.into_inner(), "after disarm");
+        assert_eq!(call.caller().call("while disarmed".into()).ok(), Some(7));
+        got.push(
+            within(LIMIT, "the kept call", cx.wait(&call))
+                .await
+                .take::<String>(),
+        );
+        got.push(
+            within(LIMIT, "the armed call", cx.wait(&call))
+                .await
+                .take::<String>(),
+        );
         got
     });
     let caller2 = caller.clone();
-    let calling = rt.spawn(move |_cx| async move {
-        // The waiter runs first (spawned first, same thread), so it is armed by now.
-        caller2.call("armed".into())
-    });
-    assert_eq!(rt.block_on(t.join()), Ok(Some("armed".to_owned())));
+    let calling = rt.spawn(move |_cx| async move { caller2.call("armed".into()) });
+    let got = rt.block_on(t.join()).unwrap();
+    let got: Vec<_> = got.into_iter().map(Option::unwrap).collect();
+    assert_eq!(got, ["before", "while disarmed", "armed"]);
     assert_eq!(rt.block_on(calling.join()).unwrap().ok(), Some(7));
+    // The condition went with its tasklet: calls are refused and give the arguments back.
     let err = caller.call("after the end".into()).unwrap_err();
     assert_eq!(err.into_inner(), "after the end");
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 use crate::message::Message;
 use crate::name::StaticName;
@@ -167,13 +169,9 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Group, GroupState>> {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Adds `addr`; returns false if it was a member already or has finished.
     pub(crate) fn join(&self, group: &Group, addr: &Addr) -> bool {
-        let mut groups = self.lock();
+        let mut groups = self.groups.lock();
         if groups.get(group).is_some_and(|s| s.members.contains(addr)) {
             return false;
         }
@@ -200,7 +198,7 @@ impl Groups {
 
     /// Removes member `id` (also at its end); returns whether it was a member.
     pub(crate) fn remove(&self, group: &Group, id: TaskletId) -> bool {
-        let mut groups = self.lock();
+        let mut groups = self.groups.lock();
         let Some(state) = groups.get_mut(group) else {
             return false;
         };
@@ -220,7 +218,7 @@ impl Groups {
     /// Adds `watcher` to the group's watchers, recorded on both sides (the group table here, the
     /// watcher's ledger there); returns false if it watched already or has finished.
     pub(crate) fn watch(&self, group: &Group, watcher: &Addr) -> bool {
-        let mut groups = self.lock();
+        let mut groups = self.groups.lock();
         if groups
             .get(group)
             .is_some_and(|s| s.watchers.contains(watcher))
@@ -241,7 +239,7 @@ impl Groups {
 
     /// Removes watcher `id` (also at its end); a group left with no members and no watchers goes.
     pub(crate) fn unwatch(&self, group: &Group, id: TaskletId) -> bool {
-        let mut groups = self.lock();
+        let mut groups = self.groups.lock();
         let Some(state) = groups.get_mut(group) else {
             return false;
         };
@@ -256,14 +254,15 @@ impl Groups {
 
     /// The members now (a shared snapshot: no copy).
     pub(crate) fn members(&self, group: &Group) -> Arc<Vec<Addr>> {
-        self.lock()
+        self.groups
+            .lock()
             .get(group)
             .map(|s| Arc::clone(&s.members))
             .unwrap_or_default()
     }
 
     pub(crate) fn names(&self) -> Vec<Group> {
-        let mut v: Vec<Group> = self.lock().keys().cloned().collect();
+        let mut v: Vec<Group> = self.groups.lock().keys().cloned().collect();
         v.sort_by(|a, b| a.name().cmp(b.name()));
         v
     }

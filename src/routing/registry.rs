@@ -1,7 +1,7 @@
 //! The registry: names for tasklets, released when they finish, kept across supervised restarts.
 
+use crate::sync::Mutex;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 
 use crate::error::RegistryError;
 use crate::tasklet::Addr;
@@ -13,12 +13,8 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Addr>> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(crate) fn register(&self, name: &str, addr: &Addr) -> Result<(), RegistryError> {
-        let mut names = self.lock();
+        let mut names = self.names.lock();
         if let Some(holder) = names.get(name) {
             if holder == addr {
                 return Ok(());
@@ -39,25 +35,25 @@ impl Registry {
     }
 
     pub(crate) fn unregister(&self, name: &str) -> Option<Addr> {
-        let addr = self.lock().remove(name)?;
+        let addr = self.names.lock().remove(name)?;
         addr.0.remove_name(name);
         Some(addr)
     }
 
     /// Removes `name` if tasklet `id` still holds it (at its end).
     pub(crate) fn release(&self, name: &str, id: crate::TaskletId) {
-        let mut names = self.lock();
+        let mut names = self.names.lock();
         if names.get(name).map(Addr::id) == Some(id) {
             names.remove(name);
         }
     }
 
     pub(crate) fn whereis(&self, name: &str) -> Option<Addr> {
-        self.lock().get(name).cloned()
+        self.names.lock().get(name).cloned()
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lock().keys().cloned().collect();
+        let mut v: Vec<String> = self.names.lock().keys().cloned().collect();
         v.sort();
         v
     }

@@ -4,7 +4,9 @@
 //! Each arming runs a helper task that pushes into that arming's sink; disarming cancels exactly that
 //! task, and dropping the condition cancels them all and drops their pending events.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 use async_executor::Task;
 
@@ -27,14 +29,10 @@ struct List {
 pub(crate) struct Arms(Arc<Mutex<List>>);
 
 impl Arms {
-    fn lock(&self) -> MutexGuard<'_, List> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Records an arming and its helper task; the returned guard cancels the task.
     pub(crate) fn add(&self, sink: EventSink, task: Task<()>) -> Disarm {
         let arming = {
-            let mut list = self.lock();
+            let mut list = self.0.lock();
             list.next += 1;
             let arming = list.next;
             list.armed.push(Armed {
@@ -47,7 +45,7 @@ impl Arms {
         let arms = self.clone();
         Disarm::new(move || {
             let gone = {
-                let mut list = arms.lock();
+                let mut list = arms.0.lock();
                 let at = list.armed.iter().position(|a| a.arming == arming);
                 at.map(|i| list.armed.swap_remove(i))
             };
@@ -57,12 +55,12 @@ impl Arms {
 
     /// Whether any wait has the condition armed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().armed.is_empty()
+        self.0.lock().armed.is_empty()
     }
 
     /// The condition is dropped: cancel every helper and drop the pending events.
     pub(crate) fn clear(&self) {
-        let gone = std::mem::take(&mut self.lock().armed);
+        let gone = std::mem::take(&mut self.0.lock().armed);
         for armed in gone {
             armed.sink.clear();
         }

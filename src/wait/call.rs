@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 use super::{CondId, Disarm, EventSink, WaitCondition};
 use crate::error::CallError;
@@ -168,10 +170,7 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
     /// }).unwrap();
     /// ```
     pub fn set_return_value(&self, value: R) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .return_value = value;
+        self.inner.lock().return_value = value;
     }
 }
 
@@ -202,7 +201,7 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     /// }).unwrap();
     /// ```
     pub fn call(&self, args: A) -> Result<R, CallError<A>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         if inner.dropped {
             return Err(CallError(args));
         }
@@ -224,7 +223,7 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
         self.id
     }
     fn arm(&self, sink: EventSink) -> Disarm {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         // Calls made while not armed go first, in the order they were made.
         let mut refused = Vec::new();
         while let Some(args) = inner.backlog.pop_front() {
@@ -236,7 +235,7 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
         drop(inner);
         drop(refused); // the tasklet has finished; dropped with no lock of ours held
         let inner = Arc::clone(&self.inner);
-        Disarm::new(move || inner.lock().unwrap_or_else(|e| e.into_inner()).sink = None)
+        Disarm::new(move || inner.lock().sink = None)
     }
 }
 
@@ -244,7 +243,7 @@ impl<A, R> Drop for WaitForCall<A, R> {
     fn drop(&mut self) {
         // Dropping the condition disarms it: later calls fail, and calls never filed go with it.
         let backlog = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.inner.lock();
             inner.sink = None;
             inner.dropped = true;
             std::mem::take(&mut inner.backlog)

@@ -6,9 +6,11 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use futures_lite::{future, Stream};
+
+use crate::sync::Mutex;
 
 use super::{CondId, Delivery, Disarm, EventSink, WaitCondition};
 
@@ -45,10 +47,6 @@ pub use async_signal::Signal as OsSignal;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SignalClosed;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The sinks of armed waiters, by arming number.
 #[derive(Default)]
@@ -95,7 +93,7 @@ fn hub() -> io::Result<&'static OsHub> {
     if let Some(hub) = HUB.get() {
         return Ok(hub);
     }
-    let _once = lock(&INIT);
+    let _once = INIT.lock();
     if let Some(hub) = HUB.get() {
         return Ok(hub);
     }
@@ -114,7 +112,7 @@ fn hub() -> io::Result<&'static OsHub> {
 async fn pump(hub: &'static OsHub) {
     loop {
         let next = future::poll_fn(|cx| {
-            let signals = lock(&hub.signals);
+            let signals = hub.signals.lock();
             Pin::new(&mut &*signals).poll_next(cx)
         })
         .await;
@@ -126,7 +124,7 @@ async fn pump(hub: &'static OsHub) {
             }
             None => return,
         };
-        let waiters = lock(&hub.waiters);
+        let waiters = hub.waiters.lock();
         match waiters.get(&sig) {
             Some(w) if !w.list.is_empty() => {
                 for (_, sink) in &w.list {
@@ -140,7 +138,7 @@ async fn pump(hub: &'static OsHub) {
 
 impl OsHub {
     fn listen(&self, signals: &[OsSignal]) -> io::Result<()> {
-        lock(&self.signals).add_signals(signals)
+        self.signals.lock().add_signals(signals)
     }
 }
 
@@ -231,7 +229,7 @@ impl<A: Clone + Send + Sync + 'static> Signal<A> {
     /// ```
     pub fn emit(&self, args: A) -> usize {
         let sinks: Vec<EventSink> = {
-            let state = lock(&self.core.state);
+            let state = self.core.state.lock();
             state.waiters.list.iter().map(|(_, s)| s.clone()).collect()
         };
         let mut reached = 0;
@@ -263,7 +261,7 @@ impl<A: Clone + Send + Sync + 'static> Signal<A> {
     /// }).unwrap();
     /// ```
     pub fn waiters(&self) -> usize {
-        lock(&self.core.state).waiters.list.len()
+        self.core.state.lock().waiters.list.len()
     }
 }
 
@@ -289,7 +287,7 @@ impl<A> Drop for Signal<A> {
             return;
         }
         let sinks: Vec<EventSink> = {
-            let mut state = lock(&self.core.state);
+            let mut state = self.core.state.lock();
             state.closed = true;
             state.waiters.list.iter().map(|(_, s)| s.clone()).collect()
         };
@@ -303,7 +301,7 @@ impl<A> fmt::Debug for Signal<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signal")
             .field("args", &std::any::type_name::<A>())
-            .field("waiters", &lock(&self.core.state).waiters.list.len())
+            .field("waiters", &self.core.state.lock().waiters.list.len())
             .finish()
     }
 }
@@ -322,14 +320,14 @@ impl Source {
     fn register(&self, arming: u64, sink: EventSink) {
         match self {
             Source::Os(hub, signals) => {
-                let mut waiters = lock(&hub.waiters);
+                let mut waiters = hub.waiters.lock();
                 for sig in signals {
                     let w = waiters.entry(*sig).or_default();
                     w.list.push((arming, sink.clone()));
                 }
             }
             Source::Emitter(core) => {
-                let mut state = lock(&core.state);
+                let mut state = core.state.lock();
                 if state.closed {
                     drop(state);
                     sink.send(SignalClosed);
@@ -344,14 +342,14 @@ impl Source {
     fn unregister(&self, arming: u64) -> Vec<EventSink> {
         match self {
             Source::Os(hub, signals) => {
-                let mut waiters = lock(&hub.waiters);
+                let mut waiters = hub.waiters.lock();
                 signals
                     .iter()
                     .filter_map(|sig| waiters.get_mut(sig)?.remove(arming))
                     .collect()
             }
             Source::Emitter(core) => {
-                let sink = lock(&core.state).waiters.remove(arming);
+                let sink = core.state.lock().waiters.remove(arming);
                 sink.into_iter().collect()
             }
         }
@@ -553,7 +551,7 @@ impl WaitForSignal {
     /// }).unwrap();
     /// ```
     pub fn is_armed(&self) -> bool {
-        !lock(&self.armings).is_empty()
+        !self.armings.lock().is_empty()
     }
 }
 
@@ -576,11 +574,11 @@ impl WaitCondition for WaitForSignal {
     fn arm(&self, sink: EventSink) -> Disarm {
         let arming = next_arming();
         self.source.register(arming, sink);
-        lock(&self.armings).push(arming);
+        self.armings.lock().push(arming);
         let armings = Arc::clone(&self.armings);
         let source = self.source.clone();
         Disarm::new(move || {
-            lock(&armings).retain(|a| *a != arming);
+            armings.lock().retain(|a| *a != arming);
             drop(source.unregister(arming));
         })
     }
@@ -588,7 +586,7 @@ impl WaitCondition for WaitForSignal {
 
 impl Drop for WaitForSignal {
     fn drop(&mut self) {
-        let armings = std::mem::take(&mut *lock(&self.armings));
+        let armings = std::mem::take(&mut *self.armings.lock());
         for arming in armings {
             for sink in self.source.unregister(arming) {
                 sink.clear();
