@@ -32,6 +32,9 @@ pub struct RuntimeChapter;
 #[doc = include_str!("../book/src/supervision.md")]
 pub struct Supervision;
 
+#[doc = include_str!("../book/src/lifecycle.md")]
+pub struct Lifecycle;
+
 #[doc = include_str!("../book/src/routing.md")]
 pub struct Routing;
 
