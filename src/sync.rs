@@ -1,7 +1,9 @@
 //! The crate's one source of locks: a [`Mutex`] and an [`RwLock`] that do not report poisoning.
 //!
 //! Every lock in the crate comes from here, so there is one place that says how locks behave and one
-//! seam where a model-checking build could swap the primitives.
+//! seam where a model-checking build swaps the primitives: with the `shuttle` feature, these are
+//! [shuttle](https://docs.rs/shuttle)'s locks, and `cargo test --features shuttle --lib shuttle` runs
+//! the mailbox under thousands of random thread schedules (that build is for those tests only).
 //!
 //! # Why poisoning is ignored
 //!
@@ -12,16 +14,22 @@
 
 use std::sync::PoisonError;
 
-pub(crate) use std::sync::{MutexGuard, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(feature = "shuttle")]
+use shuttle::sync as imp;
+#[cfg(not(feature = "shuttle"))]
+use std::sync as imp;
+
+pub(crate) use imp::MutexGuard;
+pub(crate) use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 /// A mutual-exclusion lock whose [`lock`](Mutex::lock) never fails (see the module doc).
 #[derive(Default)]
-pub(crate) struct Mutex<T: ?Sized>(std::sync::Mutex<T>);
+pub(crate) struct Mutex<T: ?Sized>(imp::Mutex<T>);
 
 impl<T> Mutex<T> {
     /// A new unlocked mutex holding `value`.
     pub(crate) const fn new(value: T) -> Mutex<T> {
-        Mutex(std::sync::Mutex::new(value))
+        Mutex(imp::Mutex::new(value))
     }
 }
 
@@ -33,6 +41,9 @@ impl<T: ?Sized> Mutex<T> {
 }
 
 /// A reader-writer lock whose [`read`](RwLock::read) and [`write`](RwLock::write) never fail.
+///
+/// It guards process-wide tables (the name interner) that outlive any one model-checked schedule, so
+/// the `shuttle` build does not swap it.
 #[derive(Default)]
 pub(crate) struct RwLock<T: ?Sized>(std::sync::RwLock<T>);
 
