@@ -292,7 +292,7 @@ impl Addr {
         self.0.registrations()
     }
 
-    /// Asks the tasklet to stop: it is cancelled at its next wake, ending with [`Exit::Stopped`].
+    /// Asks the tasklet to stop: it is cancelled at its next wake, ending with [`Exit::Stopped`](crate::Exit::Stopped).
     ///
     /// # Examples
     ///

@@ -1,0 +1,148 @@
+//! [`Builder`]: configures a [`Runtime`](super::Runtime).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use event_listener::Event;
+
+use crate::dead_letters::DeadLetterHub;
+
+use super::worker::{Enter, Job};
+use super::{Handle, RtShared, Runtime, Worker};
+
+/// Configures a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = tasklets::Runtime::builder().worker_threads(2).build();
+/// let t = rt.spawn(|_cx| async { std::thread::current().name().map(str::to_owned) });
+/// let _ = rt.block_on(t.join());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder { workers: 1 }
+    }
+}
+
+impl Builder {
+    /// How many workers (threads that run tasklets), counting the thread that calls `run`/`block_on`.
+    /// Default 1.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().worker_threads(2).build();
+    /// let tasks: Vec<_> = (0..2).map(|i| rt.spawn(move |_cx| async move { i * 10 })).collect();
+    /// for (i, t) in tasks.into_iter().enumerate() {
+    ///     assert_eq!(rt.block_on(t.join()), Ok(i * 10));
+    /// }
+    /// ```
+    ///
+    /// Zero workers panics:
+    ///
+    /// ```should_panic
+    /// let _ = tasklets::Runtime::builder().worker_threads(0);
+    /// ```
+    pub fn worker_threads(mut self, n: usize) -> Builder {
+        assert!(n > 0, "a runtime needs at least one worker");
+        self.workers = n;
+        self
+    }
+
+    /// One worker per available core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().thread_per_core().build();
+    /// let t = rt.spawn(|_cx| async { 7 });
+    /// assert_eq!(rt.block_on(t.join()), Ok(7));
+    /// ```
+    pub fn thread_per_core(self) -> Builder {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.worker_threads(n)
+    }
+
+    /// Builds the runtime and starts its background workers.
+    ///
+    /// # Panics
+    ///
+    /// Panics if a worker thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().build(); // same as Runtime::new()
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// ```
+    pub fn build(self) -> Runtime {
+        let mut senders = Vec::with_capacity(self.workers);
+        let mut receivers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            let (tx, rx) = async_channel::unbounded::<Job>();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let rt = Arc::new(RtShared {
+            live: AtomicUsize::new(0),
+            quit: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            changed: Event::new(),
+            next: AtomicUsize::new(0),
+            jobs: senders,
+            dead_letters: DeadLetterHub::default(),
+            registry: Default::default(),
+            groups: Default::default(),
+        });
+        // Kept to drain at shutdown: a start job still queued then is dropped, which reports its tasklet
+        // as stopped (the queue itself stays alive while any handle holds the runtime's shared state).
+        let queued = receivers.clone();
+        let mut receivers = receivers.into_iter();
+        let local = Worker::new(0, Arc::clone(&rt), receivers.next().expect("one worker"));
+        let threads = receivers
+            .enumerate()
+            .map(|(i, jobs)| {
+                let rt = Arc::clone(&rt);
+                std::thread::Builder::new()
+                    .name(format!("tasklets-{}", i + 1))
+                    .spawn(move || {
+                        let worker = Worker::new(i + 1, Arc::clone(&rt), jobs);
+                        worker.drive(until_flag(&rt, |rt| rt.stopping.load(Ordering::Acquire)));
+                        let _enter = Enter::new(&worker);
+                        drop(worker);
+                    })
+                    .expect("failed to start a tasklets worker thread")
+            })
+            .collect();
+        Runtime {
+            handle: Handle { rt },
+            local: Some(local),
+            threads,
+            queued,
+        }
+    }
+}
+
+/// Completes when `flag(rt)` holds, re-checking whenever the runtime's state changes.
+pub(super) async fn until_flag(rt: &RtShared, flag: impl Fn(&RtShared) -> bool) {
+    loop {
+        if flag(rt) {
+            return;
+        }
+        let listener = rt.changed.listen();
+        if flag(rt) {
+            return;
+        }
+        listener.await;
+    }
+}
