@@ -388,3 +388,31 @@ fn a_send_cancelled_while_the_mailbox_is_full_leaves_a_dead_letter() {
         rt.shutdown();
     });
 }
+
+#[test]
+fn a_disarm_of_one_arming_of_a_wait_for_call_leaves_a_later_arming_armed() {
+    watchdog("WaitForCall armings", LIMIT, || {
+        tasklets::run(|cx| async move {
+            let call = std::rc::Rc::new(WaitForCall::<u32>::new(()));
+            let caller = call.caller();
+            assert!(cx.try_wait(&*call).is_none()); // this tasklet's arming
+            let (tx, rx) = async_channel::bounded(1);
+            let other = cx.spawn({
+                let call = std::rc::Rc::clone(&call);
+                move |cx| async move {
+                    assert!(cx.try_wait(&*call).is_none()); // a later arming, in another tasklet
+                    tx.send(()).await.unwrap();
+                    cx.wait(&*call).await.take::<u32>()
+                }
+            });
+            rx.recv().await.unwrap();
+            // Leaving the condition out disarms this tasklet's arming only.
+            assert!(cx.try_wait(&WaitForMessages::new()).is_none());
+            caller.call(9).unwrap();
+            let got =
+                support::within(support::LIMIT, "the later arming's call", other.join()).await;
+            assert_eq!(got.unwrap(), Some(9));
+        })
+        .unwrap();
+    });
+}

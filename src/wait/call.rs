@@ -10,8 +10,10 @@ use super::{CondId, Disarm, EventSink, WaitCondition};
 use crate::error::CallError;
 
 struct Inner<A, R> {
-    /// The armed sink, while a wait of the owning tasklet includes the condition.
-    sink: Option<EventSink>,
+    /// The armed sink, while a wait of the owning tasklet includes the condition, with the number of
+    /// that arming: a disarm clears only its own arming, never a later one.
+    sink: Option<(u64, EventSink)>,
+    armings: u64,
     /// Calls made while not armed, filed in order when the condition is armed next.
     backlog: VecDeque<A>,
     /// The condition was dropped: calls fail from now on.
@@ -123,6 +125,7 @@ impl<A: Send + Sync + 'static, R: Clone> WaitForCall<A, R> {
             id: CondId::new(),
             inner: Arc::new(Mutex::new(Inner {
                 sink: None,
+                armings: 0,
                 backlog: VecDeque::new(),
                 dropped: false,
                 return_value,
@@ -206,7 +209,7 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
             return Err(CallError(args));
         }
         match &inner.sink {
-            Some(sink) => match sink.try_send(args) {
+            Some((_, sink)) => match sink.try_send(args) {
                 Ok(_) => Ok(inner.return_value.clone()),
                 Err(args) => Err(CallError(args)),
             },
@@ -231,11 +234,18 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
                 refused.push(args);
             }
         }
-        inner.sink = Some(sink);
+        inner.armings += 1;
+        let arming = inner.armings;
+        inner.sink = Some((arming, sink));
         drop(inner);
         drop(refused); // the tasklet has finished; dropped with no lock of ours held
         let inner = Arc::clone(&self.inner);
-        Disarm::new(move || inner.lock().sink = None)
+        Disarm::new(move || {
+            let mut inner = inner.lock();
+            if inner.sink.as_ref().is_some_and(|(a, _)| *a == arming) {
+                inner.sink = None;
+            }
+        })
     }
 }
 
