@@ -122,7 +122,10 @@ impl Inner {
         }
     }
 
-    fn select(&mut self) -> (Option<(Key, Entry)>, Wake) {
+    /// Takes the oldest admitted entry after removing what the wait discards. The discarded entries
+    /// are returned, to be dropped once the lock is released: a value's `Drop` is user code, and may
+    /// send to this very mailbox. The `Vec` allocates only when something is discarded.
+    fn select(&mut self) -> (Option<(Key, Entry)>, Wake, Vec<Entry>) {
         let Inner {
             index,
             filter,
@@ -130,11 +133,18 @@ impl Inner {
             messages,
             ..
         } = self;
-        let found = filter.select(index, |key, entry| {
-            if let Entry::Message(msg) = entry {
-                *discarded += 1;
-                *messages -= 1;
-                tracing::debug!(name = %msg.name(), ?key, "message discarded by wait");
+        let mut gone: Vec<Entry> = Vec::new();
+        let found = filter.select(index, |_, mut batch| {
+            let n = batch
+                .iter()
+                .filter(|e| matches!(e, Entry::Message(_)))
+                .count();
+            *discarded += n as u64;
+            *messages -= n;
+            if gone.is_empty() {
+                gone = batch;
+            } else {
+                gone.append(&mut batch);
             }
         });
         let mut wake = Wake(None);
@@ -144,7 +154,7 @@ impl Inner {
         } else if self.bound.is_some() {
             wake = self.freed();
         }
-        (found, wake)
+        (found, wake, gone)
     }
 }
 
@@ -246,6 +256,8 @@ impl Mailbox {
             return Err(payload);
         }
         if coalesce && inner.index.count(key) > 0 {
+            drop(inner);
+            drop(payload);
             return Ok(Delivery::Coalesced);
         }
         let wake = inner.push(key, Entry::Event(payload));
@@ -320,29 +332,38 @@ impl Mailbox {
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.
     pub(crate) fn poll_wait(&self, waker: Option<&Waker>) -> Poll<(Key, Entry)> {
         let mut inner = self.lock();
-        let (found, wake) = inner.select();
-        match found {
-            Some(hit) => {
+        let (found, wake, discarded) = inner.select();
+        let mut old = None;
+        match &found {
+            Some(_) => {
                 if inner.state == State::Waiting {
                     inner.state = State::Running;
                 }
-                inner.waker = None;
-                drop(inner);
-                wake.run();
-                Poll::Ready(hit)
+                old = inner.waker.take();
             }
             None => {
                 if let Some(waker) = waker {
                     inner.state = State::Waiting;
                     match &inner.waker {
                         Some(w) if w.will_wake(waker) => {}
-                        _ => inner.waker = Some(waker.clone()),
+                        _ => old = inner.waker.replace(waker.clone()),
                     }
                 }
-                drop(inner);
-                wake.run();
-                Poll::Pending
             }
+        }
+        // Nothing below runs under the lock.
+        drop(inner);
+        drop(old);
+        wake.run();
+        for entry in discarded {
+            if let Entry::Message(msg) = &entry {
+                tracing::debug!(name = %msg.name(), "message discarded by wait");
+            }
+            drop(entry);
+        }
+        match found {
+            Some(hit) => Poll::Ready(hit),
+            None => Poll::Pending,
         }
     }
 
@@ -352,7 +373,9 @@ impl Mailbox {
         if inner.state == State::Waiting {
             inner.state = State::Running;
         }
-        inner.waker = None;
+        let old = inner.waker.take();
+        drop(inner);
+        drop(old);
     }
 
     /// Removes every entry under `key`: the pending events of a disarmed condition, or messages of one
@@ -380,7 +403,7 @@ impl Mailbox {
         let mut inner = self.lock();
         inner.closed = true;
         inner.state = State::Finished;
-        inner.waker = None;
+        let old = inner.waker.take();
         inner.messages = 0;
         let entries = inner.index.drain();
         let blocked = inner
@@ -389,6 +412,7 @@ impl Mailbox {
             .map(|b| std::mem::take(&mut b.blocked))
             .unwrap_or_default();
         drop(inner);
+        drop(old);
         for w in blocked {
             w.wake();
         }

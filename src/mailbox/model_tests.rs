@@ -116,7 +116,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let filter = build_filter(spec);
                 let mut got_discarded = Vec::new();
                 let got = filter
-                    .select(&mut index, |_, (_, id)| got_discarded.push(id))
+                    .select(&mut index, |_, batch| {
+                        got_discarded.extend(batch.into_iter().map(|(_, id)| id))
+                    })
                     .map(|(_, e)| e);
                 let mut want_discarded = Vec::new();
                 let want = model_wait(&mut model, spec, &mut want_discarded);
@@ -162,17 +164,17 @@ fn defer_ordering_case() {
     let mut dropped = 0;
     assert_eq!(
         filter
-            .select(&mut index, |_, _| dropped += 1)
+            .select(&mut index, |_, b| dropped += b.len())
             .map(|(_, e)| e.1),
         Some(2)
     );
     assert_eq!(
         filter
-            .select(&mut index, |_, _| dropped += 1)
+            .select(&mut index, |_, b| dropped += b.len())
             .map(|(_, e)| e.1),
         Some(4)
     );
-    assert_eq!(filter.select(&mut index, |_, _| dropped += 1), None);
+    assert_eq!(filter.select(&mut index, |_, b| dropped += b.len()), None);
     assert_eq!(dropped, 1);
     assert_eq!(
         index.drain().iter().map(|e| e.1).collect::<Vec<_>>(),
