@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use atomic_waker::AtomicWaker;
 
 use crate::error::{Exit, SendError, TrySendError};
-use crate::mailbox::{Key, Mailbox, Refused};
+use crate::mailbox::{BlockingSend, Key, Mailbox, Refused};
 use crate::message::Message;
 use crate::runtime::RtShared;
 use crate::wait::{CondId, Disarm, EventSink, WaitCondition};
@@ -479,7 +479,7 @@ impl Addr {
     /// assert_eq!(finished.into_inner().take::<i32>(), Some(3));
     /// ```
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
-        match self.0.mailbox.deliver(msg, None) {
+        match self.0.mailbox.deliver(msg, false) {
             Ok(()) => Ok(()),
             Err((m, Refused::Full)) => Err(TrySendError::Full(m)),
             Err((m, Refused::Finished)) => Err(TrySendError::Finished(m)),
@@ -700,21 +700,21 @@ impl fmt::Debug for Addr {
     }
 }
 
-/// The send future: delivers, or waits in the destination's blocked-sender list while it is full.
+/// The send future: delivers, or waits for room while the destination's mailbox is full (marking the
+/// sending tasklet, if any, as `Sending` meanwhile).
 pub(crate) struct SendFut<'a> {
-    dest: &'a Shared,
-    msg: Option<Message>,
+    send: BlockingSend<'a>,
     me: Option<&'a Shared>,
-    waker: Option<Waker>,
+    /// Whether `me` was marked `Sending`.
+    marked: bool,
 }
 
 impl<'a> SendFut<'a> {
     pub(crate) fn new(dest: &'a Shared, msg: Message) -> SendFut<'a> {
         SendFut {
-            dest,
-            msg: Some(msg),
+            send: dest.mailbox.send(msg),
             me: None,
-            waker: None,
+            marked: false,
         }
     }
     pub(crate) fn from(mut self, me: &'a Shared) -> SendFut<'a> {
@@ -726,24 +726,19 @@ impl<'a> SendFut<'a> {
 impl Future for SendFut<'_> {
     type Output = Result<(), SendError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let msg = self.msg.take().expect("Send polled after completion");
-        match self.dest.mailbox.deliver(msg, Some(cx.waker())) {
-            Ok(()) => {
+        match Pin::new(&mut self.send).poll(cx) {
+            Poll::Ready(done) => {
                 self.settle();
-                Poll::Ready(Ok(()))
+                Poll::Ready(done.map_err(SendError::Finished))
             }
-            Err((m, Refused::Finished)) => {
-                self.settle();
-                Poll::Ready(Err(SendError::Finished(m)))
-            }
-            Err((m, Refused::Full)) => {
-                self.msg = Some(m);
-                if self.waker.is_none() {
+            // Pending only while the destination is full.
+            Poll::Pending => {
+                if !self.marked {
                     if let Some(me) = self.me {
                         me.mailbox.set_sending(true);
+                        self.marked = true;
                     }
                 }
-                self.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -752,7 +747,7 @@ impl Future for SendFut<'_> {
 
 impl SendFut<'_> {
     fn settle(&mut self) {
-        if self.waker.take().is_some() {
+        if std::mem::take(&mut self.marked) {
             if let Some(me) = self.me {
                 me.mailbox.set_sending(false);
             }
@@ -762,12 +757,8 @@ impl SendFut<'_> {
 
 impl Drop for SendFut<'_> {
     fn drop(&mut self) {
-        if let Some(w) = self.waker.take() {
-            self.dest.mailbox.sender_gone(&w);
-            if let Some(me) = self.me {
-                me.mailbox.set_sending(false);
-            }
-        }
+        // A blocked send that gives up passes its turn on when its listener is dropped.
+        self.settle();
     }
 }
 
