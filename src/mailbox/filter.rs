@@ -101,12 +101,6 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Starts a new admission set.
-    pub(crate) fn clear(&mut self) {
-        self.rules = None;
-        self.conds.clear();
-    }
-
     /// Adds a `WaitForMessages`'s rules.
     pub(crate) fn add_rules(&mut self, rules: &Arc<Rules>) {
         self.rules = Some(match self.rules.take() {

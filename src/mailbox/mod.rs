@@ -398,10 +398,15 @@ impl Mailbox {
     }
 
     /// Installs the admission set of a new wait.
+    ///
+    /// `build` calls into the wait's conditions (`WaitCondition::id` and `messages` are user code), so
+    /// the filter is built before the lock is taken and swapped in under it (the old one dropped after).
+    /// Only a wait set that differs from the last one gets here, and it allocates only for conditions.
     pub(crate) fn begin_wait(&self, build: impl FnOnce(&mut Filter)) {
-        let mut inner = self.lock();
-        inner.filter.clear();
-        build(&mut inner.filter);
+        let mut filter = Filter::default();
+        build(&mut filter);
+        let old = std::mem::replace(&mut self.lock().filter, filter);
+        drop(old);
     }
 
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.

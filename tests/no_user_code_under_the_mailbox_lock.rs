@@ -1,10 +1,14 @@
-//! No user code runs while a lock of the mailbox is held: a message value the mailbox drops (a wait's
+//! No user code runs while the mailbox's lock is held. A message value the mailbox drops (a wait's
 //! discard, a discard on arrival, a disarmed condition's pending events) is dropped after the lock is
-//! released, so its `Drop` may send to the very tasklet that dropped it, and that message arrives.
+//! released, so its `Drop` may send to the very tasklet that dropped it, and that message arrives; and
+//! a custom condition's methods, called while a wait is installed, may send to their tasklet too.
 //!
-//! Each scenario runs under a watchdog: the first two deadlocked on the mailbox's own lock before.
+//! Each scenario runs under a watchdog: several deadlocked on the mailbox's own lock before.
 
-use tasklets::{Action, Addr, Message, WaitForCall, WaitForIdle, WaitForMessages};
+use tasklets::{
+    Action, Addr, CondId, Disarm, EventSink, Message, WaitCondition, WaitForCall, WaitForIdle,
+    WaitForMessages,
+};
 
 mod watchdog;
 use watchdog::guard_run;
@@ -90,5 +94,37 @@ fn a_pending_event_dropped_by_a_disarm_may_send_to_its_own_tasklet_from_drop() {
         // A wait that leaves the call out disarms it: its pending call is dropped.
         let w = WaitForMessages::new().accept("dropped");
         assert_eq!(cx.receive(&w).await.get::<u32>(), Some(&5));
+    });
+}
+
+/// A condition that sends `asked` to its tasklet whenever it is asked for its identity.
+struct Chatty {
+    id: CondId,
+    me: Addr,
+}
+
+impl WaitCondition for Chatty {
+    fn id(&self) -> CondId {
+        self.me
+            .try_send(Message::new("asked"))
+            .expect("the condition's send is delivered");
+        self.id
+    }
+    fn arm(&self, sink: EventSink) -> Disarm {
+        sink.fire();
+        Disarm::none()
+    }
+}
+
+#[test]
+fn a_custom_condition_may_send_to_its_own_tasklet_while_a_wait_is_installed() {
+    guard_run(|cx| async move {
+        let chatty = Chatty {
+            id: CondId::new(),
+            me: cx.me(),
+        };
+        assert!(cx.wait(&chatty).await.is(&chatty));
+        let asked = WaitForMessages::new().accept("asked");
+        assert!(cx.try_receive(&asked).is_some(), "the condition's message");
     });
 }
