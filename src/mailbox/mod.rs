@@ -142,26 +142,21 @@ struct Inner {
     closed: bool,
 }
 
-/// What is left to do once the lock is released: nothing of it may run under the lock, since waking a
-/// task, telling a blocked sender, and above all dropping a message (its value's `Drop` is user code,
-/// which may send to this very mailbox) can call back into the mailbox.
+/// What a wait leaves to do once the lock is released: telling blocked senders about the slots it
+/// freed, and dropping what it discarded (a value's `Drop` is user code, which may send to this very
+/// mailbox).
 #[must_use]
 #[derive(Default)]
 struct Later {
-    /// The waiting tasklet to wake.
-    wake: Option<Waker>,
-    /// Slots freed: how many blocked senders to tell.
+    /// Slots freed: how many more blocked senders to tell.
     room: usize,
-    /// Entries discarded by a wait; allocated only when something is discarded.
+    /// Entries discarded by the wait; allocated only when something is discarded.
     discarded: Vec<Entry>,
 }
 
 impl Later {
     fn run(self, room: &Room) {
         room.tell(self.room);
-        if let Some(w) = self.wake {
-            w.wake();
-        }
         for entry in self.discarded {
             if let Entry::Message(msg) = &entry {
                 tracing::debug!(name = %msg.name(), "message discarded by wait");
@@ -201,7 +196,7 @@ impl Inner {
         self.room() - before
     }
 
-    /// Drops (into `later`) what the current wait discards, then takes the oldest admitted entry.
+    /// Moves what the current wait discards into `later`, then takes the oldest admitted entry.
     fn select(&mut self, later: &mut Later) -> Option<(Key, Entry)> {
         let Inner { index, filter, .. } = self;
         let mut gone = 0;
@@ -248,7 +243,7 @@ impl Mailbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // No code that can panic runs while the lock is held in this module; recover anyway.
+        // A panic never happens while the lock is held in this module; recover anyway.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
