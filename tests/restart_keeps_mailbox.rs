@@ -356,8 +356,9 @@ fn no_loss_run(
     let total = senders * per_sender;
     let letters = rt.handle().dead_letters();
     let (tx, rx) = async_channel::unbounded();
+    // Job `total` is the probe sent after the others: it never panics.
     let mut spec = job_worker(tx, move |incarnation, id| {
-        fastrand::Rng::with_seed(seed ^ (u64::from(incarnation) << 32) ^ id).f64() < p
+        id < total && fastrand::Rng::with_seed(seed ^ (u64::from(incarnation) << 32) ^ id).f64() < p
     });
     if let Some(c) = capacity {
         spec = spec.capacity(c);
@@ -388,6 +389,25 @@ fn no_loss_run(
         }
         v
     }));
+    // The last job's outcome is reported before its handler panics, so the supervisor may not have
+    // restarted the worker yet. A probe queued behind every job is handled by the incarnation after
+    // the last panic, which the supervisor started only after recording the restart.
+    let panics = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Panicked { .. }))
+        .count() as u32;
+    let probe = rt.block_on(within(LIMIT, "the probe's outcome", async {
+        worker.send(Message::new("job").value(total)).await.unwrap();
+        rx.recv().await.unwrap()
+    }));
+    assert_eq!(
+        probe,
+        Outcome::Handled {
+            id: total,
+            incarnation: panics + 1
+        },
+        "the probe is handled by the incarnation after the last panic"
+    );
     let restarts = sup.snapshot().children[0].restarts;
     sup.shutdown();
     let report = rt.block_on(sup.join()).unwrap().unwrap();

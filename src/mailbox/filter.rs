@@ -101,12 +101,6 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Starts a new admission set.
-    pub(crate) fn clear(&mut self) {
-        self.rules = None;
-        self.conds.clear();
-    }
-
     /// Adds a `WaitForMessages`'s rules.
     pub(crate) fn add_rules(&mut self, rules: &Arc<Rules>) {
         self.rules = Some(match self.rules.take() {
@@ -146,13 +140,14 @@ impl Filter {
         }
     }
 
-    /// Drops what this wait discards, then removes and returns the oldest admitted entry.
+    /// Removes what this wait discards, then removes and returns the oldest admitted entry.
     ///
-    /// `on_discard` sees every discarded entry (for counting and tracing).
+    /// `on_discard` gets the discarded entries, one batch per key, oldest first. It owns them: the
+    /// mailbox drops them once its lock is released (a value's `Drop` may send to the same mailbox).
     pub(crate) fn select<E>(
         &self,
         index: &mut Index<E>,
-        mut on_discard: impl FnMut(Key, E),
+        mut on_discard: impl FnMut(Key, Vec<E>),
     ) -> Option<(Key, E)> {
         let otherwise = self.otherwise();
         if otherwise == Action::Discard {
@@ -161,16 +156,12 @@ impl Filter {
                 .filter(|k| !k.is_cond() && self.action(k.id()) == Action::Discard)
                 .collect();
             for key in doomed {
-                for e in index.purge(key) {
-                    on_discard(key, e);
-                }
+                on_discard(key, index.purge(key));
             }
         } else if let Some(rules) = &self.rules {
             for key in rules.keys(Action::Discard) {
                 if index.count(key) > 0 {
-                    for e in index.purge(key) {
-                        on_discard(key, e);
-                    }
+                    on_discard(key, index.purge(key));
                 }
             }
         }

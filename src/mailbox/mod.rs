@@ -23,6 +23,18 @@
 //! Unbounded by default. With a capacity, `cx.send` waits while the mailbox holds that many messages
 //! (condition events do not count) and `try_send` fails with `Full`, giving the message back.
 //!
+//! Blocked senders wait on an `event-listener` event, the way async-channel's send operations do: every
+//! slot freed (by a wait taking or discarding messages, or by a purge) tells one more blocked sender; a
+//! sender that was told and leaves room behind (its message was discarded on arrival) tells the next
+//! one; a sender that gives up after it was told passes the notification on. So no sender stays blocked
+//! while there is room. When the mailbox closes, every blocked sender is told and gets its message back.
+//!
+//! # Locking
+//!
+//! One mutex guards the mailbox, and no user code runs while it is held: discarded messages (whose
+//! values' `Drop` may send to this very mailbox), wakes and replaced wakers are all dropped or run after
+//! it is released.
+//!
 //! # Cost
 //!
 //! Entries are indexed by key (see `index.rs`): selecting costs O(|accepted names| + |conditions|), or
@@ -39,11 +51,14 @@ pub use filter::Action;
 pub(crate) use filter::{Filter, Rules};
 pub(crate) use index::Key;
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
+use event_listener::{Event, EventListener};
 use index::Index;
 
 use crate::message::{Message, Payload};
@@ -65,6 +80,55 @@ pub(crate) enum Refused {
 
 pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
+    room: Room,
+}
+
+/// Where senders blocked on a full mailbox wait: one is told per slot freed, all when the mailbox
+/// closes.
+struct Room {
+    event: Event,
+    /// Live listeners. `Event::notify` always fences and locks (and allocates on first use), so the
+    /// receive path reads this first and skips it when no sender waits. A sender counts itself before
+    /// it listens and tries again under the mailbox lock after, so a slot freed under that lock later
+    /// sees the count (the lock orders the two).
+    listening: AtomicUsize,
+}
+
+impl Room {
+    fn listen(&self) -> RoomListener<'_> {
+        self.listening.fetch_add(1, Ordering::Relaxed);
+        RoomListener {
+            room: self,
+            listener: self.event.listen(),
+        }
+    }
+
+    /// `freed` slots were freed: tell as many more blocked senders.
+    fn tell(&self, freed: usize) {
+        if freed > 0 && self.listening.load(Ordering::Relaxed) > 0 {
+            self.event.notify_additional(freed);
+        }
+    }
+
+    /// The mailbox closed: tell every blocked sender.
+    fn tell_all(&self) {
+        if self.listening.load(Ordering::Relaxed) > 0 {
+            self.event.notify(usize::MAX);
+        }
+    }
+}
+
+/// A blocked sender's place in the [`Room`]. Dropped once told (or given up): a notification it got
+/// but did not use goes to the next listener (event-listener passes it on).
+struct RoomListener<'a> {
+    room: &'a Room,
+    listener: EventListener,
+}
+
+impl Drop for RoomListener<'_> {
+    fn drop(&mut self) {
+        self.room.listening.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Inner {
@@ -72,79 +136,89 @@ struct Inner {
     filter: Filter,
     state: State,
     waker: Option<Waker>,
-    /// Capacity and blocked senders, for bounded mailboxes only (unbounded ones stay small).
-    bound: Option<Box<Bound>>,
+    capacity: Option<NonZeroUsize>,
     messages: usize,
     discarded: u64,
     closed: bool,
 }
 
-struct Bound {
-    capacity: usize,
-    blocked: VecDeque<Waker>,
+/// What a wait leaves to do once the lock is released: telling blocked senders about the slots it
+/// freed, and dropping what it discarded (a value's `Drop` is user code, which may send to this very
+/// mailbox).
+#[must_use]
+#[derive(Default)]
+struct Later {
+    /// Slots freed: how many more blocked senders to tell.
+    room: usize,
+    /// Entries discarded by the wait; allocated only when something is discarded.
+    discarded: Vec<Entry>,
 }
 
-/// Wakes after the lock is released.
-#[must_use]
-struct Wake(Option<Waker>);
-impl Wake {
-    fn run(self) {
-        if let Some(w) = self.0 {
-            w.wake();
+impl Later {
+    fn run(self, room: &Room) {
+        room.tell(self.room);
+        for entry in self.discarded {
+            if let Entry::Message(msg) = &entry {
+                tracing::debug!(name = %msg.name(), "message discarded by wait");
+            }
+            drop(entry);
         }
     }
 }
 
 impl Inner {
     /// Files an entry and decides whether the waiting tasklet must be woken.
-    fn push(&mut self, key: Key, entry: Entry) -> Wake {
+    fn push(&mut self, key: Key, entry: Entry) -> Option<Waker> {
         self.index.push(key, entry);
         if self.state == State::Waiting && self.filter.admits(key) {
             // Running from now on: later entries do not wake it again until it waits again.
             self.state = State::Running;
-            return Wake(self.waker.take());
+            return self.waker.take();
         }
-        Wake(None)
+        None
+    }
+
+    /// Free slots: 0 when full, and always 0 for an unbounded mailbox (no sender ever waits there).
+    fn room(&self) -> usize {
+        self.capacity
+            .map_or(0, |c| c.get().saturating_sub(self.messages))
     }
 
     fn full(&self) -> bool {
-        self.bound
-            .as_ref()
-            .is_some_and(|b| self.messages >= b.capacity)
+        self.capacity.is_some_and(|c| self.messages >= c.get())
     }
 
-    /// After a message left: let one blocked sender try again.
-    fn freed(&mut self) -> Wake {
-        let messages = self.messages;
-        match &mut self.bound {
-            Some(b) if messages < b.capacity => Wake(b.blocked.pop_front()),
-            _ => Wake(None),
-        }
+    /// `n` messages left the mailbox; returns how many slots that freed. Messages filed past the
+    /// capacity (system messages, replies) can leave without freeing any.
+    fn remove_messages(&mut self, n: usize) -> usize {
+        let before = self.room();
+        self.messages -= n;
+        self.room() - before
     }
 
-    fn select(&mut self) -> (Option<(Key, Entry)>, Wake) {
-        let Inner {
-            index,
-            filter,
-            discarded,
-            messages,
-            ..
-        } = self;
-        let found = filter.select(index, |key, entry| {
-            if let Entry::Message(msg) = entry {
-                *discarded += 1;
-                *messages -= 1;
-                tracing::debug!(name = %msg.name(), ?key, "message discarded by wait");
+    /// Moves what the current wait discards into `later`, then takes the oldest admitted entry.
+    fn select(&mut self, later: &mut Later) -> Option<(Key, Entry)> {
+        let Inner { index, filter, .. } = self;
+        let mut gone = 0;
+        let found = filter.select(index, |_, mut batch| {
+            gone += batch
+                .iter()
+                .filter(|e| matches!(e, Entry::Message(_)))
+                .count();
+            if later.discarded.is_empty() {
+                later.discarded = batch;
+            } else {
+                later.discarded.append(&mut batch);
             }
         });
-        let mut wake = Wake(None);
+        self.discarded += gone as u64;
         if let Some((_, Entry::Message(_))) = &found {
-            self.messages -= 1;
-            wake = self.freed();
-        } else if self.bound.is_some() {
-            wake = self.freed();
+            gone += 1;
         }
-        (found, wake)
+        if gone > 0 {
+            later.room += self.remove_messages(gone);
+        }
+        found
     }
 }
 
@@ -156,16 +230,15 @@ impl Mailbox {
                 filter: Filter::default(),
                 state: State::Running,
                 waker: None,
-                bound: capacity.map(|capacity| {
-                    Box::new(Bound {
-                        capacity,
-                        blocked: VecDeque::new(),
-                    })
-                }),
+                capacity: capacity.map(|c| NonZeroUsize::new(c).expect("a capacity of at least 1")),
                 messages: 0,
                 discarded: 0,
                 closed: false,
             }),
+            room: Room {
+                event: Event::new(),
+                listening: AtomicUsize::new(0),
+            },
         }
     }
 
@@ -174,12 +247,12 @@ impl Mailbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Files a message. With `wait` set, a full mailbox registers `waker` as a blocked sender.
-    pub(crate) fn deliver(
-        &self,
-        msg: Message,
-        blocked: Option<&Waker>,
-    ) -> Result<(), (Message, Refused)> {
+    /// Files a message, or refuses it: the mailbox is full or closed.
+    ///
+    /// `told` says the sender was told about room (it waited for it): if room is left after its
+    /// message, because the message was discarded on arrival or several slots were freed at once, the
+    /// next blocked sender is told in turn.
+    pub(crate) fn deliver(&self, msg: Message, told: bool) -> Result<(), (Message, Refused)> {
         let key = Key::name(msg.name());
         let mut inner = self.lock();
         if inner.closed {
@@ -188,23 +261,39 @@ impl Mailbox {
         if inner.state == State::Waiting && inner.filter.action(key.id()) == Action::Discard {
             // The running wait discards this name: drop it now rather than let it take room.
             inner.discarded += 1;
+            let pass_on = told && inner.room() > 0;
             drop(inner);
+            if pass_on {
+                self.room.tell(1);
+            }
             tracing::debug!(name = %msg.name(), "message discarded on arrival by the running wait");
+            drop(msg);
             return Ok(());
         }
         if inner.full() {
-            if let (Some(w), Some(bound)) = (blocked, &mut inner.bound) {
-                if !bound.blocked.iter().any(|b| b.will_wake(w)) {
-                    bound.blocked.push_back(w.clone());
-                }
-            }
             return Err((msg, Refused::Full));
         }
         inner.messages += 1;
         let wake = inner.push(key, Entry::Message(msg));
+        let pass_on = told && inner.room() > 0;
         drop(inner);
-        wake.run();
+        if pass_on {
+            self.room.tell(1);
+        }
+        if let Some(w) = wake {
+            w.wake();
+        }
         Ok(())
+    }
+
+    /// Files `msg`, waiting for room while the mailbox is full; fails (giving the message back) if the
+    /// mailbox is or becomes closed.
+    pub(crate) fn send(&self, msg: Message) -> BlockingSend<'_> {
+        BlockingSend {
+            mailbox: self,
+            msg: Some(msg),
+            room: None,
+        }
     }
 
     /// Files a system message (a monitor's `down`, a child's end report, a membership change): it
@@ -228,7 +317,9 @@ impl Mailbox {
         inner.messages += 1;
         let wake = inner.push(key, Entry::Message(msg));
         drop(inner);
-        wake.run();
+        if let Some(w) = wake {
+            w.wake();
+        }
         Ok(())
     }
 
@@ -246,11 +337,15 @@ impl Mailbox {
             return Err(payload);
         }
         if coalesce && inner.index.count(key) > 0 {
+            drop(inner);
+            drop(payload);
             return Ok(Delivery::Coalesced);
         }
         let wake = inner.push(key, Entry::Event(payload));
         drop(inner);
-        wake.run();
+        if let Some(w) = wake {
+            w.wake();
+        }
         Ok(Delivery::Queued)
     }
 
@@ -270,11 +365,9 @@ impl Mailbox {
         let mut inner = self.lock();
         open.store(false, Ordering::Release);
         let gone = inner.index.purge(key);
-        inner.messages -= gone
-            .iter()
-            .filter(|e| matches!(e, Entry::Message(_)))
-            .count();
+        let room = inner.remove_messages(count_messages(&gone));
         drop(inner);
+        self.room.tell(room);
         drop(gone);
     }
 
@@ -299,50 +392,47 @@ impl Mailbox {
         self.lock().index.count(key)
     }
 
-    /// A blocked sender gave up: pass its turn on.
-    pub(crate) fn sender_gone(&self, waker: &Waker) {
-        let mut inner = self.lock();
-        if let Some(bound) = &mut inner.bound {
-            bound.blocked.retain(|b| !b.will_wake(waker));
-        }
-        let wake = inner.freed();
-        drop(inner);
-        wake.run();
-    }
-
     /// Installs the admission set of a new wait.
+    ///
+    /// `build` calls into the wait's conditions (`WaitCondition::id` and `messages` are user code), so
+    /// the filter is built before the lock is taken and swapped in under it (the old one dropped after).
+    /// Only a wait set that differs from the last one gets here, and it allocates only for conditions.
     pub(crate) fn begin_wait(&self, build: impl FnOnce(&mut Filter)) {
-        let mut inner = self.lock();
-        inner.filter.clear();
-        build(&mut inner.filter);
+        let mut filter = Filter::default();
+        build(&mut filter);
+        let old = std::mem::replace(&mut self.lock().filter, filter);
+        drop(old);
     }
 
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.
     pub(crate) fn poll_wait(&self, waker: Option<&Waker>) -> Poll<(Key, Entry)> {
+        let mut later = Later::default();
         let mut inner = self.lock();
-        let (found, wake) = inner.select();
-        match found {
-            Some(hit) => {
+        let found = inner.select(&mut later);
+        let mut old = None;
+        match &found {
+            Some(_) => {
                 if inner.state == State::Waiting {
                     inner.state = State::Running;
                 }
-                inner.waker = None;
-                drop(inner);
-                wake.run();
-                Poll::Ready(hit)
+                old = inner.waker.take();
             }
             None => {
                 if let Some(waker) = waker {
                     inner.state = State::Waiting;
                     match &inner.waker {
                         Some(w) if w.will_wake(waker) => {}
-                        _ => inner.waker = Some(waker.clone()),
+                        _ => old = inner.waker.replace(waker.clone()),
                     }
                 }
-                drop(inner);
-                wake.run();
-                Poll::Pending
             }
+        }
+        drop(inner);
+        drop(old);
+        later.run(&self.room);
+        match found {
+            Some(hit) => Poll::Ready(hit),
+            None => Poll::Pending,
         }
     }
 
@@ -352,7 +442,9 @@ impl Mailbox {
         if inner.state == State::Waiting {
             inner.state = State::Running;
         }
-        inner.waker = None;
+        let old = inner.waker.take();
+        drop(inner);
+        drop(old);
     }
 
     /// Removes every entry under `key`: the pending events of a disarmed condition, or messages of one
@@ -360,38 +452,24 @@ impl Mailbox {
     pub(crate) fn purge(&self, key: Key) {
         let mut inner = self.lock();
         let gone = inner.index.purge(key);
-        let messages = gone
-            .iter()
-            .filter(|e| matches!(e, Entry::Message(_)))
-            .count();
-        inner.messages -= messages;
-        let wake = if messages > 0 {
-            inner.freed()
-        } else {
-            Wake(None)
-        };
+        let room = inner.remove_messages(count_messages(&gone));
         drop(inner);
-        wake.run();
+        self.room.tell(room);
         drop(gone);
     }
 
-    /// Closes the mailbox for good and returns the messages still in it, oldest first.
+    /// Closes the mailbox for good and returns the messages still in it, oldest first. Every blocked
+    /// sender is told, and gets its message back.
     pub(crate) fn close(&self) -> Vec<Message> {
         let mut inner = self.lock();
         inner.closed = true;
         inner.state = State::Finished;
-        inner.waker = None;
+        let old = inner.waker.take();
         inner.messages = 0;
         let entries = inner.index.drain();
-        let blocked = inner
-            .bound
-            .as_mut()
-            .map(|b| std::mem::take(&mut b.blocked))
-            .unwrap_or_default();
         drop(inner);
-        for w in blocked {
-            w.wake();
-        }
+        drop(old);
+        self.room.tell_all();
         entries
             .into_iter()
             .filter_map(|e| match e {
@@ -430,7 +508,7 @@ impl Mailbox {
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
-        self.lock().bound.as_ref().map(|b| b.capacity)
+        self.lock().capacity.map(NonZeroUsize::get)
     }
 
     /// Message counts per name, for introspection (oldest name first is not guaranteed).
@@ -447,6 +525,75 @@ impl Mailbox {
         }
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out
+    }
+}
+
+fn count_messages(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .filter(|e| matches!(e, Entry::Message(_)))
+        .count()
+}
+
+/// A send that waits for room while the mailbox is full: [`Mailbox::send`].
+///
+/// Blocked senders listen on the mailbox's `room` event, the way async-channel's send operations do:
+/// each freed slot notifies one listener; a sender told about room that leaves some (its message was
+/// discarded on arrival, or more slots were freed than senders told) tells the next one; a sender
+/// dropped after it was told passes its notification on (event-listener does that when a notified
+/// listener is dropped). So no sender stays blocked while there is room.
+pub(crate) struct BlockingSend<'a> {
+    mailbox: &'a Mailbox,
+    msg: Option<Message>,
+    /// Listening for room; set once the mailbox was found full.
+    room: Option<RoomListener<'a>>,
+}
+
+impl BlockingSend<'_> {
+    /// The message, if the mailbox has not taken it: for a send that is given up. Its turn (if it was
+    /// told about room) passes on to the next blocked sender.
+    pub(crate) fn take_unsent(&mut self) -> Option<Message> {
+        self.room = None;
+        self.msg.take()
+    }
+}
+
+impl Future for BlockingSend<'_> {
+    /// `Err` gives the message back: the mailbox is closed. `Pending` only while it is full.
+    type Output = Result<(), Message>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut told = false;
+        if let Some(waiting) = &mut this.room {
+            // Blocked: only a notification (or the close) says there may be room now.
+            ready!(Pin::new(&mut waiting.listener).poll(cx));
+            this.room = None;
+            told = true;
+        }
+        loop {
+            let msg = this.msg.take().expect("Send polled after completion");
+            match this.mailbox.deliver(msg, told) {
+                Ok(()) => {
+                    this.room = None; // a notification it got meanwhile goes to the next sender
+                    return Poll::Ready(Ok(()));
+                }
+                Err((msg, Refused::Finished)) => {
+                    this.room = None;
+                    return Poll::Ready(Err(msg));
+                }
+                Err((msg, Refused::Full)) => this.msg = Some(msg),
+            }
+            match &mut this.room {
+                // Listen first, then try again: room made in between is not missed.
+                None => this.room = Some(this.mailbox.room.listen()),
+                Some(waiting) => {
+                    ready!(Pin::new(&mut waiting.listener).poll(cx));
+                    this.room = None;
+                    told = true;
+                }
+            }
+        }
     }
 }
 

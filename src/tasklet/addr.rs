@@ -4,11 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::{Registrations, Shared, State, TaskletId};
 use crate::error::{SendError, TrySendError};
-use crate::mailbox::Refused;
+use crate::mailbox::{BlockingSend, Refused};
 use crate::message::Message;
 
 /// A tasklet's address: sends messages to it from anywhere. Cheap to clone, `Send + Sync`.
@@ -73,7 +73,7 @@ impl Addr {
     /// assert_eq!(finished.into_inner().take::<i32>(), Some(3));
     /// ```
     pub fn try_send(&self, msg: Message) -> Result<(), TrySendError> {
-        match self.0.mailbox.deliver(msg, None) {
+        match self.0.mailbox.deliver(msg, false) {
             Ok(()) => Ok(()),
             Err((m, Refused::Full)) => Err(TrySendError::Full(m)),
             Err((m, Refused::Finished)) => Err(TrySendError::Finished(m)),
@@ -328,21 +328,23 @@ impl fmt::Debug for Addr {
     }
 }
 
-/// The send future: delivers, or waits in the destination's blocked-sender list while it is full.
+/// The send future: delivers, or waits for room while the destination's mailbox is full (marking the
+/// sending tasklet, if any, as `Sending` meanwhile).
 pub(crate) struct SendFut<'a> {
     dest: &'a Shared,
-    msg: Option<Message>,
+    send: BlockingSend<'a>,
     me: Option<&'a Shared>,
-    waker: Option<Waker>,
+    /// Whether `me` was marked `Sending`.
+    marked: bool,
 }
 
 impl<'a> SendFut<'a> {
     pub(crate) fn new(dest: &'a Shared, msg: Message) -> SendFut<'a> {
         SendFut {
             dest,
-            msg: Some(msg),
+            send: dest.mailbox.send(msg),
             me: None,
-            waker: None,
+            marked: false,
         }
     }
     pub(crate) fn from(mut self, me: &'a Shared) -> SendFut<'a> {
@@ -354,24 +356,19 @@ impl<'a> SendFut<'a> {
 impl Future for SendFut<'_> {
     type Output = Result<(), SendError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let msg = self.msg.take().expect("Send polled after completion");
-        match self.dest.mailbox.deliver(msg, Some(cx.waker())) {
-            Ok(()) => {
+        match Pin::new(&mut self.send).poll(cx) {
+            Poll::Ready(done) => {
                 self.settle();
-                Poll::Ready(Ok(()))
+                Poll::Ready(done.map_err(SendError::Finished))
             }
-            Err((m, Refused::Finished)) => {
-                self.settle();
-                Poll::Ready(Err(SendError::Finished(m)))
-            }
-            Err((m, Refused::Full)) => {
-                self.msg = Some(m);
-                if self.waker.is_none() {
+            // Pending only while the destination is full.
+            Poll::Pending => {
+                if !self.marked {
                     if let Some(me) = self.me {
                         me.mailbox.set_sending(true);
+                        self.marked = true;
                     }
                 }
-                self.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -380,7 +377,7 @@ impl Future for SendFut<'_> {
 
 impl SendFut<'_> {
     fn settle(&mut self) {
-        if self.waker.take().is_some() {
+        if std::mem::take(&mut self.marked) {
             if let Some(me) = self.me {
                 me.mailbox.set_sending(false);
             }
@@ -390,15 +387,11 @@ impl SendFut<'_> {
 
 impl Drop for SendFut<'_> {
     fn drop(&mut self) {
-        if let Some(w) = self.waker.take() {
-            self.dest.mailbox.sender_gone(&w);
-            if let Some(me) = self.me {
-                me.mailbox.set_sending(false);
-            }
-        }
+        self.settle();
         // Cancelled before the mailbox took it (a timeout won the race, or the sender was stopped
-        // while `Sending`): the message is not lost but becomes a dead letter.
-        if let Some(msg) = self.msg.take() {
+        // while `Sending`): the message is not lost but becomes a dead letter. A blocked send that
+        // gives up passes its turn on when its listener goes.
+        if let Some(msg) = self.send.take_unsent() {
             self.dest.rt.dead_letters.publish(
                 msg,
                 crate::DeadLetterReason::Full,
