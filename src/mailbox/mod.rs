@@ -55,15 +55,36 @@ use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context, Poll, Waker};
 
 use event_listener::{Event, EventListener};
 use index::Index;
 
 use crate::message::{Message, Payload};
-use crate::tasklet::State;
-use crate::wait::Delivery;
+use crate::sync::{Mutex, MutexGuard};
+
+/// What the mailbox's owner is doing, as far as the mailbox knows: it decides whether an arriving
+/// entry wakes the owner. (The public [`State`](crate::State) is read from it.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Running, or runnable: arrivals do not wake it.
+    Running,
+    /// Blocked in a wait: an arrival the wait admits wakes it.
+    Waiting,
+    /// Blocked sending to a full mailbox elsewhere.
+    Sending,
+    /// The mailbox is closed for good.
+    Finished,
+}
+
+/// What became of a condition event handed to [`Mailbox::deliver_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Filed {
+    /// Filed as a new entry.
+    Queued,
+    /// A level event of that condition was already pending: nothing new filed.
+    Coalesced,
+}
 
 /// One mailbox entry.
 pub(crate) enum Entry {
@@ -134,7 +155,7 @@ impl Drop for RoomListener<'_> {
 struct Inner {
     index: Index<Entry>,
     filter: Filter,
-    state: State,
+    state: Phase,
     waker: Option<Waker>,
     capacity: Option<NonZeroUsize>,
     messages: usize,
@@ -170,9 +191,9 @@ impl Inner {
     /// Files an entry and decides whether the waiting tasklet must be woken.
     fn push(&mut self, key: Key, entry: Entry) -> Option<Waker> {
         self.index.push(key, entry);
-        if self.state == State::Waiting && self.filter.admits(key) {
+        if self.state == Phase::Waiting && self.filter.admits(key) {
             // Running from now on: later entries do not wake it again until it waits again.
-            self.state = State::Running;
+            self.state = Phase::Running;
             return self.waker.take();
         }
         None
@@ -228,7 +249,7 @@ impl Mailbox {
             inner: Mutex::new(Inner {
                 index: Index::default(),
                 filter: Filter::default(),
-                state: State::Running,
+                state: Phase::Running,
                 waker: None,
                 capacity: capacity.map(|c| NonZeroUsize::new(c).expect("a capacity of at least 1")),
                 messages: 0,
@@ -244,7 +265,7 @@ impl Mailbox {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic never happens while the lock is held in this module; recover anyway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     /// Files a message, or refuses it: the mailbox is full or closed.
@@ -258,7 +279,7 @@ impl Mailbox {
         if inner.closed {
             return Err((msg, Refused::Finished));
         }
-        if inner.state == State::Waiting && inner.filter.action(key.id()) == Action::Discard {
+        if inner.state == Phase::Waiting && inner.filter.action(key.id()) == Action::Discard {
             // The running wait discards this name: drop it now rather than let it take room.
             inner.discarded += 1;
             let pass_on = told && inner.room() > 0;
@@ -331,7 +352,7 @@ impl Mailbox {
         payload: Payload,
         coalesce: bool,
         live: &AtomicBool,
-    ) -> Result<Delivery, Payload> {
+    ) -> Result<Filed, Payload> {
         let mut inner = self.lock();
         if inner.closed || !live.load(Ordering::Acquire) {
             return Err(payload);
@@ -339,14 +360,14 @@ impl Mailbox {
         if coalesce && inner.index.count(key) > 0 {
             drop(inner);
             drop(payload);
-            return Ok(Delivery::Coalesced);
+            return Ok(Filed::Coalesced);
         }
         let wake = inner.push(key, Entry::Event(payload));
         drop(inner);
         if let Some(w) = wake {
             w.wake();
         }
-        Ok(Delivery::Queued)
+        Ok(Filed::Queued)
     }
 
     /// Files a reply under its call's key, if the call is still open (checked under the lock, so a
@@ -412,14 +433,14 @@ impl Mailbox {
         let mut old = None;
         match &found {
             Some(_) => {
-                if inner.state == State::Waiting {
-                    inner.state = State::Running;
+                if inner.state == Phase::Waiting {
+                    inner.state = Phase::Running;
                 }
                 old = inner.waker.take();
             }
             None => {
                 if let Some(waker) = waker {
-                    inner.state = State::Waiting;
+                    inner.state = Phase::Waiting;
                     match &inner.waker {
                         Some(w) if w.will_wake(waker) => {}
                         _ => old = inner.waker.replace(waker.clone()),
@@ -439,8 +460,8 @@ impl Mailbox {
     /// A wait was dropped before it completed.
     pub(crate) fn cancel_wait(&self) {
         let mut inner = self.lock();
-        if inner.state == State::Waiting {
-            inner.state = State::Running;
+        if inner.state == Phase::Waiting {
+            inner.state = Phase::Running;
         }
         let old = inner.waker.take();
         drop(inner);
@@ -463,7 +484,7 @@ impl Mailbox {
     pub(crate) fn close(&self) -> Vec<Message> {
         let mut inner = self.lock();
         inner.closed = true;
-        inner.state = State::Finished;
+        inner.state = Phase::Finished;
         let old = inner.waker.take();
         inner.messages = 0;
         let entries = inner.index.drain();
@@ -479,7 +500,7 @@ impl Mailbox {
             .collect()
     }
 
-    pub(crate) fn state(&self) -> State {
+    pub(crate) fn phase(&self) -> Phase {
         self.lock().state
     }
 
@@ -487,8 +508,8 @@ impl Mailbox {
     pub(crate) fn set_sending(&self, sending: bool) {
         let mut inner = self.lock();
         match (sending, inner.state) {
-            (true, State::Running) => inner.state = State::Sending,
-            (false, State::Sending) => inner.state = State::Running,
+            (true, Phase::Running) => inner.state = Phase::Sending,
+            (false, Phase::Sending) => inner.state = Phase::Running,
             _ => {}
         }
     }

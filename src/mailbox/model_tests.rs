@@ -22,10 +22,9 @@ use proptest::prelude::*;
 
 use super::filter::{Action, Filter, Rules};
 use super::index::{Index, Key};
-use super::{BlockingSend, Entry, Mailbox, Refused};
+use super::{BlockingSend, Entry, Filed, Mailbox, Refused};
 use crate::message::{Message, Payload};
 use crate::name::Name;
-use crate::wait::Delivery;
 
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -575,10 +574,10 @@ fn run_mailbox(capacity: Option<usize>, ops: &[MOp]) -> Result<(), TestCaseError
                 let want = if model.closed || !model.armed[*c] {
                     None
                 } else if *c == 0 && model.queue.iter().any(|i| matches!(i, Item::Ev(0, _))) {
-                    Some(Delivery::Coalesced)
+                    Some(Filed::Coalesced)
                 } else {
                     model.push(Item::Ev(*c, id));
-                    Some(Delivery::Queued)
+                    Some(Filed::Queued)
                 };
                 match got {
                     Ok(d) => prop_assert_eq!(Some(d), want, "event of condition {}", c),

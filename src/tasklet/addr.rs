@@ -156,7 +156,7 @@ impl Addr {
     /// assert_eq!(addr.state(), State::Finished);
     /// ```
     pub fn state(&self) -> State {
-        self.0.mailbox.state()
+        self.0.mailbox.phase().into()
     }
 
     /// How many entries (messages and events) wait in the mailbox.

@@ -187,7 +187,7 @@ impl<T> Tasklet<T> {
     /// assert_eq!(t.state(), State::Finished);
     /// ```
     pub fn state(&self) -> State {
-        self.core.shared.mailbox.state()
+        self.core.shared.mailbox.phase().into()
     }
 
     /// Whether it has finished.

@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Exit;
+use crate::mailbox::Phase;
 
 pub use addr::Addr;
 pub(crate) use addr::SendFut;
@@ -51,6 +52,17 @@ pub enum State {
     Sending,
     /// Returned, panicked or was stopped; its mailbox is closed.
     Finished,
+}
+
+impl From<Phase> for State {
+    fn from(phase: Phase) -> State {
+        match phase {
+            Phase::Running => State::Running,
+            Phase::Waiting => State::Waiting,
+            Phase::Sending => State::Sending,
+            Phase::Finished => State::Finished,
+        }
+    }
 }
 
 /// A tasklet's identity, unique in the process.

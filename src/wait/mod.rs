@@ -36,7 +36,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::mailbox::{Entry, Key};
+use crate::mailbox::{Entry, Filed, Key};
 use crate::message::{Message, Payload};
 use crate::tasklet::Shared;
 pub use messages::WaitForMessages;
@@ -363,6 +363,15 @@ pub enum Delivery {
     Closed,
 }
 
+impl From<Filed> for Delivery {
+    fn from(filed: Filed) -> Delivery {
+        match filed {
+            Filed::Queued => Delivery::Queued,
+            Filed::Coalesced => Delivery::Coalesced,
+        }
+    }
+}
+
 /// Where an armed condition pushes its events: the waiting tasklet's mailbox. Cheap to clone, `Send`.
 ///
 /// # Examples
@@ -569,6 +578,7 @@ impl EventSink {
         self.shared
             .mailbox
             .deliver_event(self.key, Payload::new(data), self.level, &self.live)
+            .map(Delivery::from)
             .map_err(|mut p| p.take::<T>().expect("the payload just sent is a T"))
     }
 
@@ -576,7 +586,7 @@ impl EventSink {
         self.shared
             .mailbox
             .deliver_event(self.key, payload, self.level, &self.live)
-            .unwrap_or(Delivery::Closed)
+            .map_or(Delivery::Closed, Delivery::from)
     }
 
     /// Removes this condition's pending events (used when a source restarts).
