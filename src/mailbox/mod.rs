@@ -620,3 +620,5 @@ impl Future for BlockingSend<'_> {
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(all(test, feature = "shuttle"))]
+mod shuttle_tests;
