@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -810,8 +810,12 @@ impl Supervisor {
         cells: Option<Vec<Arc<Shared>>>,
         tree: Arc<Mutex<TreeInfo>>,
     ) -> Result<ShutdownReport, SupervisorError> {
-        let worker = Worker::current().expect("a supervisor runs inside a tasklets runtime");
-        let cells = cells.unwrap_or_else(|| self.make_children(worker.rt()));
+        // Only a weak handle to the worker may live in this future (see `Run::worker`).
+        let (worker, cells) = {
+            let worker = Worker::current().expect("a supervisor runs inside a tasklets runtime");
+            let cells = cells.unwrap_or_else(|| self.make_children(worker.rt()));
+            (Rc::downgrade(&worker), cells)
+        };
         fill_tree(&tree, &self.children, &cells);
         let kids: Vec<Kid> = self
             .children
@@ -1360,7 +1364,9 @@ impl Drop for Guard {
 struct Run<'a> {
     id: u64,
     cx: &'a Cx,
-    worker: Rc<Worker>,
+    /// The worker the children run on. Weak: the run is a future that worker's executor owns, and a
+    /// strong handle would keep the worker (and every tasklet on it) alive past the runtime's shutdown.
+    worker: Weak<Worker>,
     kids: Rc<RefCell<Vec<Kid>>>,
     tree: Arc<Mutex<TreeInfo>>,
     history: VecDeque<Instant>,
@@ -1403,6 +1409,11 @@ impl Run<'_> {
         let supervisor = self.cx.me();
         let mut kids = self.kids.borrow_mut();
         let kid = &mut kids[i];
+        let Some(worker) = self.worker.upgrade() else {
+            // The worker is being dropped (the runtime shuts down): nothing starts any more.
+            kid.finish(Err(Exit::Stopped));
+            return;
+        };
         kid.generation += 1;
         kid.running = true;
         kid.started = Instant::now();
@@ -1419,7 +1430,7 @@ impl Run<'_> {
         let factory = Arc::clone(&kid.spec.factory);
         tracing::debug!(child = %kid.spec.name, tasklet = %kid.shared.id(), generation = kid.generation, "child started");
         drop(kids);
-        self.worker.launch(end, move |cx| factory(cx));
+        worker.launch(end, move |cx| factory(cx));
     }
 
     async fn on_end(&mut self, ended: ChildEnded) -> Result<(), SupervisorError> {
