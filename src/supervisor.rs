@@ -10,7 +10,9 @@
 //! - the **intensity**: at most N restarts within a period; one more and the supervisor stops its children
 //!   and fails with [`SupervisorError::Intensity`], so its own supervisor decides.
 //!
-//! Optional exponential [`Backoff`] with jitter spaces restarts out.
+//! Optional exponential [`Backoff`] with jitter spaces restarts out. A restart that waits out its backoff
+//! is a timer in the supervisor's wait, never a sleep: meanwhile the supervisor handles its other
+//! children's ends and a shutdown (which stops the waiting child without starting it again).
 //!
 //! # Restarts keep the mailbox
 //!
@@ -323,6 +325,7 @@ pub struct ChildSpec {
     factory: Factory,
     restart: Restart,
     grace: Duration,
+    backoff: Option<Backoff>,
     capacity: Option<usize>,
     nested: Option<Arc<Mutex<TreeInfo>>>,
 }
@@ -352,6 +355,7 @@ impl ChildSpec {
             }),
             restart: Restart::Permanent,
             grace: Duration::from_secs(1),
+            backoff: None,
             capacity: None,
             nested: None,
         }
@@ -454,6 +458,50 @@ impl ChildSpec {
     /// ```
     pub fn grace(mut self, grace: Duration) -> ChildSpec {
         self.grace = grace;
+        self
+    }
+
+    /// Sets this child's restart backoff, in place of its supervisor's ([`Supervisor::backoff`]).
+    ///
+    /// A backoff delays only the restart of the child it belongs to (and of the siblings its strategy
+    /// restarts with it): meanwhile the supervisor goes on handling its other children and a shutdown.
+    ///
+    /// # Examples
+    ///
+    /// A child that reconnects to a slow service waits a minute between attempts; its sibling comes
+    /// back at once:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::supervisor::{Backoff, ChildSpec, Strategy, Supervisor};
+    /// use tasklets::{Message, Runtime, WaitForMessages};
+    ///
+    /// let crashy = |name: &'static str| {
+    ///     ChildSpec::new(name, |cx| async move {
+    ///         let msg = cx.receive(&WaitForMessages::new().accept(["crash", "shutdown"])).await;
+    ///         assert_ne!(msg.name().as_str(), "crash", "asked to crash");
+    ///     })
+    /// };
+    /// let minute = Duration::from_secs(60);
+    /// let rt = Runtime::new();
+    /// let sup = rt.spawn_supervisor(
+    ///     Supervisor::new(Strategy::OneForOne)
+    ///         .child(crashy("link").backoff(Backoff::exponential(minute, minute)))
+    ///         .child(crashy("cache")),
+    /// );
+    /// sup.child("link").unwrap().try_send(Message::new("crash")).unwrap();
+    /// sup.child("cache").unwrap().try_send(Message::new("crash")).unwrap();
+    /// rt.block_on(async {
+    ///     while sup.snapshot().children[1].restarts < 1 {
+    ///         futures_lite::future::yield_now().await;
+    ///     }
+    /// });
+    /// assert_eq!(sup.snapshot().children[0].restarts, 0); // still waiting out its minute
+    /// sup.shutdown(); // does not wait for the minute
+    /// assert_eq!(rt.block_on(sup.join()).unwrap().unwrap().stopped, ["cache", "link"]);
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> ChildSpec {
+        self.backoff = Some(backoff);
         self
     }
 
@@ -697,7 +745,10 @@ impl Supervisor {
         self
     }
 
-    /// Delay restarts.
+    /// Delays restarts: the backoff of every child that has none of its own ([`ChildSpec::backoff`]).
+    ///
+    /// While a child waits out its backoff, the supervisor goes on handling the other children and a
+    /// shutdown request.
     ///
     /// # Examples
     ///
@@ -830,6 +881,7 @@ impl Supervisor {
                 finished: false,
                 attempt: 0,
                 started: Instant::now(),
+                due: Due::No,
             })
             .collect();
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -1314,6 +1366,46 @@ impl OnEnd<Result<(), Exit>> for KidEnd {
     }
 }
 
+/// When a child that waits for its restart starts again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// Not waiting for a restart.
+    No,
+    /// At this instant (or as soon after as the supervisor runs).
+    At(Instant),
+    /// Never: its backoff ends too far away to represent. It waits until the supervisor stops.
+    Never,
+}
+
+impl Due {
+    /// `delay` from now; an end too far away to represent is `Never`.
+    fn after(delay: Duration) -> Due {
+        Instant::now()
+            .checked_add(delay)
+            .map_or(Due::Never, Due::At)
+    }
+
+    /// The later of two restart times (a restart range started later than one of its members would
+    /// otherwise start that member before the children it depends on).
+    fn later(self, other: Due) -> Due {
+        match (self, other) {
+            (Due::Never, _) | (_, Due::Never) => Due::Never,
+            (Due::No, d) | (d, Due::No) => d,
+            (Due::At(a), Due::At(b)) => Due::At(a.max(b)),
+        }
+    }
+}
+
+/// The longest a supervisor's timer waits in one go; a longer wait is taken in steps, so a timer never
+/// computes a deadline out of range, however far away the end of a backoff or a grace period is.
+const MAX_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A timer for `at`, or `None` if `at` has come.
+fn timer_until(at: Instant) -> Option<WaitForTimeout> {
+    let left = at.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then(|| WaitForTimeout::new(left.min(MAX_TIMER)))
+}
+
 struct Kid {
     spec: ChildSpec,
     shared: Arc<Shared>,
@@ -1323,6 +1415,8 @@ struct Kid {
     finished: bool,
     attempt: u32,
     started: Instant,
+    /// When it starts again, if it waits for a restart.
+    due: Due,
 }
 
 impl Kid {
@@ -1330,6 +1424,7 @@ impl Kid {
         if !self.finished {
             self.finished = true;
             self.running = false;
+            self.due = Due::No;
             self.shared.finish_for_good(result);
         }
     }
@@ -1361,6 +1456,11 @@ impl Drop for Guard {
     }
 }
 
+/// One run of a supervisor: its children, its restart history and the reports it set aside.
+///
+/// The run is an event loop over one wait: children's end reports, the shutdown request, and a timer
+/// for the earliest pending restart. A restart backoff is such a pending restart, never a sleep, so
+/// while one child waits out its backoff the supervisor goes on handling the others and a shutdown.
 struct Run<'a> {
     id: u64,
     cx: &'a Cx,
@@ -1382,15 +1482,35 @@ impl Run<'_> {
             self.start(i);
         }
         let control = WaitForMessages::new().accept([&CHILD_ENDED, &crate::SHUTDOWN]);
+        // The timer of the earliest pending restart, with the instant it was made for.
+        let mut timer: Option<(Instant, WaitForTimeout)> = None;
         loop {
+            self.start_due();
             let ended = match self.stash.pop_front() {
                 Some(e) => e,
                 None => {
-                    let mut msg = self.cx.receive(&control).await;
-                    if msg.name() == crate::SHUTDOWN.get() {
+                    let due = self.next_due();
+                    if timer.as_ref().map(|(at, _)| *at) != due {
+                        timer = due.and_then(|at| Some((at, timer_until(at)?)));
+                        if due.is_some() && timer.is_none() {
+                            continue; // due already
+                        }
+                    }
+                    let mut ev = match &timer {
+                        Some((_, t)) => self.cx.wait((&control, t)).await,
+                        None => self.cx.wait(&control).await,
+                    };
+                    if timer.as_ref().is_some_and(|(_, t)| ev.is(t)) {
+                        timer = None; // made anew (a long wait goes on in steps)
+                        continue;
+                    }
+                    if ev
+                        .message()
+                        .is_some_and(|m| m.name() == crate::SHUTDOWN.get())
+                    {
                         return Ok(self.stop_range(0..n).await);
                     }
-                    match msg.take::<ChildEnded>() {
+                    match ev.take::<ChildEnded>() {
                         Some(e) => e,
                         None => continue,
                     }
@@ -1400,6 +1520,42 @@ impl Run<'_> {
                 self.stop_range(0..n).await;
                 tracing::error!(error = %e, "supervisor escalates");
                 return Err(e);
+            }
+        }
+    }
+
+    /// The earliest instant a pending restart is due, if one is pending and not `Never`.
+    fn next_due(&self) -> Option<Instant> {
+        self.kids
+            .borrow()
+            .iter()
+            .filter_map(|k| match k.due {
+                Due::At(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Starts, in start order, every child whose restart is due.
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let n = self.kids.borrow().len();
+        for j in 0..n {
+            let due = {
+                let mut kids = self.kids.borrow_mut();
+                let kid = &mut kids[j];
+                match kid.due {
+                    Due::At(at) if at <= now => {
+                        kid.due = Due::No;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if due {
+                lock(&self.tree).children[j].restarts += 1;
+                tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
+                self.start(j);
             }
         }
     }
@@ -1433,6 +1589,8 @@ impl Run<'_> {
         worker.launch(end, move |cx| factory(cx));
     }
 
+    /// Handles a child's end: finishes it, or stops the others its strategy restarts with it and
+    /// schedules the restart of them all after its backoff.
     async fn on_end(&mut self, ended: ChildEnded) -> Result<(), SupervisorError> {
         let i = ended.index;
         {
@@ -1490,7 +1648,8 @@ impl Run<'_> {
             Strategy::OneForAll => 0..n,
             Strategy::RestForOne => i..n,
         };
-        // Stop the others in the range (reverse start order), then restart the range in order.
+        // Stop the others in the range (reverse start order); the range starts again, in order, once
+        // the backoff of the child that ended is over.
         self.stop_others(range.clone(), i).await;
         let delay = {
             let mut kids = self.kids.borrow_mut();
@@ -1498,29 +1657,29 @@ impl Run<'_> {
             if kid.started.elapsed() >= self.sup.period {
                 kid.attempt = 0;
             }
-            let d = self.sup.backoff.delay(kid.attempt);
-            kid.attempt += 1;
+            let d = kid
+                .spec
+                .backoff
+                .unwrap_or(self.sup.backoff)
+                .delay(kid.attempt);
+            kid.attempt = kid.attempt.saturating_add(1);
             d
         };
         if !delay.is_zero() {
             tracing::debug!(child = %name, ?delay, "restart backoff");
-            async_io::Timer::after(delay).await;
         }
+        let due = Due::after(delay);
+        let mut kids = self.kids.borrow_mut();
         for j in range {
-            let skip = {
-                let kids = self.kids.borrow();
-                kids[j].finished || kids[j].running
-            };
-            if skip {
+            let kid = &mut kids[j];
+            if kid.finished || kid.running {
                 continue;
             }
-            if j != i && self.kids.borrow()[j].spec.restart == Restart::Temporary {
-                self.kids.borrow_mut()[j].finish(Err(Exit::Stopped));
+            if j != i && kid.spec.restart == Restart::Temporary {
+                kid.finish(Err(Exit::Stopped));
                 continue;
             }
-            lock(&self.tree).children[j].restarts += 1;
-            tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
-            self.start(j);
+            kid.due = kid.due.later(due);
         }
         Ok(())
     }
@@ -1541,6 +1700,7 @@ impl Run<'_> {
     }
 
     /// Stops every child of `range` for good (reverse order) and reports who had to be cancelled.
+    /// A child waiting for its restart is not started again: it counts as stopped.
     async fn stop_range(&mut self, range: std::ops::Range<usize>) -> ShutdownReport {
         let mut report = ShutdownReport::default();
         for j in range.rev() {

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
-use tasklets::{Exit, Runtime, WaitForMessages};
+use tasklets::supervisor::{
+    Backoff, ChildSpec, Restart, ShutdownReport, Strategy, Supervisor, SupervisorError,
+};
+use tasklets::{Addr, Exit, Message, Runtime, State, WaitForMessages, WaitForTimeout};
 
 mod support;
 use support::{quiet_panics, within, LIMIT};
@@ -22,6 +24,9 @@ use support::{quiet_panics, within, LIMIT};
 #[path = "support/watchdog.rs"]
 mod watchdog;
 use watchdog::watchdog;
+
+/// A backoff far longer than any test may take: waiting it out would trip the watchdog.
+const LONG: Duration = Duration::from_secs(30);
 
 /// A log of notes from the children, streamed so a test can wait for one.
 #[derive(Clone)]
@@ -91,6 +96,16 @@ fn child(name: &str, notes: &Notes) -> ChildSpec {
             }
         }
     })
+}
+
+fn send(addr: &Addr, name: &str) {
+    addr.try_send(Message::new(name))
+        .unwrap_or_else(|e| panic!("send {name} to {addr:?}: {e}"));
+}
+
+fn ok_report(r: Result<Result<ShutdownReport, SupervisorError>, Exit>) -> ShutdownReport {
+    r.expect("the supervisor tasklet ended without returning")
+        .expect("the supervisor failed")
 }
 
 /// A body that waits for nothing that will come, noting when it is dropped.
@@ -269,6 +284,223 @@ fn dropping_a_runtime_that_runs_a_supervisor_finishes_its_tasklets() {
             drop(rt);
             assert_eq!(handle.live(), 0);
             assert_eq!(future::block_on(sup.join()), Err(Exit::Stopped));
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A restart backoff is a timer in the supervisor's wait
+
+#[test]
+fn a_restart_backoff_does_not_delay_handling_another_childs_crash() {
+    watchdog(
+        "a_restart_backoff_does_not_delay_handling_another_childs_crash",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForOne)
+                    .child(child("a", &notes).backoff(Backoff::exponential(LONG, LONG)))
+                    .child(child("b", &notes)),
+            );
+            let (a, b) = (sup.child("a").unwrap(), sup.child("b").unwrap());
+            rt.block_on(async {
+                notes.until("+b#1").await;
+                send(&a, "boom");
+                notes.until("-a#1").await; // a now waits 30 s for its restart
+                send(&b, "boom");
+                notes.until("+b#2").await; // handled and restarted meanwhile
+            });
+            let snap = sup.snapshot();
+            assert_eq!(snap.children[0].restarts, 0, "a restarted early");
+            assert_eq!(snap.children[1].restarts, 1);
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.stopped, ["b", "a"]);
+            assert!(a.is_finished() && b.is_finished());
+            assert_eq!(handle.live(), 0);
+            assert!(!notes.log().contains(&"+a#2".to_owned()));
+        },
+    );
+}
+
+#[test]
+fn a_restart_backoff_does_not_delay_finishing_a_sibling_that_returned() {
+    watchdog(
+        "a_restart_backoff_does_not_delay_finishing_a_sibling_that_returned",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForOne)
+                    .backoff(Backoff::exponential(LONG, LONG))
+                    .child(child("a", &notes))
+                    .child(child("b", &notes).restart(Restart::Transient)),
+            );
+            let (a, b) = (sup.child("a").unwrap(), sup.child("b").unwrap());
+            rt.block_on(async {
+                notes.until("+b#1").await;
+                send(&a, "boom");
+                notes.until("-a#1").await;
+                send(&b, "return");
+                // A monitor's `down` is the supervisor's decision that b is finished for good.
+                let b = b.clone();
+                let watcher = rt.spawn(move |cx| async move {
+                    cx.monitor(&b);
+                    cx.receive(&WaitForMessages::new().accept(&tasklets::DOWN))
+                        .await;
+                });
+                within(LIMIT, "b finished", watcher.join()).await.unwrap();
+            });
+            assert_eq!(b.state(), State::Finished);
+            assert_eq!(a.state(), State::Running); // its restart still pending
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.stopped, ["a"]);
+        },
+    );
+}
+
+#[test]
+fn shutdown_during_a_long_backoff_returns_well_before_the_backoff_ends() {
+    watchdog(
+        "shutdown_during_a_long_backoff_returns_well_before_the_backoff_ends",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForAll)
+                    .backoff(Backoff::exponential(LONG, LONG))
+                    .child(child("a", &notes))
+                    .child(child("b", &notes)),
+            );
+            let a = sup.child("a").unwrap();
+            rt.block_on(async {
+                notes.until("+b#1").await;
+                send(&a, "boom");
+                notes.until("-b#1").await; // b stopped for the restart of both
+            });
+            let start = Instant::now();
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            // Nothing runs, so nothing needs a grace period: only scheduling separates the two.
+            assert!(
+                start.elapsed() < LONG / 3,
+                "shutdown took {:?}",
+                start.elapsed()
+            );
+            assert_eq!(report.stopped, ["b", "a"]);
+            assert_eq!(handle.live(), 0);
+        },
+    );
+}
+
+#[test]
+fn a_pending_restart_is_started_when_its_backoff_ends() {
+    watchdog("a_pending_restart_is_started_when_its_backoff_ends", || {
+        let notes = Notes::new();
+        let rt = Runtime::new();
+        let backoff = Duration::from_millis(50);
+        let sup = rt.spawn_supervisor(
+            Supervisor::new(Strategy::OneForOne)
+                .backoff(Backoff::exponential(backoff, backoff))
+                .child(child("a", &notes))
+                .child(child("b", &notes)),
+        );
+        let (a, b) = (sup.child("a").unwrap(), sup.child("b").unwrap());
+        let start = Instant::now();
+        rt.block_on(async {
+            notes.until("+b#1").await;
+            send(&a, "boom");
+            send(&b, "boom");
+            notes.until("+a#2").await;
+        });
+        assert!(start.elapsed() >= backoff, "restarted before its backoff");
+        rt.block_on(notes.until("+b#2"));
+        sup.shutdown();
+        ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A shutdown finds every child, whatever it is doing
+
+#[test]
+fn shutdown_with_children_in_every_state_is_bounded_and_leaves_nothing_alive() {
+    watchdog(
+        "shutdown_with_children_in_every_state_is_bounded_and_leaves_nothing_alive",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let n = notes.clone();
+            // Still starting up (not listening for `shutdown` yet) when the shutdown comes.
+            let starting = ChildSpec::new("starting", move |cx| {
+                let n = n.clone();
+                async move {
+                    let _alive = Alive(n.clone(), "starting".into());
+                    n.note("+starting");
+                    let setup = WaitForTimeout::new(Duration::from_secs(3600));
+                    cx.wait(&setup).await;
+                }
+            })
+            .grace(Duration::from_millis(20));
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForOne)
+                    .child(child("finished", &notes).restart(Restart::Transient))
+                    .child(child("backoff", &notes).backoff(Backoff::exponential(LONG, LONG)))
+                    .child(child("running", &notes))
+                    .child(starting),
+            );
+            rt.block_on(async {
+                notes.until("+starting").await;
+                send(&sup.child("finished").unwrap(), "return");
+                notes.until("-finished#1").await;
+                send(&sup.child("backoff").unwrap(), "boom");
+                notes.until("-backoff#1").await;
+            });
+            let children: Vec<(String, Addr)> = sup.children().to_vec();
+            let start = Instant::now();
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert!(
+                start.elapsed() < LONG / 3,
+                "shutdown took {:?}",
+                start.elapsed()
+            );
+            assert_eq!(report.killed, ["starting"]);
+            assert_eq!(report.stopped, ["running", "backoff"]);
+            assert_eq!(handle.live(), 0);
+            for (name, addr) in &children {
+                assert!(addr.is_finished(), "{name} not finished");
+            }
+        },
+    );
+}
+
+#[test]
+fn shutdown_before_the_children_ever_ran_is_bounded_and_leaves_nothing_alive() {
+    watchdog(
+        "shutdown_before_the_children_ever_ran_is_bounded_and_leaves_nothing_alive",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let inner = Supervisor::new(Strategy::OneForOne).child(child("leaf", &notes));
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::RestForOne)
+                    .child(child("a", &notes))
+                    .child(ChildSpec::supervisor("inner", inner))
+                    .child(child("b", &notes)),
+            );
+            let addrs: Vec<Addr> = sup.children().iter().map(|(_, a)| a.clone()).collect();
+            sup.shutdown(); // nothing has run yet
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.stopped, ["b", "inner", "a"]);
+            assert!(addrs.iter().all(Addr::is_finished));
+            assert_eq!(handle.live(), 0);
         },
     );
 }
