@@ -226,6 +226,9 @@ impl Backoff {
 
     /// The delay before restart number `attempt` (0-based) of one child.
     ///
+    /// The arithmetic saturates: a delay too long to represent is [`Duration::MAX`], which a supervisor
+    /// takes as "never" (the child waits for its restart until the supervisor shuts down).
+    ///
     /// # Examples
     ///
     /// ```
@@ -235,6 +238,9 @@ impl Backoff {
     /// let b = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60));
     /// assert_eq!(b.delay(3), Duration::from_secs(8));
     /// assert_eq!(b.delay(u32::MAX), Duration::from_secs(60)); // no overflow
+    ///
+    /// let never = Backoff::exponential(Duration::MAX, Duration::MAX).jitter(0.5);
+    /// assert!(never.delay(7) >= Duration::MAX / 2); // saturates instead of panicking
     /// ```
     pub fn delay(&self, attempt: u32) -> Duration {
         let base = self
@@ -245,7 +251,8 @@ impl Backoff {
             return base;
         }
         let spread = (fastrand::f64() * 2.0 - 1.0) * self.jitter;
-        base.mul_f64(1.0 + spread)
+        // `Duration::mul_f64` panics when the product overflows; saturate instead.
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -434,6 +441,9 @@ impl ChildSpec {
     }
 
     /// Sets how long the child may take to end after a `shutdown` message before it is cancelled.
+    ///
+    /// [`Duration::ZERO`] cancels it at once; [`Duration::MAX`] (or any period whose end is too far to
+    /// represent) never cancels it: the supervisor waits for the child to end, however long it takes.
     ///
     /// # Examples
     ///
@@ -1753,19 +1763,23 @@ impl Run<'_> {
             .mailbox
             .deliver_system(Message::new(&crate::SHUTDOWN));
         let ended = WaitForMessages::new().accept(&CHILD_ENDED);
-        let timeout = WaitForTimeout::new(grace);
+        // No deadline (a grace too long to represent): wait for the child however long it takes.
+        let mut deadline = Instant::now().checked_add(grace);
         let mut killed = false;
         let result = loop {
-            let mut ev = self.cx.wait((&ended, &timeout)).await;
-            if ev.is(&timeout) {
-                if !killed {
-                    killed = true;
-                    addr.stop();
-                }
-                continue;
+            let timer = deadline.and_then(timer_until);
+            if deadline.is_some() && timer.is_none() {
+                // The grace period is over: cancel it, then wait for its end (it comes at its next wake).
+                deadline = None;
+                killed = true;
+                addr.stop();
             }
+            let mut ev = match &timer {
+                Some(t) => self.cx.wait((&ended, t)).await,
+                None => self.cx.wait(&ended).await,
+            };
             let Some(e) = ev.take::<ChildEnded>() else {
-                continue;
+                continue; // the timer: see whether the grace period is over
             };
             if e.run != self.id {
                 continue; // from a previous run of this supervisor

@@ -425,6 +425,167 @@ fn a_pending_restart_is_started_when_its_backoff_ends() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Durations saturate: MAX is "never", ZERO is "at once"
+
+#[test]
+fn a_grace_of_duration_max_waits_for_the_child_without_panicking() {
+    watchdog(
+        "a_grace_of_duration_max_waits_for_the_child_without_panicking",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let n = notes.clone();
+            // Takes `shutdown` as a cue to finish its work, which ends on `done`.
+            let slow = ChildSpec::new("slow", move |cx| {
+                let n = n.clone();
+                async move {
+                    cx.receive(&WaitForMessages::new().accept("shutdown")).await;
+                    n.note("asked");
+                    cx.receive(&WaitForMessages::new().accept("done")).await;
+                }
+            })
+            .grace(Duration::MAX);
+            let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(slow));
+            let slow = sup.child("slow").unwrap();
+            sup.shutdown();
+            rt.block_on(notes.until("asked"));
+            // The supervisor is still waiting (it neither panicked nor cancelled the child).
+            assert_eq!(sup.tasklet().state(), State::Waiting);
+            send(&slow, "done");
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.stopped, ["slow"]);
+            assert!(report.killed.is_empty());
+        },
+    );
+}
+
+#[test]
+fn a_grace_of_zero_cancels_a_child_that_ignores_shutdown_at_once() {
+    watchdog(
+        "a_grace_of_zero_cancels_a_child_that_ignores_shutdown_at_once",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let n = notes.clone();
+            let deaf = ChildSpec::new("deaf", move |cx| {
+                let alive = Alive(n.clone(), "deaf".into());
+                wait_forever(cx, alive)
+            })
+            .grace(Duration::ZERO);
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForOne)
+                    .child(child("polite", &notes).grace(Duration::ZERO))
+                    .child(deaf),
+            );
+            rt.block_on(notes.until("+polite#1"));
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.killed.first().map(String::as_str), Some("deaf"));
+            // "polite" may be cancelled before it reads `shutdown`: either way it is reported once.
+            assert_eq!(report.stopped.len() + report.killed.len(), 2, "{report:?}");
+            assert_eq!(handle.live(), 0);
+        },
+    );
+}
+
+#[test]
+fn a_backoff_of_duration_max_never_restarts_and_shutdown_still_returns() {
+    watchdog(
+        "a_backoff_of_duration_max_never_restarts_and_shutdown_still_returns",
+        || {
+            let notes = Notes::new();
+            let rt = Runtime::new();
+            let handle = rt.handle();
+            let sup = rt.spawn_supervisor(
+                Supervisor::new(Strategy::OneForOne)
+                    .backoff(Backoff::exponential(Duration::MAX, Duration::MAX).jitter(0.5))
+                    .child(child("a", &notes))
+                    .child(child("b", &notes).backoff(Backoff::none())),
+            );
+            let (a, b) = (sup.child("a").unwrap(), sup.child("b").unwrap());
+            rt.block_on(async {
+                notes.until("+b#1").await;
+                send(&a, "boom");
+                notes.until("-a#1").await;
+                // The supervisor goes on handling ends: b comes back at once.
+                send(&b, "boom");
+                notes.until("+b#2").await;
+            });
+            sup.shutdown();
+            let report = ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+            assert_eq!(report.stopped, ["b", "a"]);
+            assert!(!notes.log().contains(&"+a#2".to_owned()));
+            assert_eq!(handle.live(), 0);
+        },
+    );
+}
+
+#[test]
+fn a_backoff_of_zero_restarts_at_once() {
+    watchdog("a_backoff_of_zero_restarts_at_once", || {
+        let notes = Notes::new();
+        let rt = Runtime::new();
+        let sup = rt.spawn_supervisor(
+            Supervisor::new(Strategy::OneForOne)
+                .backoff(Backoff::exponential(Duration::ZERO, Duration::ZERO).jitter(1.0))
+                .child(child("a", &notes)),
+        );
+        let a = sup.child("a").unwrap();
+        rt.block_on(async {
+            notes.until("+a#1").await;
+            send(&a, "boom");
+            notes.until("+a#2").await;
+        });
+        sup.shutdown();
+        ok_report(rt.block_on(within(LIMIT, "shutdown", sup.join())));
+    });
+}
+
+#[test]
+fn backoff_delays_saturate_instead_of_overflowing() {
+    let max = Backoff::exponential(Duration::MAX, Duration::MAX);
+    assert_eq!(max.delay(0), Duration::MAX);
+    assert_eq!(max.delay(u32::MAX), Duration::MAX);
+    for _ in 0..1000 {
+        // A jittered huge base stays within its spread (here ±50 %), saturating at the top.
+        let d = max.jitter(0.5).delay(3);
+        assert!(d >= Duration::from_secs(u64::MAX / 4), "{d:?}");
+        let d = Backoff::exponential(Duration::from_secs(u64::MAX / 2), Duration::MAX)
+            .jitter(0.9)
+            .delay(1);
+        assert!(d > Duration::from_secs(u64::MAX / 20), "{d:?}");
+    }
+    let zero = Backoff::exponential(Duration::ZERO, Duration::ZERO).jitter(1.0);
+    assert_eq!(zero.delay(0), Duration::ZERO);
+    assert_eq!(zero.delay(40), Duration::ZERO);
+}
+
+#[test]
+fn an_intensity_period_of_duration_max_counts_every_restart() {
+    watchdog(
+        "an_intensity_period_of_duration_max_counts_every_restart",
+        || {
+            let result = tasklets::run(|cx| async move {
+                Supervisor::new(Strategy::OneForOne)
+                    .intensity(2, Duration::MAX)
+                    .child(ChildSpec::new("flaky", |_cx| async { Err::<(), _>("no") }))
+                    .run(cx)
+                    .await
+            })
+            .unwrap();
+            assert!(matches!(
+                result,
+                Err(SupervisorError::Intensity {
+                    max_restarts: 2,
+                    ..
+                })
+            ));
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
 // A shutdown finds every child, whatever it is doing
 
 #[test]
