@@ -212,27 +212,26 @@ impl Run<'_> {
             self.start(i);
         }
         let control = WaitForMessages::new().accept([&CHILD_ENDED, &crate::SHUTDOWN]);
-        // The timer of the earliest pending restart, with the instant it was made for.
-        let mut timer: Option<(Instant, WaitForTimeout)> = None;
         loop {
             self.start_due();
             let ended = match self.stash.pop_front() {
                 Some(e) => e,
                 None => {
-                    let due = self.next_due();
-                    if timer.as_ref().map(|(at, _)| *at) != due {
-                        timer = due.and_then(|at| Some((at, timer_until(at)?)));
-                        if due.is_some() && timer.is_none() {
-                            continue; // due already
-                        }
-                    }
+                    // A timer for the earliest pending restart, made for this wait: arming starts a
+                    // timer's clock, so one kept across the waits of `on_end` would fire late.
+                    let timer = match self.next_due() {
+                        Some(at) => match timer_until(at) {
+                            Some(t) => Some(t),
+                            None => continue, // due already
+                        },
+                        None => None,
+                    };
                     let mut ev = match &timer {
-                        Some((_, t)) => self.cx.wait((&control, t)).await,
+                        Some(t) => self.cx.wait((&control, t)).await,
                         None => self.cx.wait(&control).await,
                     };
-                    if timer.as_ref().is_some_and(|(_, t)| ev.is(t)) {
-                        timer = None; // made anew (a long wait goes on in steps)
-                        continue;
+                    if timer.as_ref().is_some_and(|t| ev.is(t)) {
+                        continue; // a restart is due, or a long wait goes on in steps
                     }
                     if ev
                         .message()
