@@ -15,8 +15,8 @@ use tasklets::{
     Message, Runtime, SendError, SpawnOptions, State, WaitForCall, WaitForIdle, WaitForMessages,
 };
 
-mod watchdog;
-use watchdog::{guard, guard_run};
+mod support;
+use support::{guard, guard_run};
 
 /// Counts its wakes.
 #[derive(Default)]

@@ -4,8 +4,10 @@
 
 mod support;
 
+use support::watchdog;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -14,28 +16,9 @@ use tasklets::{
     DOWN, GROUP_CHANGED,
 };
 
-/// Runs `f` on its own thread; a test whose body does not return within `limit` fails with `what`.
-fn watchdog<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: did not finish within {limit:?} (hang or deadlock)"),
-    }
-}
-
-const LIMIT: Duration = Duration::from_secs(30);
-
 #[test]
 fn finished_watchers_leave_no_monitor_behind_on_the_watched_tasklet() {
-    watchdog("monitors", LIMIT, || {
+    watchdog("monitors", || {
         let rt = Runtime::new();
         let server = rt.spawn(|cx| async move {
             cx.receive(&WaitForMessages::new().accept("quit")).await;
@@ -70,7 +53,7 @@ fn finished_watchers_leave_no_monitor_behind_on_the_watched_tasklet() {
 fn a_monitor_whose_target_ended_is_forgotten_by_the_watcher() {
     // A long-lived watcher monitoring many short-lived targets gets each `down` once, and its own end
     // later touches none of them (no stale record, no dead letter).
-    watchdog("monitor records", LIMIT, || {
+    watchdog("monitor records", || {
         let rt = Runtime::new();
         let seen = rt.block_on(async {
             let watcher = tasklets::spawn(|cx| async move {
@@ -92,7 +75,7 @@ fn a_monitor_whose_target_ended_is_forgotten_by_the_watcher() {
 
 #[test]
 fn demonitor_removes_the_record_on_both_sides() {
-    watchdog("demonitor", LIMIT, || {
+    watchdog("demonitor", || {
         tasklets::run(|cx| async move {
             let target = cx.spawn(|cx| async move {
                 cx.receive(&WaitForMessages::new().accept("quit")).await;
@@ -112,7 +95,7 @@ fn demonitor_removes_the_record_on_both_sides() {
 
 #[test]
 fn a_group_whose_watchers_finished_is_removed_and_changes_dead_letter_nothing() {
-    watchdog("group watchers", LIMIT, || {
+    watchdog("group watchers", || {
         let rt = Runtime::new();
         let room = Group::new("room");
         let watchers: Vec<_> = (0..1_000)
@@ -148,7 +131,7 @@ fn a_group_whose_watchers_finished_is_removed_and_changes_dead_letter_nothing() 
 
 #[test]
 fn a_live_group_watcher_still_hears_changes_after_other_watchers_finished() {
-    watchdog("group watcher", LIMIT, || {
+    watchdog("group watcher", || {
         tasklets::run(|cx| async move {
             let room = Group::new("room");
             let short = cx.spawn({
@@ -176,7 +159,7 @@ fn a_live_group_watcher_still_hears_changes_after_other_watchers_finished() {
 
 #[test]
 fn clones_of_a_wait_for_tasklet_each_keep_their_own_watch() {
-    watchdog("WaitForTasklet clones", LIMIT, || {
+    watchdog("WaitForTasklet clones", || {
         tasklets::run(|cx| async move {
             let target = cx.spawn(|cx| async move {
                 cx.receive(&WaitForMessages::new().accept("quit")).await;
@@ -206,7 +189,7 @@ fn clones_of_a_wait_for_tasklet_each_keep_their_own_watch() {
 #[test]
 fn a_second_wait_alive_in_one_tasklet_panics_naming_the_rule() {
     support::quiet_panics();
-    watchdog("two waits", LIMIT, || {
+    watchdog("two waits", || {
         let rt = Runtime::new();
         let t = rt.spawn(|cx| async move {
             let tick = WaitForTimeout::new(Duration::from_millis(1));
@@ -228,7 +211,7 @@ fn a_second_wait_alive_in_one_tasklet_panics_naming_the_rule() {
 
 #[test]
 fn one_wait_after_another_is_fine_and_a_dropped_wait_frees_the_slot() {
-    watchdog("sequential waits", LIMIT, || {
+    watchdog("sequential waits", || {
         tasklets::run(|cx| async move {
             let tick = WaitForTimeout::new(Duration::from_millis(1));
             let msgs = WaitForMessages::new().accept("x");
@@ -245,7 +228,7 @@ fn one_wait_after_another_is_fine_and_a_dropped_wait_frees_the_slot() {
 
 #[test]
 fn a_call_made_before_the_first_wait_waits_in_the_mailbox() {
-    watchdog("early call", LIMIT, || {
+    watchdog("early call", || {
         let got = tasklets::run(|cx| async move {
             let call: WaitForCall<u32, &'static str> = WaitForCall::new("ok");
             let caller = call.caller();
@@ -272,7 +255,7 @@ fn a_call_made_before_the_first_wait_waits_in_the_mailbox() {
 
 #[test]
 fn a_join_callback_runs_with_no_lock_held_and_may_use_the_handle() {
-    watchdog("join callbacks", LIMIT, || {
+    watchdog("join callbacks", || {
         let rt = Runtime::new();
         let sink = rt.spawn(|cx| async move {
             cx.receive(&WaitForMessages::new().accept("from-callback"))
@@ -333,7 +316,7 @@ fn a_join_callback_runs_with_no_lock_held_and_may_use_the_handle() {
 
 #[test]
 fn a_send_cancelled_while_the_mailbox_is_full_leaves_a_dead_letter() {
-    watchdog("cancelled send", LIMIT, || {
+    watchdog("cancelled send", || {
         let rt = Runtime::new();
         let letters = rt.handle().dead_letters();
         let full = rt.spawn_with(tasklets::SpawnOptions::new().capacity(1), |cx| async move {
@@ -391,7 +374,7 @@ fn a_send_cancelled_while_the_mailbox_is_full_leaves_a_dead_letter() {
 
 #[test]
 fn a_disarm_of_one_arming_of_a_wait_for_call_leaves_a_later_arming_armed() {
-    watchdog("WaitForCall armings", LIMIT, || {
+    watchdog("WaitForCall armings", || {
         tasklets::run(|cx| async move {
             let call = std::rc::Rc::new(WaitForCall::<u32>::new(()));
             let caller = call.caller();

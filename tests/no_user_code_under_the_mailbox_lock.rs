@@ -10,8 +10,8 @@ use tasklets::{
     WaitForMessages,
 };
 
-mod watchdog;
-use watchdog::guard_run;
+mod support;
+use support::guard_run;
 
 /// A value that sends `dropped` (carrying `tag`) to `to` when it is dropped.
 struct SendsOnDrop {

@@ -10,9 +10,6 @@
 #[allow(dead_code)]
 mod pipeline;
 
-#[path = "support/watchdog.rs"]
-mod watchdog;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
@@ -21,7 +18,8 @@ use std::time::Duration;
 use pipeline::{run_pipeline, words, At, Config, Fault, How, PipelineError, Report, Totals, TEXT};
 use tasklets::supervisor::SupervisorError;
 use tasklets::{Runtime, WaitForTimeout};
-use watchdog::watchdog;
+mod support;
+use support::watchdog;
 
 /// The crashes these tests inject are expected: keep their panic reports off stderr.
 fn quiet_injected_crashes() {

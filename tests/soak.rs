@@ -9,7 +9,6 @@
 mod support;
 
 use async_process::Command;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use tasklets::{Group, Message, Registrations, Runtime, WaitForMessages, WaitForProcess};
@@ -34,15 +33,7 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn a_long_lived_server_keeps_fds_tables_and_dead_letters_flat_over_20_000_requests() {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(soak));
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the soak test did not finish within 120 s (hang?)"),
-    }
+    support::within_thread("soak", Duration::from_secs(120), soak);
 }
 
 fn soak() {

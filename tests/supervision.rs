@@ -24,9 +24,7 @@ use tasklets::{
 mod support;
 use support::{within, LIMIT};
 
-#[path = "support/watchdog.rs"]
-mod watchdog;
-use watchdog::watchdog;
+use support::watchdog;
 
 /// The panics these tests cause on purpose all start with "boom"; keep them off stderr.
 fn quiet_panics() {

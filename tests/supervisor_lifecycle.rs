@@ -21,9 +21,7 @@ use tasklets::{Addr, Exit, Message, Runtime, State, WaitForMessages, WaitForTime
 mod support;
 use support::{quiet_panics, within, LIMIT};
 
-#[path = "support/watchdog.rs"]
-mod watchdog;
-use watchdog::watchdog;
+use support::watchdog;
 
 /// A backoff far longer than any test may take: waiting it out would trip the watchdog.
 const LONG: Duration = Duration::from_secs(30);
