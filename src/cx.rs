@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | [`Cx::call`] | `routing/call.rs` | request/reply is routing: reply keys, cycles, late replies |
 //! | [`Cx::command`] | `wait/process.rs` | an owned child is a process condition plus its reaping |
-//! | [`Cx::spawn_supervisor`] | `supervisor` | a supervisor is a tasklet running the supervision engine |
+//! | [`Cx::spawn_supervisor`] | `supervisor/mod.rs` | a supervisor is a tasklet running the supervision engine |
 //!
 //! # One wait at a time
 //!
