@@ -236,15 +236,17 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
         }
         inner.armings += 1;
         let arming = inner.armings;
-        inner.sink = Some((arming, sink));
+        let old = inner.sink.replace((arming, sink));
         drop(inner);
+        drop(old); // a sink may hold the last handle of a mailbox: dropped with no lock of ours held
         drop(refused); // the tasklet has finished; dropped with no lock of ours held
         let inner = Arc::clone(&self.inner);
         Disarm::new(move || {
-            let mut inner = inner.lock();
-            if inner.sink.as_ref().is_some_and(|(a, _)| *a == arming) {
-                inner.sink = None;
-            }
+            let mut guard = inner.lock();
+            let mine = guard.sink.as_ref().is_some_and(|(a, _)| *a == arming);
+            let old = if mine { guard.sink.take() } else { None };
+            drop(guard);
+            drop(old);
         })
     }
 }
@@ -252,12 +254,11 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
 impl<A, R> Drop for WaitForCall<A, R> {
     fn drop(&mut self) {
         // Dropping the condition disarms it: later calls fail, and calls never filed go with it.
-        let backlog = {
+        let (sink, backlog) = {
             let mut inner = self.inner.lock();
-            inner.sink = None;
             inner.dropped = true;
-            std::mem::take(&mut inner.backlog)
+            (inner.sink.take(), std::mem::take(&mut inner.backlog))
         };
-        drop(backlog);
+        drop((sink, backlog)); // user values and mailbox handles go with no lock of ours held
     }
 }
