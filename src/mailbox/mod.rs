@@ -438,6 +438,7 @@ impl Mailbox {
                 }
                 old = inner.waker.take();
             }
+            None if inner.closed => {} // finished for good: nothing will come, and it stays Finished
             None => {
                 if let Some(waker) = waker {
                     inner.state = Phase::Waiting;
