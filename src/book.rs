@@ -52,3 +52,6 @@ pub struct Performance;
 
 #[doc = include_str!("../README.md")]
 pub struct Readme;
+
+#[doc = include_str!("../book/src/inside.md")]
+pub struct Inside;

@@ -54,6 +54,31 @@
 //! [`runtime`]). Timers and IO readiness come from `async-io`'s reactor, which runs inside `block_on` on
 //! the worker threads (and its own `async-io` thread when no worker is polling it). The mailbox is one
 //! lock-protected per-name index per tasklet (see the `mailbox` module docs on [`Action`]).
+//!
+//! # The house: one room per concept
+//!
+//! Listed from the bottom up; each room names the rooms it imports. A message goes
+//! `message` → `routing` (where to) → `mailbox` (filed) → `cx` (the wait that returns it).
+//!
+//! | room | owns | imports |
+//! | --- | --- | --- |
+//! | `sync` | the one lock helper (no poisoning); the seam a `shuttle` build swaps | — |
+//! | `name` | interned message names ([`Name`], [`StaticName`]) | sync |
+//! | `mailbox/` | index (one FIFO per key), filter (accept / defer / discard), bounded queue with blocked senders on `event-listener`, its own phase type; pure | message, name, sync |
+//! | `message`, `error`, `dead_letters` | [`Message`] and its payload; the typed errors; the dead-letter queue | name, routing¹, tasklet¹ |
+//! | `tasklet/` | [`Addr`] and sends, the shared state and its **ledger** of registrations, [`Tasklet`] handles, the runner | mailbox, message, sync, runtime², wait² |
+//! | [`wait`] | [`WaitCondition`], sinks, events, wait sets; one file per condition | mailbox, tasklet, runtime³ |
+//! | [`routing`] | [`Destination`], [`ReplyTo`], names, groups, routers, `call` | tasklet, mailbox, wait, runtime² |
+//! | [`supervisor`] | spec, backoff, engine, snapshot | tasklet, runtime, cx |
+//! | [`runtime`] | builder, handle, worker (run loop, idle, parking) | tasklet, routing, wait, cx |
+//! | `cx` | every method of [`Cx`], or where the others live (see its module doc) | all of the above |
+//!
+//! The upward edges, and why they stay: ¹ a message carries its sender's [`Addr`] and its
+//! [`Destination`], and an address's mailbox holds messages — a recursion of the domain, not of the
+//! code; ² a tasklet's shared state points at its runtime's tables (dead letters, registry, groups);
+//! ³ conditions that need a driver (idle, process reaping) reach the current worker. Everything a
+//! tasklet registers is recorded in its ledger (`tasklet/ledger.rs`) and undone at its end, on both
+//! sides — see the book's chapter *What a tasklet's end undoes*.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
