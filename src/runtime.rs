@@ -478,7 +478,9 @@ impl Handle {
         self.rt.live.load(Ordering::Acquire)
     }
 
-    /// Subscribes to dead letters: every message that could not be delivered, from now on.
+    /// A handle on the runtime's dead-letter queue: the messages that could not be delivered, from
+    /// now on. All handles share one bounded queue (each letter goes to one of them); while none
+    /// exists, dead letters are only counted. See [`DeadLetters`].
     ///
     /// # Examples
     ///
@@ -759,6 +761,7 @@ impl<T> Drop for NotStarted<T> {
 #[derive(Debug, Clone)]
 pub struct Builder {
     workers: usize,
+    dead_letter_capacity: usize,
 }
 
 impl Builder {
@@ -804,6 +807,32 @@ impl Builder {
         self.worker_threads(n)
     }
 
+    /// How many dead letters the runtime's dead-letter queue holds before it drops the oldest
+    /// (default [`DeadLetters::DEFAULT_CAPACITY`], 1 024). The queue exists only while a
+    /// [`DeadLetters`] handle does.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::builder().dead_letter_capacity(1).build();
+    /// let letters = rt.handle().dead_letters();
+    /// let _ = rt.handle().try_send(Message::new("old").to("nobody"));
+    /// let _ = rt.handle().try_send(Message::new("new").to("nobody"));
+    /// assert_eq!((letters.len(), letters.dropped()), (1, 1));
+    /// assert_eq!(letters.try_recv().unwrap().message.name(), "new");
+    /// ```
+    pub fn dead_letter_capacity(mut self, n: usize) -> Builder {
+        assert!(n > 0, "a dead-letter queue holds at least one letter");
+        self.dead_letter_capacity = n;
+        self
+    }
+
     /// Builds the runtime and starts its background workers.
     ///
     /// # Panics
@@ -831,7 +860,7 @@ impl Builder {
             changed: Event::new(),
             next: AtomicUsize::new(0),
             jobs: senders,
-            dead_letters: DeadLetterHub::default(),
+            dead_letters: DeadLetterHub::new(self.dead_letter_capacity),
             registry: Default::default(),
             groups: Default::default(),
         });
@@ -946,7 +975,10 @@ impl Runtime {
     /// assert_eq!(rt.block_on(rt.spawn(|_cx| async { "ok" }).join()), Ok("ok"));
     /// ```
     pub fn builder() -> Builder {
-        Builder { workers: 1 }
+        Builder {
+            workers: 1,
+            dead_letter_capacity: DeadLetters::DEFAULT_CAPACITY,
+        }
     }
 
     /// A `Send + Clone` handle.
