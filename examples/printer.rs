@@ -9,6 +9,7 @@
 //! ```text
 //! cargo run --example printer            # one message a second
 //! cargo run --example printer -- 5ms     # the interval, as `<n>ms` or `<n>s`
+//! cargo run --example printer -- 0ms     # no delay: a zero timeout ticks once per wait
 //! ```
 
 use std::process::ExitCode;

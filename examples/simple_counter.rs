@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --example simple_counter            # one number a second
 //! cargo run --example simple_counter -- 5ms     # the interval, as `<n>ms` or `<n>s`
+//! cargo run --example simple_counter -- 0ms     # no delay: a zero timeout ticks once per wait
 //! ```
 
 use std::process::ExitCode;

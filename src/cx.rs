@@ -32,6 +32,9 @@ use crate::runtime::{Handle, SpawnOptions, Worker};
 use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
+mod owned;
+pub(crate) use owned::Record;
+
 /// How many conditions a wait may hold and still be recognised when repeated.
 const LAST: usize = 3;
 
@@ -84,7 +87,9 @@ pub struct Cx {
     last: std::cell::Cell<Option<[u64; LAST]>>,
     /// A [`Wait`] of this tasklet is alive: a second one would replace its admission set.
     waiting: std::cell::Cell<bool>,
-    owned: RefCell<Vec<Box<dyn std::any::Any>>>,
+    /// What the tasklet owns (children, their output tasks): one record each, removed by the resource
+    /// when it completes, the rest dropped when the tasklet ends.
+    owned: std::rc::Rc<owned::Ledger>,
 }
 
 impl Cx {
@@ -95,7 +100,7 @@ impl Cx {
             armed: RefCell::new(Vec::new()),
             last: std::cell::Cell::new(None),
             waiting: std::cell::Cell::new(false),
-            owned: RefCell::new(Vec::new()),
+            owned: Default::default(),
         }
     }
 
@@ -648,21 +653,19 @@ impl Cx {
         addr.0.demonitor(id)
     }
 
-    /// Ties `resource` to this tasklet: it is dropped when the tasklet ends (returns, panics or is
-    /// stopped), before its conditions are disarmed. Used for resources the tasklet owns, such as child
-    /// processes.
-    pub(crate) fn own(&self, resource: Box<dyn std::any::Any>) {
-        self.owned.borrow_mut().push(resource);
+    /// A new record in this tasklet's ledger of owned resources (such as child processes). What the
+    /// record [holds](Record::hold) is dropped when the tasklet ends (returns, panics or is stopped),
+    /// before its conditions are disarmed, unless the resource completes first and
+    /// [takes](Record::take) its record back.
+    pub(crate) fn own(&self) -> Record {
+        self.owned.record()
     }
 }
 
 impl Drop for Cx {
     fn drop(&mut self) {
         // Owned resources go first (newest first), then the conditions.
-        let owned = std::mem::take(self.owned.get_mut());
-        for r in owned.into_iter().rev() {
-            drop(r);
-        }
+        self.owned.clear();
         for a in std::mem::take(self.armed.get_mut()) {
             a.disarm();
         }

@@ -1,8 +1,30 @@
 //! Dead letters: every message that could not be delivered, observable instead of lost.
+//!
+//! # The model: one bounded queue, competing consumers
+//!
+//! A [`Message`] cannot be cloned (its value is moved, not copied), so a dead letter can be handed to
+//! one consumer only. A runtime therefore has **one** dead-letter queue, and every [`DeadLetters`]
+//! handle (from [`Handle::dead_letters`](crate::Handle::dead_letters), or a clone of one) is a consumer
+//! of that same queue: each letter is received by exactly one of them. Subscribe once and pass clones
+//! around if several places need to drain it.
+//!
+//! - **Counted always.** Every dead letter is counted
+//!   ([`Handle::dead_letter_count`](crate::Handle::dead_letter_count)) and traced (`tracing` warning).
+//! - **Queued only while someone listens.** The queue exists while at least one `DeadLetters` handle
+//!   does; letters published before the first handle, or after the last one is dropped, are counted
+//!   and traced, then dropped at once: nothing is retained for a subscriber that no longer exists.
+//! - **Bounded, dropping the oldest.** The queue holds at most
+//!   [`capacity`](DeadLetters::capacity) letters ([`DeadLetters::DEFAULT_CAPACITY`], or
+//!   [`Builder::dead_letter_capacity`](crate::runtime::Builder::dead_letter_capacity)); when a letter
+//!   arrives at a full queue the oldest one is dropped and counted in [`DeadLetters::dropped`]. A
+//!   consumer that stops draining costs a bounded amount of memory, and recent letters win.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use event_listener::Event;
 
 use crate::message::Message;
 use crate::tasklet::TaskletId;
@@ -88,17 +110,28 @@ pub struct DeadLetter {
     pub recipient: Option<TaskletId>,
 }
 
-/// The runtime's dead-letter office: counts every dead letter, traces it, and hands it to subscribers.
-#[derive(Default)]
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The runtime's dead-letter office: counts every dead letter, traces it, and queues it while someone
+/// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
-    channel: OnceLock<(
-        async_channel::Sender<DeadLetter>,
-        async_channel::Receiver<DeadLetter>,
-    )>,
+    capacity: usize,
+    /// The queue of the live handles; dangling while there are none, so that nothing is retained.
+    queue: Mutex<Weak<Queue>>,
 }
 
 impl DeadLetterHub {
+    pub(crate) fn new(capacity: usize) -> DeadLetterHub {
+        DeadLetterHub {
+            count: AtomicU64::new(0),
+            capacity,
+            queue: Mutex::new(Weak::new()),
+        }
+    }
+
     pub(crate) fn publish(
         &self,
         message: Message,
@@ -107,18 +140,34 @@ impl DeadLetterHub {
     ) {
         self.count.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
-        if let Some((tx, _)) = self.channel.get() {
-            let _ = tx.try_send(DeadLetter {
-                message,
-                reason,
-                recipient,
-            });
+        let letter = DeadLetter {
+            message,
+            reason,
+            recipient,
+        };
+        let queue = lock(&self.queue).upgrade();
+        match queue {
+            Some(queue) => queue.push(letter),
+            None => drop(letter), // nobody listens: counted and traced only
         }
+        // `queue` may have been the last handle (dropped meanwhile): the queue goes here, after the
+        // hub's lock was released.
     }
 
     pub(crate) fn subscribe(&self) -> DeadLetters {
-        let (_, rx) = self.channel.get_or_init(async_channel::unbounded);
-        DeadLetters { rx: rx.clone() }
+        let mut slot = lock(&self.queue);
+        if let Some(queue) = slot.upgrade() {
+            return DeadLetters { queue };
+        }
+        let queue = Arc::new(Queue {
+            letters: Mutex::new(VecDeque::new()),
+            capacity: self.capacity,
+            dropped: AtomicU64::new(0),
+            ready: Event::new(),
+            closed: AtomicBool::new(false),
+        });
+        *slot = Arc::downgrade(&queue);
+        DeadLetters { queue }
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -126,10 +175,67 @@ impl DeadLetterHub {
     }
 }
 
-/// A subscription to a runtime's dead letters (from [`Handle::dead_letters`](crate::Handle::dead_letters)).
+impl Drop for DeadLetterHub {
+    fn drop(&mut self) {
+        // The runtime is gone: no more letters. Waiting consumers drain what is left, then get `None`.
+        let queue = self
+            .queue
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade();
+        if let Some(queue) = queue {
+            queue.closed.store(true, Ordering::Release);
+            queue.ready.notify(usize::MAX);
+        }
+    }
+}
+
+/// The one queue behind every [`DeadLetters`] handle of a runtime.
+struct Queue {
+    letters: Mutex<VecDeque<DeadLetter>>,
+    capacity: usize,
+    dropped: AtomicU64,
+    /// Notified once per queued letter, and for everyone when the runtime is gone.
+    ready: Event,
+    closed: AtomicBool,
+}
+
+impl Queue {
+    fn push(&self, letter: DeadLetter) {
+        let oldest = {
+            let mut letters = lock(&self.letters);
+            letters.push_back(letter);
+            if letters.len() > self.capacity {
+                letters.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(oldest) = oldest {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(name = %oldest.message.name(), "dead-letter queue full: oldest letter dropped");
+            drop(oldest); // its value's destructor runs outside the lock
+        }
+        self.ready.notify_additional(1);
+    }
+
+    fn pop(&self) -> Option<DeadLetter> {
+        lock(&self.letters).pop_front()
+    }
+}
+
+/// A consumer of a runtime's dead-letter queue (from
+/// [`Handle::dead_letters`](crate::Handle::dead_letters)).
 ///
-/// Subscriptions share one queue: each dead letter is received by one of them. Letters published before
-/// the first subscription are counted and traced only.
+/// **Every handle of one runtime shares one queue** — clones, and handles from separate
+/// `dead_letters()` calls alike: each dead letter is received by exactly one of them (competing
+/// consumers). The queue exists while at least one handle does: letters published while none exists
+/// are counted ([`Handle::dead_letter_count`](crate::Handle::dead_letter_count)) and traced, never
+/// retained. It holds at most [`capacity`](Self::capacity) letters and drops the oldest when full,
+/// counting it in [`dropped`](Self::dropped).
+///
+/// Why one shared queue: a [`Message`] cannot be cloned (its value moves with it), so a letter can only
+/// go to one consumer. Subscribe once and hand out clones if several places drain it.
 ///
 /// # Examples
 ///
@@ -149,13 +255,46 @@ impl DeadLetterHub {
 /// assert_eq!(letter.reason, DeadLetterReason::Finished);
 /// assert_eq!(rt.handle().dead_letter_count(), 1);
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Two handles compete for one queue; with none alive, letters are only counted:
+///
+/// ```
+/// use tasklets::{Message, Runtime};
+///
+/// let rt = Runtime::new();
+/// let a = rt.handle().dead_letters();
+/// let b = a.clone();
+/// let _ = rt.handle().try_send(Message::new("one").to("nobody"));
+/// assert_eq!((a.len(), b.len()), (1, 1)); // the same queue
+/// assert!(b.try_recv().is_some());
+/// assert!(a.try_recv().is_none()); // taken by `b`
+///
+/// drop((a, b));
+/// let _ = rt.handle().try_send(Message::new("two").to("nobody"));
+/// assert_eq!(rt.handle().dead_letter_count(), 2);
+/// assert!(rt.handle().dead_letters().is_empty()); // "two" was not kept for anyone
+/// ```
+#[derive(Clone)]
 pub struct DeadLetters {
-    rx: async_channel::Receiver<DeadLetter>,
+    queue: Arc<Queue>,
 }
 
 impl DeadLetters {
-    /// Waits for the next dead letter.
+    /// How many letters a runtime's dead-letter queue holds unless
+    /// [`Builder::dead_letter_capacity`](crate::runtime::Builder::dead_letter_capacity) says otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetters, Runtime};
+    ///
+    /// assert_eq!(DeadLetters::DEFAULT_CAPACITY, 1024);
+    /// assert_eq!(Runtime::new().handle().dead_letters().capacity(), 1024);
+    /// ```
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// Waits for the next dead letter. `None` once the runtime is gone (every handle and address of
+    /// it dropped) and the queue is empty.
     ///
     /// # Cancel safety
     ///
@@ -174,9 +313,23 @@ impl DeadLetters {
     /// let letter = rt.block_on(letters.recv()).unwrap();
     /// assert_eq!(letter.reason, DeadLetterReason::NoDestination);
     /// assert_eq!(letter.message.sender(), Some(&t.addr()));
+    /// drop((rt, t, letter)); // the letter's sender is an address of the runtime, too
+    /// assert!(futures_lite::future::block_on(letters.recv()).is_none()); // the runtime is gone
     /// ```
     pub async fn recv(&self) -> Option<DeadLetter> {
-        self.rx.recv().await.ok()
+        loop {
+            if let Some(letter) = self.queue.pop() {
+                return Some(letter);
+            }
+            let listener = self.queue.ready.listen();
+            if let Some(letter) = self.queue.pop() {
+                return Some(letter);
+            }
+            if self.queue.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            listener.await;
+        }
     }
 
     /// The next dead letter, if one is queued.
@@ -193,10 +346,10 @@ impl DeadLetters {
     /// assert_eq!(letters.try_recv().unwrap().message.name(), "x");
     /// ```
     pub fn try_recv(&self) -> Option<DeadLetter> {
-        self.rx.try_recv().ok()
+        self.queue.pop()
     }
 
-    /// How many letters are queued for the subscribers.
+    /// How many letters are queued.
     ///
     /// # Examples
     ///
@@ -212,7 +365,7 @@ impl DeadLetters {
     /// assert_eq!(letters.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.rx.len()
+        lock(&self.queue.letters).len()
     }
 
     /// Whether no letter is queued.
@@ -229,6 +382,51 @@ impl DeadLetters {
     /// assert!(!letters.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        lock(&self.queue.letters).is_empty()
+    }
+
+    /// The most letters the queue holds; a letter arriving when it is full pushes the oldest out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Runtime;
+    ///
+    /// let rt = Runtime::builder().dead_letter_capacity(16).build();
+    /// assert_eq!(rt.handle().dead_letters().capacity(), 16);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity
+    }
+
+    /// How many letters were dropped, oldest first, because they arrived at a full queue (since this
+    /// queue was created). They were counted and traced like every dead letter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::builder().dead_letter_capacity(2).build();
+    /// let letters = rt.handle().dead_letters();
+    /// for name in ["a", "b", "c"] {
+    ///     let _ = rt.handle().try_send(Message::new(name).to("nobody"));
+    /// }
+    /// assert_eq!(letters.dropped(), 1); // "a", the oldest
+    /// assert_eq!(letters.try_recv().unwrap().message.name(), "b");
+    /// assert_eq!(letters.try_recv().unwrap().message.name(), "c");
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetters")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("dropped", &self.dropped())
+            .finish()
     }
 }

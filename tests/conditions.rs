@@ -448,3 +448,167 @@ fn a_wait_for_call_dropped_while_armed_refuses_calls() {
         "a dropped WaitForCall accepted a call"
     );
 }
+
+/// Runs `f` on its own thread: a test whose worker thread spins or hangs fails with `what` after
+/// `limit` instead of hanging the run (an async timer on the stuck thread would never fire).
+fn watchdog<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not done after {limit:?} (hung or spinning)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
+
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_timeout_of_duration_max_never_fires_and_can_be_restarted_and_disarmed() {
+    watchdog("Duration::MAX timer", WATCHDOG, || {
+        tasklets::run(|cx| async move {
+            let soon = WaitForTimeout::new(Duration::from_millis(20));
+            for never in [
+                WaitForTimeout::new(Duration::MAX),
+                WaitForTimeout::new(Duration::from_secs(u64::MAX / 4)),
+            ] {
+                for _ in 0..3 {
+                    let ev =
+                        within(LIMIT, "a tick of the short timer", cx.wait((&never, &soon))).await;
+                    assert!(ev.is(&soon), "the never-firing timer fired");
+                    assert!(never.is_armed());
+                    never.restart(); // does not panic either
+                }
+                assert!(cx.try_wait(&soon).is_none()); // leaves `never` out
+                assert!(!never.is_armed(), "it was not disarmed");
+                assert_eq!(cx.me().len(), 0);
+            }
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_zero_timeout_fires_once_per_wait_and_only_after_yielding() {
+    watchdog("Duration::ZERO timer", WATCHDOG, || {
+        tasklets::run(|cx| async move {
+            let zero = WaitForTimeout::new(Duration::ZERO);
+            for i in 0..1_000 {
+                let mut wait = std::pin::pin!(cx.wait(&zero));
+                assert!(
+                    future::poll_once(wait.as_mut()).await.is_none(),
+                    "wait {i} returned a tick without yielding"
+                );
+                let ev = within(LIMIT, "a zero tick", wait).await;
+                assert!(ev.is(&zero));
+                assert!(
+                    cx.try_wait(&zero).is_none(),
+                    "a second tick for one wait ({i})"
+                );
+            }
+            // Armed while the tasklet is busy elsewhere: at most one tick waits for it.
+            busy_for(Duration::from_millis(30)).await;
+            assert!(cx.me().len() <= 1, "{} zero ticks pending", cx.me().len());
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_zero_timeout_lets_the_other_tasklets_of_its_thread_run() {
+    watchdog("zero timer beside another tasklet", WATCHDOG, || {
+        tasklets::run(|cx| async move {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let sibling = cx.spawn({
+                let (runs, stop) = (Arc::clone(&runs), Arc::clone(&stop));
+                move |_cx| async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        future::yield_now().await;
+                    }
+                }
+            });
+            let zero = WaitForTimeout::new(Duration::ZERO);
+            for _ in 0..100 {
+                let before = runs.load(Ordering::SeqCst);
+                cx.wait(&zero).await;
+                assert!(
+                    runs.load(Ordering::SeqCst) > before,
+                    "a wait on a zero timer did not let the sibling run"
+                );
+            }
+            stop.store(true, Ordering::SeqCst);
+            sibling.join().await.unwrap();
+        })
+        .unwrap();
+    });
+}
+
+/// kiwi's printer with a zero interval (`cargo run --example printer -- 0ms` spun its worker for ever).
+#[test]
+fn the_printer_example_with_a_zero_interval_finishes() {
+    let printed = watchdog("printer with 0ms", WATCHDOG, || {
+        tasklets::run(|cx| async move {
+            let printer = cx.spawn(|cx| async move {
+                let msgs = WaitForMessages::new().accept(["quit", "print"]);
+                let mut printed = Vec::new();
+                loop {
+                    let msg = cx.receive(&msgs).await;
+                    match msg.name().as_str() {
+                        "quit" => return printed,
+                        _ => printed.push(*msg.get::<u32>().unwrap()),
+                    }
+                }
+            });
+            let to = printer.addr();
+            let counter = cx.spawn(move |cx| async move {
+                let timeout = WaitForTimeout::new(Duration::ZERO);
+                for x in 0..10_u32 {
+                    cx.send(Message::new("print").to(&to).value(x))
+                        .await
+                        .unwrap();
+                    cx.wait(&timeout).await;
+                }
+                cx.send(Message::new("quit").to(&to)).await.unwrap();
+            });
+            counter.join().await.unwrap();
+            printer.join().await.unwrap()
+        })
+        .unwrap()
+    });
+    assert_eq!(printed, (0..10).collect::<Vec<u32>>());
+}
+
+#[test]
+fn a_nanosecond_timeout_keeps_ticking_without_hanging_its_thread() {
+    watchdog("1 ns timer", WATCHDOG, || {
+        tasklets::run(|cx| async move {
+            let tiny = WaitForTimeout::new(Duration::from_nanos(1));
+            let msgs = WaitForMessages::new().accept("m");
+            for _ in 0..1_000 {
+                let ev = within(LIMIT, "a 1 ns tick", cx.wait((&tiny, &msgs))).await;
+                assert!(ev.is(&tiny));
+            }
+            // Behind for a while: one pending tick, and a message sent meanwhile still comes.
+            busy_for(Duration::from_millis(20)).await;
+            cx.me().try_send(Message::new("m")).unwrap();
+            let mut got_message = false;
+            for _ in 0..3 {
+                got_message |= within(LIMIT, "tick or message", cx.wait((&tiny, &msgs)))
+                    .await
+                    .is(&msgs);
+            }
+            assert!(got_message);
+        })
+        .unwrap();
+    });
+}

@@ -381,15 +381,21 @@ impl Mailbox {
         self.deliver_past_capacity(key, msg, Some(open))
     }
 
-    /// Ends a call: later replies are refused, and a reply already filed but not taken is dropped.
-    pub(crate) fn close_reply(&self, key: Key, open: &AtomicBool) {
+    /// Ends a call: later replies are refused, and the replies already filed but not taken are
+    /// returned (oldest first) for the caller to turn into dead letters.
+    pub(crate) fn close_reply(&self, key: Key, open: &AtomicBool) -> Vec<Message> {
         let mut inner = self.lock();
         open.store(false, Ordering::Release);
         let gone = inner.index.purge(key);
         let room = inner.remove_messages(count_messages(&gone));
         drop(inner);
         self.room.tell(room);
-        drop(gone);
+        gone.into_iter()
+            .filter_map(|e| match e {
+                Entry::Message(m) => Some(m),
+                Entry::Event(_) => None,
+            })
+            .collect()
     }
 
     /// Disarms a condition: its sink refuses events from now on and its pending events go.

@@ -8,9 +8,11 @@ use futures_lite::FutureExt;
 
 use super::{resolve, ReplyTo, Target};
 use crate::cx::Cx;
+use crate::dead_letters::DeadLetterReason;
 use crate::error::{RequestError, SendError};
+use crate::mailbox::Key;
 use crate::message::{Destination, Message};
-use crate::tasklet::{Addr, SendFut};
+use crate::tasklet::{Addr, SendFut, Shared};
 use crate::wait::{CondId, EventSink};
 
 /// The timeout of [`Cx::call`] when none is given.
@@ -95,23 +97,30 @@ impl Cx {
         if cycle(&target, &self.me()) {
             return Err(RequestError::Cycle(msg));
         }
-        let key = CondId::new().key();
-        let open = Arc::new(AtomicBool::new(true));
+        let mut slot = ReplySlot {
+            caller: shared,
+            key: CondId::new().key(),
+            open: Arc::new(AtomicBool::new(true)),
+            watching: None,
+        };
+        let key = slot.key;
         msg.clear_dest();
         msg.set_sender(self.me());
         msg.set_reply_to(ReplyTo {
             addr: self.me(),
             key,
-            open: Arc::clone(&open),
+            open: Arc::clone(&slot.open),
         });
-        let watch = Arc::clone(&target.0);
         SendFut::new(&target.0, msg)
             .from(shared)
             .await
             .map_err(|e: SendError| RequestError::Send(super::record(rt, e)))?;
 
         // The callee's end also ends the call: its `Finished` is filed under the same key.
-        watch.watch(key, EventSink::new(Arc::clone(shared), key, false));
+        target
+            .0
+            .watch(key, EventSink::new(Arc::clone(shared), key, false));
+        slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
         shared.mailbox.begin_wait(|f| f.add_cond(key));
         let reply = async { Some(self.wait_installed().await) }
@@ -120,12 +129,40 @@ impl Cx {
                 None
             })
             .await;
-        watch.unwatch(key);
-        shared.mailbox.close_reply(key, &open);
+        drop(slot);
         match reply {
             Some(ev) if ev.is_message() => Ok(ev.into_message().expect("checked")),
             Some(_) => Err(RequestError::CalleeFinished),
             None => Err(RequestError::Timeout(timeout)),
+        }
+    }
+}
+
+/// The reply slot of one call, open from before the request is sent until the call returns, times out
+/// or is dropped. Closing it refuses later replies (`routing::reply` makes them dead letters) and
+/// turns the replies filed but not taken (one that lost the race with the timeout, one filed after
+/// the call was abandoned, a second reply) into [`DeadLetterReason::ReplyTooLate`] dead letters: a
+/// reply is never dropped silently.
+struct ReplySlot<'a> {
+    caller: &'a Arc<Shared>,
+    key: Key,
+    open: Arc<AtomicBool>,
+    /// The callee, while its end is watched under `key`.
+    watching: Option<Arc<Shared>>,
+}
+
+impl Drop for ReplySlot<'_> {
+    fn drop(&mut self) {
+        if let Some(callee) = self.watching.take() {
+            callee.unwatch(self.key);
+        }
+        let late = self.caller.mailbox.close_reply(self.key, &self.open);
+        for reply in late {
+            self.caller.rt.dead_letters.publish(
+                reply,
+                DeadLetterReason::ReplyTooLate,
+                Some(self.caller.id()),
+            );
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use event_listener::Event;
 
-use crate::dead_letters::DeadLetterHub;
+use crate::dead_letters::{DeadLetterHub, DeadLetters};
 
 use super::worker::{Enter, Job};
 use super::{Handle, RtShared, Runtime, Worker};
@@ -22,11 +22,15 @@ use super::{Handle, RtShared, Runtime, Worker};
 #[derive(Debug, Clone)]
 pub struct Builder {
     workers: usize,
+    dead_letter_capacity: usize,
 }
 
 impl Default for Builder {
     fn default() -> Builder {
-        Builder { workers: 1 }
+        Builder {
+            workers: 1,
+            dead_letter_capacity: DeadLetters::DEFAULT_CAPACITY,
+        }
     }
 }
 
@@ -73,6 +77,32 @@ impl Builder {
         self.worker_threads(n)
     }
 
+    /// How many dead letters the runtime's dead-letter queue holds before it drops the oldest
+    /// (default [`DeadLetters::DEFAULT_CAPACITY`], 1 024). The queue exists only while a
+    /// [`DeadLetters`] handle does.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime};
+    ///
+    /// let rt = Runtime::builder().dead_letter_capacity(1).build();
+    /// let letters = rt.handle().dead_letters();
+    /// let _ = rt.handle().try_send(Message::new("old").to("nobody"));
+    /// let _ = rt.handle().try_send(Message::new("new").to("nobody"));
+    /// assert_eq!((letters.len(), letters.dropped()), (1, 1));
+    /// assert_eq!(letters.try_recv().unwrap().message.name(), "new");
+    /// ```
+    pub fn dead_letter_capacity(mut self, n: usize) -> Builder {
+        assert!(n > 0, "a dead-letter queue holds at least one letter");
+        self.dead_letter_capacity = n;
+        self
+    }
+
     /// Builds the runtime and starts its background workers.
     ///
     /// # Panics
@@ -100,7 +130,7 @@ impl Builder {
             changed: Event::new(),
             next: AtomicUsize::new(0),
             jobs: senders,
-            dead_letters: DeadLetterHub::default(),
+            dead_letters: DeadLetterHub::new(self.dead_letter_capacity),
             registry: Default::default(),
             groups: Default::default(),
         });

@@ -136,7 +136,9 @@ impl Handle {
         self.rt.live.load(Ordering::Acquire)
     }
 
-    /// Subscribes to dead letters: every message that could not be delivered, from now on.
+    /// A handle on the runtime's dead-letter queue: the messages that could not be delivered, from
+    /// now on. All handles share one bounded queue (each letter goes to one of them); while none
+    /// exists, dead letters are only counted. See [`DeadLetters`].
     ///
     /// # Examples
     ///

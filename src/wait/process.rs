@@ -6,16 +6,20 @@ use std::future::Future;
 use std::io;
 use std::process::ExitStatus;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
+use std::time::Duration;
 
+use async_executor::Task;
 use async_process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use event_listener::Event;
 use futures_lite::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use futures_lite::FutureExt;
 
 use super::arms::Arms;
 use super::{CondId, Disarm, EventSink, WaitCondition};
+use crate::cx::Record;
 use crate::{Cx, Message, Name};
 
 /// The data of a [`WaitForProcess`] event: which child ended, and how.
@@ -166,6 +170,11 @@ struct Inner {
     /// Kept apart: `Child::status()` would close it.
     stdin: Mutex<Option<ChildStdin>>,
     status: Mutex<Option<ExitStatus>>,
+    /// Notified when the status becomes known.
+    exited: Event,
+    /// Whether a task is awaiting the child's status. Only one does at a time: two pollers of one
+    /// pidfd would keep taking its readiness from each other; the others listen to `exited`.
+    awaiting: AtomicBool,
     /// Output streams still being forwarded into a mailbox; the exit is reported after they end.
     streaming: AtomicUsize,
     streams_done: Event,
@@ -177,12 +186,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// Records the exit status and tells the tasks waiting for it.
     fn exit(&self, status: ExitStatus) -> ProcessExit {
         *lock(&self.status) = Some(status);
+        self.exited.notify(usize::MAX);
         ProcessExit {
             pid: self.pid,
             status,
         }
+    }
+
+    fn known(&self) -> Option<ExitStatus> {
+        *lock(&self.status)
+    }
+
+    /// The child's exit status, once it has ended. At most one caller at a time awaits the child
+    /// itself (and reaps it); the others wait for that one to report, and take over if it is
+    /// cancelled.
+    async fn status(&self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.known() {
+                return Ok(status);
+            }
+            let listener = self.exited.listen();
+            if let Some(status) = self.known() {
+                return Ok(status);
+            }
+            if self
+                .awaiting
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let _turn = Turn(self);
+                let status = lock(&self.child).status();
+                return Ok(self.exit(status.await?).status);
+            }
+            listener.await;
+        }
+    }
+}
+
+/// The turn of the one task awaiting a child's status: when it ends (or is cancelled), another may
+/// take over.
+struct Turn<'a>(&'a Inner);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.awaiting.store(false, Ordering::Release);
+        self.0.exited.notify(usize::MAX);
     }
 }
 
@@ -191,7 +242,7 @@ impl Inner {
 ///
 /// Make one from an [`async_process::Child`] you spawned ([`WaitForProcess::new`]), or let a tasklet
 /// spawn and **own** the child with [`Cx::command`]: then the child is killed when the tasklet ends
-/// or is stopped, Erlang-port style.
+/// or is stopped, Erlang-port style, and reaped as soon as it ends whoever waits for it.
 ///
 /// It fires once per arming. Waiting on it again after it fired delivers the same exit again at once
 /// (the status is kept), so it is re-usable like [`WaitForTasklet`](crate::WaitForTasklet); a loop
@@ -206,12 +257,12 @@ impl Inner {
 ///
 /// # Implementation
 ///
-/// Each arming runs a task on the tasklet's worker thread that awaits the child's status (on Linux
-/// through a pidfd in async-io's reactor; elsewhere through async-process's `SIGCHLD` reaper).
-/// [`Cx::command`] also starts `async_process::driver()` on the worker thread before the first child is
-/// spawned there, so async-process reaps killed and dropped children from the worker instead of
-/// starting its own `async-process` thread (it starts one only if the runtime ends with children still
-/// to reap).
+/// One task at a time awaits the child's status (on Linux through a pidfd in async-io's reactor;
+/// elsewhere through async-process's `SIGCHLD` reaper) and so reaps it; each arming runs a task on the
+/// tasklet's worker thread that waits for that status. An owned child has its own such task from the
+/// start (see [`Cx::command`]). [`Cx::command`] also starts `async_process::driver()` on the worker
+/// thread before the first child is spawned there, so async-process reaps dropped children from the
+/// worker instead of starting its own `async-process` thread.
 ///
 /// # Examples
 ///
@@ -263,6 +314,8 @@ impl WaitForProcess {
                 stdin: Mutex::new(child.stdin.take()),
                 child: Mutex::new(child),
                 status: Mutex::new(None),
+                exited: Event::new(),
+                awaiting: AtomicBool::new(false),
                 streaming: AtomicUsize::new(0),
                 streams_done: Event::new(),
                 arms: Arms::default(),
@@ -520,29 +573,45 @@ impl WaitForProcess {
         self.inner.streaming.fetch_add(1, Ordering::AcqRel);
         let open = StreamOpen(Arc::clone(&self.inner));
         let me = cx.me();
+        // The tasklet owns the forwarding task (its end cancels it); the task removes its own record
+        // when the output closes.
+        let record = cx.own();
+        let mine = record.clone();
         let task = crate::runtime::spawn_task(async move {
-            let _open = open;
-            let mut reader = BufReader::new(output);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                    if buf.last() == Some(&b'\r') {
-                        buf.pop();
-                    }
-                }
-                let line = String::from_utf8_lossy(&buf).into_owned();
-                if me.send(Message::new(name).value(line)).await.is_err() {
-                    return;
+            forward(output, me, name).await;
+            drop(open);
+            if let Some(task) = mine.take() {
+                // This very task: let it finish rather than cancel it.
+                if let Ok(task) = task.downcast::<Task<()>>() {
+                    task.detach();
                 }
             }
         });
-        cx.own(Box::new(task));
+        record.hold(Box::new(task));
+    }
+}
+
+/// Sends each line of `output` to `me` as a message named `name`, until the output closes or `me`
+/// has finished.
+async fn forward(output: impl AsyncRead + Unpin, me: crate::Addr, name: Name) {
+    let mut reader = BufReader::new(output);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        let line = String::from_utf8_lossy(&buf).into_owned();
+        if me.send(Message::new(name).value(line)).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -572,8 +641,7 @@ impl WaitCondition for WaitForProcess {
     }
 
     fn arm(&self, sink: EventSink) -> Disarm {
-        let status = *lock(&self.inner.status);
-        if let Some(status) = status {
+        if let Some(status) = self.inner.known() {
             sink.send(self.inner.exit(status));
             return Disarm::none();
         }
@@ -590,8 +658,7 @@ impl Drop for WaitForProcess {
 
 /// The watch task of one arming: the child's status, then the end of its streamed output.
 async fn watch(inner: Arc<Inner>, sink: EventSink) {
-    let status = lock(&inner.child).status();
-    let status = match status.await {
+    let status = match inner.status().await {
         Ok(status) => status,
         Err(e) => {
             tracing::error!(pid = inner.pid, error = %e, "cannot wait for a child process");
@@ -608,30 +675,99 @@ async fn watch(inner: Arc<Inner>, sink: EventSink) {
         }
         listener.await;
     }
-    sink.send(inner.exit(status));
+    sink.send(ProcessExit {
+        pid: inner.pid,
+        status,
+    });
 }
 
-/// Kills an owned child when its tasklet ends (see [`Cx::command`]).
+/// The record of an owned child in its tasklet's ledger. Dropped while the child runs (the tasklet
+/// ended first), it kills the child; its reaper task then reaps it.
 struct OwnedChild(Arc<Inner>);
 
 impl Drop for OwnedChild {
     fn drop(&mut self) {
-        if lock(&self.0.status).is_some() {
+        kill_unless_ended(&self.0);
+    }
+}
+
+/// Kills the child unless its exit is known already.
+fn kill_unless_ended(inner: &Inner) {
+    if inner.known().is_some() {
+        return;
+    }
+    let status = lock(&inner.child).try_status();
+    match status {
+        Ok(Some(status)) => {
+            inner.exit(status);
+        }
+        _ => {
+            let killed = lock(&inner.child).kill();
+            match killed {
+                Ok(()) => {}
+                // Ended (and reaped) meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+                Err(e) => tracing::warn!(pid = inner.pid, error = %e, "cannot kill an owned child"),
+            }
+        }
+    }
+}
+
+/// The reaper of one owned child, a task on its tasklet's worker: it awaits the child's exit (which
+/// reaps it), then removes the child's record from the tasklet's ledger, so a finished child holds no
+/// file descriptor and no memory of the tasklet. It outlives the tasklet if the tasklet ends first
+/// (the record's drop kills the child, and this task reaps it).
+async fn reap(inner: Arc<Inner>, record: Record) {
+    let mut cancelled = ReapOnCancel {
+        inner: &inner,
+        armed: true,
+    };
+    let status = inner.status().await;
+    cancelled.armed = false;
+    match status {
+        Ok(_) => drop(record.take()),
+        // The record stays: the tasklet's end kills the child, and async-process reaps it.
+        Err(e) => tracing::error!(pid = inner.pid, error = %e, "cannot wait for an owned child"),
+    }
+}
+
+/// How long the runtime's shutdown waits for one killed child to end.
+const REAP_AT_SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// Cancels [`reap`] before the exit: the runtime is shutting down and drops its tasks, the tasklet
+/// goes too. No worker is left to reap later, and async-process's own reaper would only run if its
+/// thread happens to start, so the child is killed and reaped here, waiting a bounded time.
+struct ReapOnCancel<'a> {
+    inner: &'a Inner,
+    armed: bool,
+}
+
+impl Drop for ReapOnCancel<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
             return;
         }
-        let status = lock(&self.0.child).try_status();
-        match status {
-            Ok(Some(status)) => {
-                self.0.exit(status);
-            }
-            _ => {
-                if let Err(e) = lock(&self.0.child).kill() {
-                    tracing::warn!(pid = self.0.pid, error = %e, "cannot kill an owned child");
-                }
-            }
+        kill_unless_ended(self.inner);
+        if self.inner.known().is_some() {
+            return;
         }
-        // Reaping: a watch task's pending `status()` completes and reaps it; otherwise the `Child`
-        // is reaped by async-process (the worker's driver) when the last handle to it is dropped.
+        let status = lock(&self.inner.child).status();
+        let reaped = async_io::block_on(async { Some(status.await) }.or(async {
+            async_io::Timer::after(REAP_AT_SHUTDOWN).await;
+            None
+        }));
+        match reaped {
+            Some(Ok(status)) => {
+                self.inner.exit(status);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(pid = self.inner.pid, error = %e, "cannot reap an owned child")
+            }
+            None => tracing::warn!(
+                pid = self.inner.pid,
+                "an owned child did not end within {REAP_AT_SHUTDOWN:?} of its kill"
+            ),
+        }
     }
 }
 
@@ -665,10 +801,19 @@ impl Cx {
     /// Spawns `cmd` as a child process **owned** by this tasklet, and returns the condition that waits
     /// for its exit.
     ///
-    /// When the tasklet ends, however it ends (returns, panics, is stopped, or its runtime shuts down),
-    /// a child still running is killed (`SIGKILL`) and then reaped by async-process: an owned child
-    /// never outlives its tasklet, and never stays a zombie. To let a child outlive the tasklet, spawn
-    /// it yourself and use [`WaitForProcess::new`].
+    /// The child is one record in the tasklet's ledger of owned resources:
+    ///
+    /// - when the child ends, its exit is awaited (it is reaped) whether or not anyone waits on the
+    ///   returned condition, and its record is removed: once you drop the condition too, nothing of
+    ///   the child is left (no file descriptor, no memory), so a long-lived tasklet can run one
+    ///   command per request for ever;
+    /// - when the tasklet ends first, however it ends (returns, panics, is stopped, or its runtime
+    ///   shuts down), a child still running is killed (`SIGKILL`) and reaped: while the runtime runs,
+    ///   by a task on the tasklet's worker; at runtime shutdown, before the shutdown returns (waiting
+    ///   up to 2 s per child for the kill to take effect). An owned child never outlives its tasklet
+    ///   and never stays a zombie.
+    ///
+    /// To let a child outlive the tasklet, spawn it yourself and use [`WaitForProcess::new`].
     ///
     /// # Errors
     ///
@@ -692,10 +837,28 @@ impl Cx {
     /// assert_eq!(code, Some(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// One command after another in a long-lived tasklet: each leaves nothing behind.
+    ///
+    /// ```
+    /// use async_process::Command;
+    ///
+    /// let ran = tasklets::run(|cx| async move {
+    ///     for _ in 0..50 {
+    ///         let child = cx.command(&mut Command::new("true"))?;
+    ///         cx.wait(&child).await;
+    ///     } // `child` dropped: its pidfd is closed, its record already gone
+    ///     Ok::<_, std::io::Error>(50)
+    /// })??;
+    /// assert_eq!(ran, 50);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn command(&self, cmd: &mut Command) -> io::Result<WaitForProcess> {
         ensure_driver();
         let process = WaitForProcess::new(cmd.spawn()?);
-        self.own(Box::new(OwnedChild(Arc::clone(&process.inner))));
+        let record = self.own();
+        record.hold(Box::new(OwnedChild(Arc::clone(&process.inner))));
+        crate::runtime::spawn_task(reap(Arc::clone(&process.inner), record)).detach();
         Ok(process)
     }
 }

@@ -7,11 +7,19 @@ use async_io::Timer;
 use event_listener::Event;
 use futures_lite::FutureExt;
 
-use super::{CondId, Disarm, EventSink, WaitCondition};
+use super::{CondId, Delivery, Disarm, EventSink, WaitCondition};
 
 struct Armed {
     sink: EventSink,
-    deadline: Instant,
+    /// When the next tick is due; `None` while none is scheduled (a period too long for an
+    /// `Instant`, or a zero period between waits).
+    deadline: Option<Instant>,
+    /// The deadline to go back to when a wait includes the timer again (see [`rearm`]): set while a
+    /// zero period waits for the next wait, or while a short period that fell behind looks at the
+    /// clock less often.
+    ///
+    /// [`rearm`]: WaitCondition::rearm
+    resume: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -19,6 +27,10 @@ struct Inner {
     armed: Option<Armed>,
     reset: Event,
 }
+
+/// While behind (a tick still pending when the next comes due), a timer looks at the clock at most this
+/// often, however short its period.
+const BEHIND_RECHECK: Duration = Duration::from_millis(1);
 
 /// Fires after a duration, then every duration while it stays armed, as kiwi's re-yielded timeout did.
 ///
@@ -33,6 +45,21 @@ struct Inner {
 /// level events: at most one is pending; if the tasklet falls more than a period behind, the missed ticks
 /// merge into that one and the next deadline is a period after the late one.
 ///
+/// # Zero, very short and very long periods
+///
+/// - **`Duration::ZERO` fires once per wait.** It fires once after it is armed and once after each
+///   later wait that includes it begins, never twice for one wait, and never without yielding: the tick
+///   comes from the timer's own task, so the waiting tasklet first lets the other tasks of its thread
+///   run. While no wait includes it, it does nothing (it never spins its thread). In a loop it means
+///   "let the others run, then go on".
+/// - **Periods shorter than a millisecond** keep their phase while the tasklet keeps up. While it is
+///   behind (a tick still pending when the next comes due), the timer looks at the clock once a
+///   millisecond instead of every period, and catches up at the next wait that includes it, so a tiny
+///   period cannot monopolise the thread either.
+/// - **A period too long to be represented** (`Duration::MAX`, or any deadline past the end of
+///   [`Instant`]'s range) **never fires**: the timer can be armed, restarted and disarmed like any
+///   other, and stays silent.
+///
 /// # Examples
 ///
 /// kiwi's counter: print 0..3, one per tick.
@@ -46,6 +73,22 @@ struct Inner {
 ///     for x in 0..3 {
 ///         println!("{x}");
 ///         cx.wait(&timeout).await;
+///     }
+/// }).unwrap();
+/// ```
+///
+/// A zero period ticks once per wait; `Duration::MAX` never does:
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklets::WaitForTimeout;
+///
+/// tasklets::run(|cx| async move {
+///     let now = WaitForTimeout::new(Duration::ZERO);
+///     let never = WaitForTimeout::new(Duration::MAX);
+///     for _ in 0..3 {
+///         assert!(cx.wait((&never, &now)).await.is(&now));
+///         assert!(cx.try_wait((&never, &now)).is_none()); // no second tick for this wait
 ///     }
 /// }).unwrap();
 /// ```
@@ -141,7 +184,8 @@ impl WaitForTimeout {
     pub fn restart(&self) {
         let mut inner = lock(&self.inner);
         if let Some(armed) = &mut inner.armed {
-            armed.deadline = Instant::now() + self.period;
+            armed.deadline = Instant::now().checked_add(self.period);
+            armed.resume = None;
             armed.sink.clear();
             inner.reset.notify(usize::MAX);
         }
@@ -169,7 +213,8 @@ impl WaitCondition for WaitForTimeout {
     fn arm(&self, sink: EventSink) -> Disarm {
         lock(&self.inner).armed = Some(Armed {
             sink,
-            deadline: Instant::now() + self.period,
+            deadline: Instant::now().checked_add(self.period),
+            resume: None,
         });
         let inner = Arc::clone(&self.inner);
         let period = self.period;
@@ -178,6 +223,18 @@ impl WaitCondition for WaitForTimeout {
             drop(task);
             lock(&inner).armed = None;
         })
+    }
+
+    /// A new wait includes the timer: a zero period's next tick is due, and a short period that fell
+    /// behind goes back to its schedule.
+    fn rearm(&self, _sink: &EventSink) {
+        let mut inner = lock(&self.inner);
+        if let Some(armed) = &mut inner.armed {
+            if let Some(at) = armed.resume.take() {
+                armed.deadline = Some(at);
+                inner.reset.notify(usize::MAX);
+            }
+        }
     }
 }
 
@@ -199,23 +256,53 @@ async fn tick(inner: Arc<Mutex<Inner>>, period: Duration) {
             let Some(armed) = &guard.armed else { return };
             (armed.deadline, guard.reset.listen())
         };
-        async {
-            Timer::at(deadline).await;
+        match deadline {
+            Some(deadline) => {
+                async {
+                    Timer::at(deadline).await;
+                }
+                .or(reset)
+                .await
+            }
+            None => reset.await,
         }
-        .or(reset)
-        .await;
         let mut guard = lock(&inner);
         let Some(armed) = &mut guard.armed else {
             return;
         };
         let now = Instant::now();
-        if now >= armed.deadline {
-            armed.sink.fire();
-            let mut next = armed.deadline + period;
-            if next <= now {
-                next = now + period;
-            }
-            armed.deadline = next;
+        let Some(due) = armed.deadline.filter(|due| now >= *due) else {
+            continue; // restarted, rearmed, or woken early
+        };
+        match armed.sink.fire() {
+            Delivery::Closed => return,
+            delivery => schedule(armed, due, now, period, delivery),
         }
     }
+}
+
+/// Sets the next deadline after the tick due at `due` fired at `now`.
+fn schedule(armed: &mut Armed, due: Instant, now: Instant, period: Duration, fired: Delivery) {
+    if period.is_zero() {
+        // Once per wait: the next tick is due when a wait includes the timer again.
+        armed.deadline = None;
+        armed.resume = Some(now);
+        return;
+    }
+    // Phase kept; more than a period behind, the missed ticks merge and the next is a period away.
+    let mut next = due.checked_add(period);
+    if next.is_some_and(|next| next <= now) {
+        next = now.checked_add(period);
+    }
+    armed.resume = None;
+    if fired == Delivery::Coalesced {
+        // Behind: a short period looks at the clock less often, and catches up at the next wait.
+        if let (Some(at), Some(floor)) = (next, now.checked_add(BEHIND_RECHECK)) {
+            if at < floor {
+                armed.resume = Some(at);
+                next = Some(floor);
+            }
+        }
+    }
+    armed.deadline = next;
 }
