@@ -35,7 +35,6 @@ struct Inner<A, R> {
 /// kiwi's call test: another task calls with arguments, the tasklet returns them.
 ///
 /// ```
-/// use std::time::Duration;
 /// use tasklets::WaitForCall;
 ///
 /// let got = tasklets::run(|cx| async move {
