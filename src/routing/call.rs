@@ -123,9 +123,10 @@ impl Cx {
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
         shared.mailbox.begin_wait(|f| f.add_cond(key));
+        let deadline = crate::runtime::deadline(timeout);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                async_io::Timer::after(timeout).await;
+                deadline.await;
                 None
             })
             .await;
