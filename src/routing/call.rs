@@ -123,10 +123,9 @@ impl Cx {
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
         shared.mailbox.begin_wait(|f| f.add_cond(key));
-        let deadline = crate::runtime::deadline(timeout);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                deadline.await;
+                async_io::Timer::after(timeout).await;
                 None
             })
             .await;

@@ -18,7 +18,6 @@ use crate::error::Exit;
 use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
-use super::deadlines::{Deadline, Deadlines};
 use super::{RtShared, SpawnOptions};
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<Worker>) + Send>;
@@ -35,8 +34,6 @@ pub(crate) struct Worker {
     pub(super) rt: Arc<RtShared>,
     me: Weak<Worker>,
     idle: RefCell<Vec<(CondId, EventSink)>>,
-    /// The deadlines of the calls running on this worker, behind one timer.
-    deadlines: Rc<Deadlines>,
 }
 
 thread_local! {
@@ -76,19 +73,6 @@ pub(crate) fn spawn_task(fut: impl Future<Output = ()> + 'static) -> Task<()> {
         .spawn(fut)
 }
 
-/// A future that completes `timeout` from now, on the current worker's shared call timer (see
-/// `deadlines.rs`).
-///
-/// # Panics
-///
-/// Outside a tasklets runtime thread.
-pub(crate) fn deadline(timeout: std::time::Duration) -> Deadline {
-    current()
-        .expect("calls are made inside a tasklets runtime")
-        .deadlines
-        .after(timeout)
-}
-
 /// Registers an idle sink on the current worker.
 pub(crate) fn register_idle(id: CondId, sink: EventSink) -> Disarm {
     let worker = current().expect("conditions are armed inside a tasklets runtime");
@@ -115,7 +99,6 @@ impl Worker {
             rt,
             me: me.clone(),
             idle: RefCell::new(Vec::new()),
-            deadlines: Rc::default(),
         });
         let weak = Rc::downgrade(&worker);
         worker
