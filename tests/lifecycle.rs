@@ -399,3 +399,60 @@ fn a_disarm_of_one_arming_of_a_wait_for_call_leaves_a_later_arming_armed() {
         .unwrap();
     });
 }
+
+#[test]
+fn calls_time_out_in_deadline_order_on_one_shared_timer_and_max_means_never() {
+    use tasklets::RequestError;
+    watchdog("call deadlines", || {
+        tasklets::run(|cx| async move {
+            let mute = cx.spawn(|cx| async move {
+                // Answers only "late" requests, and only after "go".
+                let go = WaitForMessages::new().accept("go");
+                cx.receive(&go).await;
+                let late = cx.receive(&WaitForMessages::new().accept("late")).await;
+                cx.send(late.reply("answer")).await.unwrap();
+                cx.receive(&WaitForMessages::new().accept("quit")).await;
+            });
+            let (tx, rx) = async_channel::unbounded();
+            // Registered longest first, so each new deadline moves the shared timer earlier.
+            for ms in [60_u64, 20, 40] {
+                let mute = mute.addr();
+                let tx = tx.clone();
+                cx.spawn(move |cx| async move {
+                    let err = cx
+                        .call(&mute, Message::new("ask"), Duration::from_millis(ms))
+                        .await
+                        .unwrap_err();
+                    assert!(matches!(err, RequestError::Timeout(_)));
+                    tx.send(ms).await.unwrap();
+                });
+            }
+            let order = [
+                rx.recv().await.unwrap(),
+                rx.recv().await.unwrap(),
+                rx.recv().await.unwrap(),
+            ];
+            assert_eq!(order, [20, 40, 60], "deadlines fired out of order");
+            // Zero: times out at once.
+            let err = cx
+                .call(&mute, Message::new("ask"), Duration::ZERO)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, RequestError::Timeout(_)));
+            // MAX: never times out; the reply comes when the callee sends it.
+            let asker = cx.spawn({
+                let mute = mute.addr();
+                move |cx| async move { cx.call(&mute, Message::new("late"), Duration::MAX).await }
+            });
+            cx.send(Message::new("go").to(&mute)).await.unwrap();
+            let reply = asker
+                .join()
+                .await
+                .unwrap()
+                .expect("a call with Duration::MAX timed out");
+            assert_eq!(reply.name(), "answer");
+            cx.send(Message::new("quit").to(&mute)).await.unwrap();
+        })
+        .unwrap();
+    });
+}
