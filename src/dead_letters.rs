@@ -22,11 +22,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use event_listener::Event;
 
 use crate::message::Message;
+use crate::sync::Mutex;
 use crate::tasklet::TaskletId;
 
 /// Why a message became a dead letter.
@@ -109,11 +110,6 @@ pub struct DeadLetter {
     /// The tasklet it was meant for, if known.
     pub recipient: Option<TaskletId>,
 }
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The runtime's dead-letter office: counts every dead letter, traces it, and queues it while someone
 /// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
@@ -145,7 +141,7 @@ impl DeadLetterHub {
             reason,
             recipient,
         };
-        let queue = lock(&self.queue).upgrade();
+        let queue = self.queue.lock().upgrade();
         match queue {
             Some(queue) => queue.push(letter),
             None => drop(letter), // nobody listens: counted and traced only
@@ -155,7 +151,7 @@ impl DeadLetterHub {
     }
 
     pub(crate) fn subscribe(&self) -> DeadLetters {
-        let mut slot = lock(&self.queue);
+        let mut slot = self.queue.lock();
         if let Some(queue) = slot.upgrade() {
             return DeadLetters { queue };
         }
@@ -178,11 +174,7 @@ impl DeadLetterHub {
 impl Drop for DeadLetterHub {
     fn drop(&mut self) {
         // The runtime is gone: no more letters. Waiting consumers drain what is left, then get `None`.
-        let queue = self
-            .queue
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .upgrade();
+        let queue = self.queue.get_mut().upgrade();
         if let Some(queue) = queue {
             queue.closed.store(true, Ordering::Release);
             queue.ready.notify(usize::MAX);
@@ -203,7 +195,7 @@ struct Queue {
 impl Queue {
     fn push(&self, letter: DeadLetter) {
         let oldest = {
-            let mut letters = lock(&self.letters);
+            let mut letters = self.letters.lock();
             letters.push_back(letter);
             if letters.len() > self.capacity {
                 letters.pop_front()
@@ -220,7 +212,7 @@ impl Queue {
     }
 
     fn pop(&self) -> Option<DeadLetter> {
-        lock(&self.letters).pop_front()
+        self.letters.lock().pop_front()
     }
 }
 
@@ -365,7 +357,7 @@ impl DeadLetters {
     /// assert_eq!(letters.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.queue.letters).len()
+        self.queue.letters.lock().len()
     }
 
     /// Whether no letter is queued.
@@ -382,7 +374,7 @@ impl DeadLetters {
     /// assert!(!letters.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        lock(&self.queue.letters).is_empty()
+        self.queue.letters.lock().is_empty()
     }
 
     /// The most letters the queue holds; a letter arriving when it is full pushes the oldest out.

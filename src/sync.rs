@@ -23,7 +23,7 @@ pub(crate) use imp::MutexGuard;
 pub(crate) use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 /// A mutual-exclusion lock whose [`lock`](Mutex::lock) never fails (see the module doc).
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub(crate) struct Mutex<T: ?Sized>(imp::Mutex<T>);
 
 impl<T> Mutex<T> {
@@ -37,6 +37,11 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks, waiting while another thread holds the lock.
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value, through exclusive access: no locking.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

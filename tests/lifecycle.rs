@@ -456,3 +456,31 @@ fn calls_time_out_in_deadline_order_on_one_shared_timer_and_max_means_never() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_disarm_of_one_arming_of_a_wait_for_timeout_leaves_a_later_arming_ticking() {
+    watchdog("WaitForTimeout armings", || {
+        tasklets::run(|cx| async move {
+            let tick = std::rc::Rc::new(WaitForTimeout::new(Duration::from_millis(5)));
+            assert!(cx.try_wait(&*tick).is_none()); // this tasklet's arming
+            let (tx, rx) = async_channel::bounded(1);
+            let other = cx.spawn({
+                let tick = std::rc::Rc::clone(&tick);
+                move |cx| async move {
+                    assert!(cx.try_wait(&*tick).is_none()); // a later arming, in another tasklet
+                    tx.send(()).await.unwrap();
+                    for _ in 0..3 {
+                        cx.wait(&*tick).await;
+                    }
+                }
+            });
+            rx.recv().await.unwrap();
+            // Leaving the timer out disarms this tasklet's arming only.
+            assert!(cx.try_wait(&WaitForMessages::new()).is_none());
+            support::within(support::LIMIT, "the later arming's ticks", other.join())
+                .await
+                .unwrap();
+        })
+        .unwrap();
+    });
+}

@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cx::Cx;
@@ -21,7 +23,7 @@ use crate::{WaitForMessages, WaitForTimeout};
 
 use super::snapshot::{fill_tree, TreeInfo};
 use super::{
-    lock, ChildSpec, Restart, ShutdownReport, Strategy, Supervisor, SupervisorError, SupervisorRef,
+    ChildSpec, Restart, ShutdownReport, Strategy, Supervisor, SupervisorError, SupervisorRef,
 };
 
 static CHILD_ENDED: StaticName = StaticName::new("tasklets.child-ended");
@@ -282,7 +284,7 @@ impl Run<'_> {
                 }
             };
             if due {
-                lock(&self.tree).children[j].restarts += 1;
+                self.tree.lock().children[j].restarts += 1;
                 tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
                 self.start(j);
             }

@@ -53,7 +53,9 @@ pub use backoff::Backoff;
 pub use snapshot::{ChildSnapshot, TreeSnapshot};
 pub use spec::{ChildResult, ChildSpec, Restart, Strategy, Supervisor};
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use std::time::Duration;
 
 use crate::cx::Cx;
@@ -408,8 +410,4 @@ impl crate::Runtime {
         let prepared = supervisor.prepare(&self.handle().rt_shared());
         prepared.into_ref(supervisor, |body| self.spawn(body))
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,12 +1,14 @@
 //! The live record of a supervision tree and the snapshots taken of it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 
 use crate::name::Name;
 use crate::tasklet::{Addr, Shared, State, TaskletId};
 
-use super::{lock, ChildSpec, Strategy};
+use super::{ChildSpec, Strategy};
 
 /// The supervisor's live record of its children.
 #[derive(Debug)]
@@ -103,7 +105,7 @@ pub struct ChildSnapshot {
 }
 
 pub(super) fn snapshot(tree: &Arc<Mutex<TreeInfo>>) -> TreeSnapshot {
-    let t = lock(tree);
+    let t = tree.lock();
     TreeSnapshot {
         strategy: t.strategy,
         children: t
@@ -153,7 +155,7 @@ impl fmt::Display for TreeSnapshot {
 }
 
 pub(super) fn fill_tree(tree: &Arc<Mutex<TreeInfo>>, specs: &[ChildSpec], cells: &[Arc<Shared>]) {
-    let mut t = lock(tree);
+    let mut t = tree.lock();
     t.children = specs
         .iter()
         .zip(cells)

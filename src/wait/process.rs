@@ -7,7 +7,7 @@ use std::io;
 use std::process::ExitStatus;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use futures_lite::FutureExt;
 use super::arms::Arms;
 use super::{CondId, Disarm, EventSink, WaitCondition};
 use crate::cx::Record;
+use crate::sync::Mutex;
 use crate::{Cx, Message, Name};
 
 /// The data of a [`WaitForProcess`] event: which child ended, and how.
@@ -180,15 +181,10 @@ struct Inner {
     streams_done: Event,
     arms: Arms,
 }
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Inner {
     /// Records the exit status and tells the tasks waiting for it.
     fn exit(&self, status: ExitStatus) -> ProcessExit {
-        *lock(&self.status) = Some(status);
+        *self.status.lock() = Some(status);
         self.exited.notify(usize::MAX);
         ProcessExit {
             pid: self.pid,
@@ -197,7 +193,7 @@ impl Inner {
     }
 
     fn known(&self) -> Option<ExitStatus> {
-        *lock(&self.status)
+        *self.status.lock()
     }
 
     /// The child's exit status, once it has ended. At most one caller at a time awaits the child
@@ -218,7 +214,7 @@ impl Inner {
                 .is_ok()
             {
                 let _turn = Turn(self);
-                let status = lock(&self.child).status();
+                let status = self.child.lock().status();
                 return Ok(self.exit(status.await?).status);
             }
             listener.await;
@@ -364,11 +360,11 @@ impl WaitForProcess {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_status(&self) -> io::Result<Option<ExitStatus>> {
-        let known = *lock(&self.inner.status);
+        let known = *self.inner.status.lock();
         if known.is_some() {
             return Ok(known);
         }
-        let status = lock(&self.inner.child).try_status()?;
+        let status = self.inner.child.lock().try_status()?;
         if let Some(status) = status {
             self.inner.exit(status);
         }
@@ -398,10 +394,10 @@ impl WaitForProcess {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn kill(&self) -> io::Result<()> {
-        if lock(&self.inner.status).is_some() {
+        if self.inner.status.lock().is_some() {
             return Ok(());
         }
-        match lock(&self.inner.child).kill() {
+        match self.inner.child.lock().kill() {
             // Already ended (and perhaps reaped): nothing to kill.
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
             other => other,
@@ -432,7 +428,7 @@ impl WaitForProcess {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn take_stdin(&self) -> Option<ChildStdin> {
-        lock(&self.inner.stdin).take()
+        self.inner.stdin.lock().take()
     }
 
     /// Takes the child's stdout, if it was piped and not taken (or streamed) yet.
@@ -456,7 +452,7 @@ impl WaitForProcess {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn take_stdout(&self) -> Option<ChildStdout> {
-        lock(&self.inner.child).stdout.take()
+        self.inner.child.lock().stdout.take()
     }
 
     /// Takes the child's stderr, if it was piped and not taken (or streamed) yet.
@@ -481,7 +477,7 @@ impl WaitForProcess {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn take_stderr(&self) -> Option<ChildStderr> {
-        lock(&self.inner.child).stderr.take()
+        self.inner.child.lock().stderr.take()
     }
 
     /// Sends each line of the child's stdout to `cx`'s tasklet as a message named `name` whose value is
@@ -630,7 +626,7 @@ impl fmt::Debug for WaitForProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitForProcess")
             .field("pid", &self.inner.pid)
-            .field("status", &*lock(&self.inner.status))
+            .field("status", &*self.inner.status.lock())
             .finish()
     }
 }
@@ -696,13 +692,13 @@ fn kill_unless_ended(inner: &Inner) {
     if inner.known().is_some() {
         return;
     }
-    let status = lock(&inner.child).try_status();
+    let status = inner.child.lock().try_status();
     match status {
         Ok(Some(status)) => {
             inner.exit(status);
         }
         _ => {
-            let killed = lock(&inner.child).kill();
+            let killed = inner.child.lock().kill();
             match killed {
                 Ok(()) => {}
                 // Ended (and reaped) meanwhile.
@@ -751,7 +747,7 @@ impl Drop for ReapOnCancel<'_> {
         if self.inner.known().is_some() {
             return;
         }
-        let status = lock(&self.inner.child).status();
+        let status = self.inner.child.lock().status();
         let reaped = async_io::block_on(async { Some(status.await) }.or(async {
             async_io::Timer::after(REAP_AT_SHUTDOWN).await;
             None

@@ -1,6 +1,6 @@
 //! `WaitForTimeout`: a timer, periodic while armed.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -8,8 +8,11 @@ use event_listener::Event;
 use futures_lite::FutureExt;
 
 use super::{CondId, Delivery, Disarm, EventSink, WaitCondition};
+use crate::sync::Mutex;
 
 struct Armed {
+    /// Which arming this is: a disarm, and the tick task of an arming, touch only their own.
+    arming: u64,
     sink: EventSink,
     /// When the next tick is due; `None` while none is scheduled (a period too long for an
     /// `Instant`, or a zero period between waits).
@@ -25,6 +28,7 @@ struct Armed {
 #[derive(Default)]
 struct Inner {
     armed: Option<Armed>,
+    armings: u64,
     reset: Event,
 }
 
@@ -98,10 +102,6 @@ pub struct WaitForTimeout {
     inner: Arc<Mutex<Inner>>,
 }
 
-fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    inner.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl WaitForTimeout {
     /// A timer of `period`, not armed yet.
     ///
@@ -159,7 +159,7 @@ impl WaitForTimeout {
     /// }).unwrap();
     /// ```
     pub fn is_armed(&self) -> bool {
-        lock(&self.inner).armed.is_some()
+        self.inner.lock().armed.is_some()
     }
 
     /// Starts the period again from now and drops a pending tick. Does nothing while not armed (arming
@@ -182,7 +182,7 @@ impl WaitForTimeout {
     /// }).unwrap();
     /// ```
     pub fn restart(&self) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if let Some(armed) = &mut inner.armed {
             armed.deadline = Instant::now().checked_add(self.period);
             armed.resume = None;
@@ -211,24 +211,33 @@ impl WaitCondition for WaitForTimeout {
     }
 
     fn arm(&self, sink: EventSink) -> Disarm {
-        lock(&self.inner).armed = Some(Armed {
+        let mut guard = self.inner.lock();
+        guard.armings += 1;
+        let arming = guard.armings;
+        let old = guard.armed.replace(Armed {
+            arming,
             sink,
             deadline: Instant::now().checked_add(self.period),
             resume: None,
         });
+        guard.reset.notify(usize::MAX); // an older arming's tick task sees it is not its own
+        drop(guard);
+        drop(old); // a sink may hold the last handle of a mailbox: dropped with no lock held
         let inner = Arc::clone(&self.inner);
         let period = self.period;
-        let task = crate::runtime::spawn_task(tick(Arc::clone(&inner), period));
+        let task = crate::runtime::spawn_task(tick(Arc::clone(&inner), period, arming));
         Disarm::new(move || {
             drop(task);
-            lock(&inner).armed = None;
+            let mut guard = inner.lock();
+            let mine = guard.armed.as_ref().is_some_and(|a| a.arming == arming);
+            let old = if mine { guard.armed.take() } else { None };
+            drop(guard);
+            drop(old);
         })
     }
 
-    /// A new wait includes the timer: a zero period's next tick is due, and a short period that fell
-    /// behind goes back to its schedule.
     fn rearm(&self, _sink: &EventSink) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if let Some(armed) = &mut inner.armed {
             if let Some(at) = armed.resume.take() {
                 armed.deadline = Some(at);
@@ -240,20 +249,24 @@ impl WaitCondition for WaitForTimeout {
 
 impl Drop for WaitForTimeout {
     fn drop(&mut self) {
-        let mut inner = lock(&self.inner);
-        if let Some(armed) = inner.armed.take() {
+        let mut inner = self.inner.lock();
+        let old = inner.armed.take();
+        inner.reset.notify(usize::MAX);
+        drop(inner);
+        if let Some(armed) = old {
             armed.sink.clear();
         }
-        inner.reset.notify(usize::MAX);
     }
 }
 
 /// The timer task of one armed timeout.
-async fn tick(inner: Arc<Mutex<Inner>>, period: Duration) {
+async fn tick(inner: Arc<Mutex<Inner>>, period: Duration, arming: u64) {
     loop {
         let (deadline, reset) = {
-            let guard = lock(&inner);
-            let Some(armed) = &guard.armed else { return };
+            let guard = inner.lock();
+            let Some(armed) = guard.armed.as_ref().filter(|a| a.arming == arming) else {
+                return; // disarmed, or armed anew by another wait
+            };
             (armed.deadline, guard.reset.listen())
         };
         match deadline {
@@ -266,8 +279,8 @@ async fn tick(inner: Arc<Mutex<Inner>>, period: Duration) {
             }
             None => reset.await,
         }
-        let mut guard = lock(&inner);
-        let Some(armed) = &mut guard.armed else {
+        let mut guard = inner.lock();
+        let Some(armed) = guard.armed.as_mut().filter(|a| a.arming == arming) else {
             return;
         };
         let now = Instant::now();
