@@ -77,8 +77,10 @@
 //! [`Destination`], and an address's mailbox holds messages — a recursion of the domain, not of the
 //! code; ² a tasklet's shared state points at its runtime's tables (dead letters, registry, groups);
 //! ³ conditions that need a driver (idle, process reaping) reach the current worker. Everything a
-//! tasklet registers is recorded in its ledger (`tasklet/ledger.rs`) and undone at its end, on both
-//! sides — see the book's chapter *What a tasklet's end undoes*.
+//! tasklet registers is recorded in its ledger and undone at its end, on both sides: the half other
+//! threads reach (monitors, waits on its end, names, groups) in `tasklet/ledger.rs`, the thread-local
+//! half (armings, owned children) in `Cx` and `cx/owned.rs` — see the book's chapters *What a
+//! tasklet's end undoes* and *Inside tasklets*.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
