@@ -71,7 +71,7 @@
 //! | [`routing`] | [`Destination`], [`ReplyTo`], names, groups, routers, `call` | tasklet, mailbox, wait, runtime² |
 //! | [`supervisor`] | spec, backoff, engine, snapshot | tasklet, runtime, cx |
 //! | [`runtime`] | builder, handle, worker (run loop, idle, parking) | tasklet, routing, wait, cx |
-//! | `cx` | every method of [`Cx`], or where the others live (see its module doc) | all of the above |
+//! | `cx`, `cx/owned.rs` | every method of [`Cx`], or where the others live (see its module doc); the armings and owned resources of one tasklet | all of the above |
 //!
 //! The upward edges, and why they stay: ¹ a message carries its sender's [`Addr`] and its
 //! [`Destination`], and an address's mailbox holds messages — a recursion of the domain, not of the
