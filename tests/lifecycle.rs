@@ -401,7 +401,7 @@ fn a_disarm_of_one_arming_of_a_wait_for_call_leaves_a_later_arming_armed() {
 }
 
 #[test]
-fn calls_time_out_in_deadline_order_on_one_shared_timer_and_max_means_never() {
+fn calls_time_out_in_deadline_order_zero_at_once_and_max_never() {
     use tasklets::RequestError;
     watchdog("call deadlines", || {
         tasklets::run(|cx| async move {
@@ -414,7 +414,7 @@ fn calls_time_out_in_deadline_order_on_one_shared_timer_and_max_means_never() {
                 cx.receive(&WaitForMessages::new().accept("quit")).await;
             });
             let (tx, rx) = async_channel::unbounded();
-            // Registered longest first, so each new deadline moves the shared timer earlier.
+            // Registered longest first: each new deadline is earlier than the ones before it.
             for ms in [60_u64, 20, 40] {
                 let mute = mute.addr();
                 let tx = tx.clone();
