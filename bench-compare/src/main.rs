@@ -77,22 +77,26 @@ pub fn per_actor<K>(n: u64, spawn: impl FnOnce(u64) -> K, settle: impl FnOnce())
 // ---------------------------------------------------------------------------------------------------------
 // Vocabulary.
 
-/// The six workloads.
+/// The seven workloads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Workload {
     PingPong,
     FanIn,
     RequestReply,
+    /// Request-reply the documented way: `cx.call` for tasklets (a reply key and a deadline per call),
+    /// a fresh one-shot reply channel per request for raw async-channel, each peer's ask.
+    Ask,
     Spawn,
     Memory,
     Ring,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 7] = [
         Workload::PingPong,
         Workload::FanIn,
         Workload::RequestReply,
+        Workload::Ask,
         Workload::Spawn,
         Workload::Memory,
         Workload::Ring,
@@ -103,6 +107,7 @@ impl Workload {
             Workload::PingPong => "ping-pong",
             Workload::FanIn => "fan-in",
             Workload::RequestReply => "request-reply",
+            Workload::Ask => "ask",
             Workload::Spawn => "spawn",
             Workload::Memory => "memory",
             Workload::Ring => "ring",
@@ -118,6 +123,10 @@ impl Workload {
             Workload::PingPong => format!("ping-pong, {} round trips", count(s.round_trips)),
             Workload::FanIn => format!("fan-in, 4 senders, {} msgs", count(s.fan_in)),
             Workload::RequestReply => format!("request-reply, {} sequential", count(s.calls)),
+            Workload::Ask => format!(
+                "ask (tasklets: `cx.call`, default timeout), {} sequential",
+                count(s.calls)
+            ),
             Workload::Spawn => format!("spawn {}, one message each", count(s.spawn)),
             Workload::Memory => format!("memory per idle actor ({} live)", count(s.idle)),
             Workload::Ring => format!("ring of {}, {} laps", count(s.ring_nodes), s.ring_laps),
@@ -129,7 +138,7 @@ impl Workload {
         match self {
             Workload::PingPong => s.round_trips,
             Workload::FanIn => s.fan_in,
-            Workload::RequestReply => s.calls,
+            Workload::RequestReply | Workload::Ask => s.calls,
             Workload::Spawn => s.spawn,
             Workload::Memory => 1,
             Workload::Ring => s.ring_nodes * s.ring_laps,
@@ -140,7 +149,7 @@ impl Workload {
         match self {
             Workload::PingPong => "round trips/s",
             Workload::FanIn => "msgs/s",
-            Workload::RequestReply => "calls/s",
+            Workload::RequestReply | Workload::Ask => "calls/s",
             Workload::Spawn => "actors/s",
             Workload::Memory => "bytes/actor",
             Workload::Ring => "hops/s",

@@ -213,7 +213,7 @@ async fn run(w: Workload, s: Sizes) {
     match w {
         Workload::PingPong => ring(2, 2 * s.round_trips).await,
         Workload::FanIn => fan_in(s.fan_in).await,
-        Workload::RequestReply => request_reply(s.calls).await,
+        Workload::RequestReply | Workload::Ask => request_reply(s.calls).await,
         Workload::Spawn => spawn(s.spawn).await,
         Workload::Ring => ring(s.ring_nodes, s.ring_nodes * s.ring_laps).await,
         Workload::Memory => unreachable!("measured apart"),

@@ -210,7 +210,7 @@ async fn run(ex: Ex, w: Workload, s: Sizes) {
     match w {
         Workload::PingPong => ring(ex, 2, 2 * s.round_trips).await,
         Workload::FanIn => fan_in(ex, s.fan_in).await,
-        Workload::RequestReply => request_reply(ex, s.calls).await,
+        Workload::RequestReply | Workload::Ask => request_reply(ex, s.calls).await,
         Workload::Spawn => spawn(ex, s.spawn).await,
         Workload::Ring => ring(ex, s.ring_nodes, s.ring_nodes * s.ring_laps).await,
         Workload::Memory => unreachable!("measured apart"),
