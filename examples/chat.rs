@@ -6,8 +6,8 @@
 //! ```
 //!
 //! The first line printed is `listening on 127.0.0.1:PORT`. Clients type `/nick NAME`, `/join ROOM`,
-//! `/leave`, `/list` and `/quit`; any other line is said to the room as `[room] nick: text`. Ctrl-C
-//! (or `SIGTERM`) tells every client `* server shutting down` and exits.
+//! `/leave`, `/list`, `/msg NICK text`, `/help` and `/quit`; any other line is said to the room as
+//! `[room] nick: text`. Ctrl-C (or `SIGTERM`) tells every client `* server shutting down` and exits.
 //!
 //! What it shows:
 //!
@@ -24,19 +24,26 @@
 //!   server's *janitor* tasklet watches the dead letters and disconnects that client with a reason line.
 //! - **Bad input changes nothing**: bytes that are not UTF-8, lines over 4 KiB, unknown commands, a taken
 //!   or empty nick each get one `! …` line.
+//! - **No client can attack another's terminal**: nicks and room names take printable characters
+//!   only ([`is_printable`]), and control characters in what a client says are made visible
+//!   ([`visible`]: `ESC` becomes `^[`, `BEL` becomes `^G`), so no escape sequence or bell reaches
+//!   another client. Each connection takes at most [`Config::rate`] lines: a client that sends faster
+//!   is told once and its lines wait their turn.
 //! - **Shutdown**: the stop condition (`SIGINT`/`SIGTERM` in `main`, an in-process `Signal` in the
 //!   tests) makes the server kick every connection with `* server shutting down`, wait for them (each
 //!   bounded by [`Config::grace`]) and return.
 //!
 //! The server is [`serve`]; `tests/chat.rs` includes this file and drives it over real sockets.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Async;
 use tasklets::wait::signal::{Signal, WaitForSignal};
@@ -56,6 +63,8 @@ pub struct Config {
     pub queue: usize,
     /// How long a closing connection may spend sending its last lines (the reason it is closed).
     pub grace: Duration,
+    /// How many lines (commands included) each client may send: beyond it, lines wait their turn.
+    pub rate: Rate,
 }
 
 impl Default for Config {
@@ -63,9 +72,120 @@ impl Default for Config {
         Config {
             queue: 64,
             grace: Duration::from_secs(2),
+            rate: Rate {
+                per_second: 10,
+                burst: 20,
+            },
         }
     }
 }
+
+/// A per-connection limit on lines, as a token bucket: `burst` lines at once, then `per_second`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Lines per second once the burst is spent (at least 1).
+    pub per_second: u32,
+    /// Lines a client may send at once after a quiet moment (at least 1).
+    pub burst: u32,
+}
+
+/// The token bucket behind [`Rate`].
+#[derive(Debug)]
+struct Bucket {
+    rate: Rate,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: Rate) -> Bucket {
+        let rate = Rate {
+            per_second: rate.per_second.max(1),
+            burst: rate.burst.max(1),
+        };
+        Bucket {
+            rate,
+            tokens: f64::from(rate.burst),
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes a token, or says how long until there is one.
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let per_second = f64::from(self.rate.per_second);
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * per_second;
+        self.tokens = (self.tokens + refill).min(f64::from(self.rate.burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
+        }
+    }
+}
+
+/// Whether `c` may be part of a nick or a room name: not a control character, not white space, and not
+/// an invisible formatting character (zero-width spaces and joiners, bidirectional overrides), so a
+/// name shows as what it is and cannot move the cursor, recolour a terminal or reorder a line.
+pub fn is_printable(c: char) -> bool {
+    !c.is_control() && !c.is_whitespace() && !is_format(c)
+}
+
+/// Invisible formatting characters (Unicode category Cf, the ones terminals and editors act on).
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// `text` with every control character but tab made visible, so it cannot act on a terminal: the C0
+/// controls in caret notation (`ESC` is `^[`, `BEL` is `^G`, `CR` is `^M`), `DEL` as `^?`, and the
+/// C1 controls and invisible formatting characters as `<U+XXXX>`. Text without any is borrowed as is.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c != '\t' && (c.is_control() || is_format(c)))
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\0'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if c.is_control() || is_format(c) => {
+                let _ = write!(out, "<U+{:04X}>", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// What `/help` answers.
+pub const HELP: [&str; 8] = [
+    "* commands:",
+    "*   /nick NAME        choose your nick (printable, one word, at most 32 characters)",
+    "*   /join ROOM        enter ROOM (leaving the one you are in)",
+    "*   /leave            leave your room",
+    "*   /list             the rooms, and who is in yours",
+    "*   /msg NICK text    say text to NICK alone",
+    "*   /help             this list",
+    "*   /quit             hang up",
+];
 
 /// What the server did, returned by [`serve`] when it stops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -343,8 +463,10 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
         out: Vec::new(),
         nick: None,
         room: None,
+        bucket: Bucket::new(hub.config.rate),
+        throttled: false,
     };
-    conn.line("* welcome to tasklets chat: /nick NAME, /join ROOM, /list, /leave, /quit");
+    conn.line(WELCOME);
     let end = if hub.closing.get() {
         End::Kicked(Kick::Shutdown)
     } else {
@@ -378,6 +500,9 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
     reader.stop();
 }
 
+/// The first line a client reads.
+pub const WELCOME: &str = "* welcome to tasklets chat: /nick NAME, /join ROOM, /help for more";
+
 /// A connection's state.
 struct Conn<'a> {
     cx: &'a Cx,
@@ -386,6 +511,10 @@ struct Conn<'a> {
     out: Vec<u8>,
     nick: Option<String>,
     room: Option<String>,
+    /// The client's allowance of lines.
+    bucket: Bucket,
+    /// Whether the client was told it is being slowed down (once per flood).
+    throttled: bool,
 }
 
 impl Conn<'_> {
@@ -418,6 +547,10 @@ impl Conn<'_> {
                 }
                 "input" => {
                     let input = msg.take::<Input>();
+                    // The reader waits for the ack: holding it back slows the client down.
+                    if let Err(end) = self.throttle(kicked).await {
+                        return end;
+                    }
                     let _ = self.cx.send(msg.reply("ack")).await;
                     let quit = match input {
                         Some(Input::Line(line)) => self.command(&line).await,
@@ -436,6 +569,41 @@ impl Conn<'_> {
                     }
                 }
                 _ => return End::Eof,
+            }
+        }
+    }
+
+    /// Waits until the client may send another line; the first wait of a flood tells the client.
+    async fn throttle(&mut self, kicked: &WaitForSignal) -> Result<(), End> {
+        let mut waited = false;
+        loop {
+            match self.bucket.take(Instant::now()) {
+                Ok(()) => {
+                    if !waited {
+                        self.throttled = false; // a line within the rate: the flood is over
+                    }
+                    return Ok(());
+                }
+                Err(wait) => {
+                    waited = true;
+                    if !std::mem::replace(&mut self.throttled, true) {
+                        let rate = self.bucket.rate;
+                        self.line(&format!(
+                            "! slow down: at most {} lines per second ({} at once); your next lines wait",
+                            rate.per_second, rate.burst
+                        ));
+                        if self.flush().is_err() {
+                            return Err(End::Broken);
+                        }
+                    }
+                    let timer = WaitForTimeout::new(wait);
+                    let ev = self.cx.wait((&timer, kicked)).await;
+                    if ev.is(kicked) {
+                        return Err(End::Kicked(
+                            ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -485,10 +653,14 @@ impl Conn<'_> {
                 }
             }
             "list" => self.list(),
+            "msg" => self.msg(arg),
+            "help" => {
+                for line in HELP {
+                    self.line(line);
+                }
+            }
             "quit" => return true,
-            _ => self.line(&format!(
-                "! unknown command /{cmd} (try /nick, /join, /leave, /list, /quit)"
-            )),
+            _ => self.line(&format!("! unknown command /{} (try /help)", visible(cmd))),
         }
         false
     }
@@ -499,6 +671,9 @@ impl Conn<'_> {
         }
         if nick.chars().count() > 32 || nick.contains(char::is_whitespace) {
             return self.line("! a nick is one word of at most 32 characters");
+        }
+        if !nick.chars().all(is_printable) {
+            return self.line("! a nick takes printable characters only (no control characters)");
         }
         if self.nick.as_deref() == Some(nick) {
             return self.line(&format!("* you are {nick} already"));
@@ -523,6 +698,10 @@ impl Conn<'_> {
         };
         if room.is_empty() || room.contains(char::is_whitespace) || room.len() > 32 {
             return self.line("! a room is one word of at most 32 bytes: /join ROOM");
+        }
+        if !room.chars().all(is_printable) {
+            return self
+                .line("! a room name takes printable characters only (no control characters)");
         }
         if self.room.as_deref() == Some(room) {
             return self.line(&format!("* you are in {room} already"));
@@ -550,10 +729,34 @@ impl Conn<'_> {
             (None, _) => self.line("! set a nick first: /nick NAME"),
             (Some(_), None) => self.line("! join a room first: /join ROOM"),
             (Some(nick), Some(room)) => {
-                let line = format!("[{room}] {nick}: {text}");
+                let line = format!("[{room}] {nick}: {}", visible(text));
                 let room = room.clone();
                 self.to_room(&room, line).await;
             }
+        }
+    }
+
+    /// `/msg NICK text`: one copy to NICK's connection, never waiting (a full mailbox refuses it).
+    fn msg(&mut self, arg: &str) {
+        let Some(nick) = self.nick.clone() else {
+            return self.line("! set a nick first: /nick NAME");
+        };
+        let (to, text) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+        let text = text.trim_start();
+        if to.is_empty() || text.is_empty() {
+            return self.line("! usage: /msg NICK text");
+        }
+        let Some(addr) = self.cx.runtime().whereis(&nick_key(to)) else {
+            return self.line(&format!("! no such nick: {}", visible(to)));
+        };
+        let text = visible(text);
+        let note = Message::new("say")
+            .to(&addr)
+            .value(format!("[msg from {nick}] {text}"));
+        match self.cx.try_send(note) {
+            Ok(()) => self.line(&format!("[msg to {to}] {text}")),
+            Err(e) if e.is_full() => self.line(&format!("! {to} is not reading: not delivered")),
+            Err(_) => self.line(&format!("! no such nick: {to}")),
         }
     }
 

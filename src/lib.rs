@@ -148,6 +148,132 @@ pub static DOWN: StaticName = StaticName::new("down");
 /// that a supervisor itself accepts to shut down in order.
 pub static SHUTDOWN: StaticName = StaticName::new("shutdown");
 
+/// Any error, boxed: what `?` turns every error of a tasklet body into when the body returns a
+/// [`Result`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A result whose error is any error ([`BoxError`] by default), so `?` works on every fallible call in a
+/// tasklet body or a [`task`] function.
+///
+/// An `async` block cannot name its return type, so a body that uses `?` says it once, on its last
+/// line: `Ok::<_, tasklets::BoxError>(value)`. Without it the compiler cannot tell which error type
+/// the `?`s convert to (E0282/E0283).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Cx, Message, WaitForMessages};
+///
+/// #[tasklets::task]
+/// async fn echo(cx: Cx) -> tasklets::Result<String> {
+///     let mut msg = cx.receive(&WaitForMessages::new().accept("ping")).await;
+///     let text = msg.take::<String>().ok_or("ping without text")?;
+///     cx.send(msg.reply("pong").value(text.clone())).await?;
+///     Ok(text)
+/// }
+///
+/// fn main() -> tasklets::Result<()> {
+///     let text = tasklets::run(|cx| async move {
+///         let e = echo();
+///         cx.send(Message::new("ping").to(&e).value(String::from("hi"))).await?;
+///         cx.receive(&WaitForMessages::new().accept("pong")).await;
+///         let text = e.join().await??; // the tasklet's end, then its own result
+///         Ok::<_, tasklets::BoxError>(text)
+///     })??; // the main tasklet's end, then its result
+///     assert_eq!(text, "hi");
+///     Ok(())
+/// }
+/// ```
+pub type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+/// The `futures-lite` helpers the book uses, so that `tasklets` is the only dependency you need.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::future::yield_now;
+///
+/// tasklets::run(|cx| async move {
+///     let child = cx.spawn(|_cx| async { 7 });
+///     assert!(!child.is_finished()); // spawned, not run yet
+///     yield_now().await; // let it run
+///     assert!(child.is_finished());
+/// }).unwrap();
+/// ```
+pub mod future {
+    pub use futures_lite::future::yield_now;
+}
+
+/// IO sources a tasklet waits on with [`WaitForIO`](crate::WaitForIO): `async-io`'s [`Async`]
+/// wrapper, re-exported so that `tasklets` is the only dependency you need.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use std::sync::Arc;
+/// use tasklets::io::Async;
+/// use tasklets::WaitForIO;
+///
+/// let (a, mut b) = UnixStream::pair()?;
+/// let a = Arc::new(Async::new(a)?);
+/// b.write_all(b"x")?;
+/// let byte = tasklets::run(move |cx| async move {
+///     drop(cx.wait(&WaitForIO::readable(&a)).await);
+///     let mut buf = [0u8; 1];
+///     a.get_ref().read_exact(&mut buf)?;
+///     Ok::<_, tasklets::BoxError>(buf[0])
+/// })??;
+/// assert_eq!(byte, b'x');
+/// # Ok::<(), tasklets::BoxError>(())
+/// ```
+pub mod io {
+    pub use async_io::Async;
+}
+
+/// Child processes a tasklet owns with [`Cx::command`](crate::Cx::command) and waits for with
+/// [`WaitForProcess`](crate::WaitForProcess): `async-process`'s [`Command`], [`Stdio`] and
+/// [`Child`], re-exported so that `tasklets` is the only dependency you need.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::process::{Command, Stdio};
+/// use tasklets::ProcessExit;
+///
+/// let code = tasklets::run(|cx| async move {
+///     let child = cx.command(Command::new("sh").args(["-c", "exit 3"]).stdout(Stdio::null()))?;
+///     let ev = cx.wait(&child).await;
+///     Ok::<_, tasklets::BoxError>(ev.get::<ProcessExit>().and_then(|e| e.code()))
+/// })??;
+/// assert_eq!(code, Some(3));
+/// # Ok::<(), tasklets::BoxError>(())
+/// ```
+pub mod process {
+    pub use async_process::{Child, Command, Stdio};
+}
+
+/// Channels between tasklets and the plain threads around them: `async-channel`'s, re-exported so that
+/// `tasklets` is the only dependency you need. A tasklet awaits `recv` and `send` on them like any
+/// future (they are not wait conditions: use messages to wait for several things at once).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::channel;
+///
+/// let (tx, rx) = channel::bounded::<u32>(1);
+/// let rt = tasklets::Runtime::new();
+/// let t = rt.spawn(move |_cx| async move { rx.recv().await });
+/// tx.send_blocking(5)?;
+/// assert_eq!(rt.block_on(t.join()), Ok(Ok(5)));
+/// # Ok::<(), tasklets::BoxError>(())
+/// ```
+pub mod channel {
+    pub use async_channel::{bounded, unbounded, Receiver, RecvError, SendError, Sender};
+}
+
 /// The names most tasklet code uses.
 pub mod prelude {
     pub use crate::{

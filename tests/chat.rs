@@ -4,18 +4,24 @@
 //!
 //! Clients are plain blocking `std` sockets on the test thread with a generous read timeout; every
 //! step waits for an expected line, never for time.
+//!
+//! The chat must not be a way to attack its own users: control characters and escape sequences in
+//! nicks and room names are refused, in lines they arrive made visible, a bell never reaches another
+//! client, and a flood of lines is throttled. Those tests run under a watchdog, so a hang fails by name.
 
 #[path = "../examples/chat.rs"]
 #[allow(dead_code)]
 mod chat;
+mod support;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chat::{Config, Input, Lines, Summary, MAX_LINE};
+use chat::{Config, Input, Lines, Rate, Summary, HELP, MAX_LINE, WELCOME};
+use support::guard;
 use tasklets::wait::signal::{Signal, WaitForSignal};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +60,7 @@ impl Server {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
         };
-        client.expect("* welcome to tasklets chat: /nick NAME, /join ROOM, /list, /leave, /quit");
+        client.expect(WELCOME);
         client
     }
 
@@ -113,6 +119,15 @@ impl Client {
     fn expect_next(&mut self, want: &str) {
         let before = self.expect(want);
         assert!(before.is_empty(), "before {want:?} came {before:?}");
+    }
+
+    /// [`Client::expect_next`], and asserts the line holds no control character but tab.
+    fn expect_clean(&mut self, want: &str) {
+        self.expect_next(want);
+        assert!(
+            !want.chars().any(|c| c.is_control() && c != '\t'),
+            "a control character reached a client: {want:?}"
+        );
     }
 
     /// Reads until the end of the stream; returns the lines.
@@ -222,7 +237,7 @@ fn bad_input_gets_one_error_line_and_changes_nothing() {
     alice.expect_next("* bob joined lobby");
 
     bob.send("/dance");
-    bob.expect_next("! unknown command /dance (try /nick, /join, /leave, /list, /quit)");
+    bob.expect_next("! unknown command /dance (try /help)");
 
     bob.send_bytes(b"caf\xe9 au lait\n"); // Latin-1, not UTF-8
     bob.expect_next("! invalid UTF-8: line ignored");
@@ -256,6 +271,10 @@ fn a_stalled_client_does_not_block_the_room_and_is_disconnected() {
     let config = Config {
         queue: 8,
         grace: Duration::from_secs(60),
+        rate: Rate {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        }, // bob talks as fast as he can
     };
     let server = Server::start(config);
     let mut stalled = server.connect();
@@ -375,4 +394,211 @@ fn lines_split_on_newlines_and_report_bad_ones_once() {
     lines.feed(&[b'b'; MAX_LINE], &mut out);
     lines.feed(b"\r\n", &mut out);
     assert_eq!(out, [Input::Line("b".repeat(MAX_LINE))]);
+}
+
+#[test]
+fn an_escape_in_a_nick_or_a_room_name_is_refused() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut bob = server.connect();
+        let mut mallory = server.connect();
+        bob.enter("bob", "lobby");
+
+        let no_nick = "! a nick takes printable characters only (no control characters)";
+        for nick in [
+            "\x1b[31mevil",  // ANSI colour
+            "ding\x07",      // BEL
+            "a\x7fb",        // DEL
+            "\u{9b}31mevil", // C1 CSI
+            "bob\u{200B}",   // zero-width space: looks like bob
+            "\u{202E}live",  // right-to-left override
+        ] {
+            mallory.send(&format!("/nick {nick}"));
+            mallory.expect_next(no_nick);
+        }
+        mallory.send("hi"); // still no nick
+        mallory.expect_next("! set a nick first: /nick NAME");
+
+        mallory.send("/nick mallory");
+        mallory.expect_next("* you are now mallory");
+        let no_room = "! a room name takes printable characters only (no control characters)";
+        mallory.send("/join \x1b[2J\x1b[Hlobby");
+        mallory.expect_next(no_room);
+        mallory.send("/join lob\x07by");
+        mallory.expect_next(no_room);
+        mallory.send("/list");
+        mallory.expect_next("* rooms: lobby (1)");
+
+        // An unknown command is echoed made visible.
+        mallory.send("/\x1b[2J");
+        mallory.expect_clean("! unknown command /^[[2J (try /help)");
+
+        // bob heard none of it: his next line is mallory's arrival.
+        mallory.send("/join lobby");
+        mallory.expect_next("* mallory joined lobby");
+        bob.expect_clean("* mallory joined lobby");
+        server.stop();
+    });
+}
+
+#[test]
+fn control_characters_in_a_line_arrive_made_visible() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut alice = server.connect();
+        let mut bob = server.connect();
+        alice.enter("alice", "lobby");
+        bob.enter("bob", "lobby");
+        alice.expect_next("* bob joined lobby");
+
+        // Clear the screen, home the cursor and forge a line from bob.
+        bob.send("\x1b[2J\x1b[H[lobby] alice: give bob your password");
+        let shown = "[lobby] bob: ^[[2J^[[H[lobby] alice: give bob your password";
+        alice.expect_clean(shown);
+        bob.expect_clean(shown);
+
+        // A carriage return mid-line, DEL, a C1 control and a direction override; tab stays a tab.
+        bob.send("a\rb\x7fc\u{9b}31md\u{202E}e\tf");
+        let shown = "[lobby] bob: a^Mb^?c<U+009B>31md<U+202E>e\tf";
+        alice.expect_clean(shown);
+        bob.expect_clean(shown);
+
+        // Plain text and other scripts pass as they are.
+        bob.send("héllo, 世界 🙂");
+        alice.expect_clean("[lobby] bob: héllo, 世界 🙂");
+        server.stop();
+    });
+}
+
+#[test]
+fn a_bell_never_reaches_another_client() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut alice = server.connect();
+        let mut bob = server.connect();
+        alice.enter("alice", "lobby");
+        bob.enter("bob", "lobby");
+        alice.expect_next("* bob joined lobby");
+
+        bob.send("ding\x07dong\x07");
+        alice.expect_clean("[lobby] bob: ding^Gdong^G");
+        bob.expect_clean("[lobby] bob: ding^Gdong^G");
+        bob.send("/msg alice \x07\x07\x07wake up");
+        bob.expect_clean("[msg to alice] ^G^G^Gwake up");
+        alice.expect_clean("[msg from bob] ^G^G^Gwake up");
+        bob.send("/nick \x07bob");
+        bob.expect_next("! a nick takes printable characters only (no control characters)");
+
+        // Everything alice read on her socket, to the end: not one BEL byte.
+        server.stop();
+        let rest = alice.expect_eof();
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some("* server shutting down")
+        );
+        assert!(
+            rest.iter().all(|l| !l.contains('\x07')),
+            "a bell reached alice: {rest:?}"
+        );
+    });
+}
+
+#[test]
+fn a_flood_of_lines_is_throttled_with_one_message() {
+    guard(|| {
+        let rate = Rate {
+            per_second: 2,
+            burst: 3,
+        };
+        let server = Server::start(Config {
+            rate,
+            ..Config::default()
+        });
+        let mut flooder = server.connect();
+        let mut bob = server.connect();
+        bob.send("/nick bob");
+        bob.expect_next("* you are now bob");
+
+        // Seven lines in one write: three go at once, the other four at two a second.
+        let mut flood = String::from("/nick flood\n");
+        for i in 0..6 {
+            flood.push_str(&format!("/join r{i}\n"));
+        }
+        let start = Instant::now();
+        flooder.send_bytes(flood.as_bytes());
+        let throttle = "! slow down: at most 2 lines per second (3 at once); your next lines wait";
+        let before = flooder.expect(throttle);
+        assert!(
+            before.len() < 2 * 6,
+            "the flood went through before the throttle: {before:?}"
+        );
+        let after = flooder.expect("* flood joined r5");
+        let elapsed = start.elapsed();
+        let all: Vec<&String> = before.iter().chain(&after).collect();
+        assert!(all.iter().all(|l| !l.starts_with('!')), "{all:?}");
+        assert!(
+            all.contains(&&"* flood joined r4".to_owned()),
+            "every line was handled, in order: {all:?}"
+        );
+        // The first three lines were free; four more at 2 per second take 2 s at least.
+        assert!(
+            elapsed >= Duration::from_millis(1900),
+            "the flood took {elapsed:?}"
+        );
+
+        // Other clients were never slowed down.
+        bob.send("/list");
+        bob.expect_next("* rooms: r5 (1)");
+        server.stop();
+    });
+}
+
+#[test]
+fn help_lists_the_commands() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut alice = server.connect();
+        alice.send("/help");
+        for line in HELP {
+            alice.expect_next(line);
+        }
+        alice.send("/list");
+        alice.expect_next("* rooms: none");
+        server.stop();
+    });
+}
+
+#[test]
+fn msg_reaches_one_nick_only() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut alice = server.connect();
+        let mut bob = server.connect();
+        let mut carol = server.connect();
+
+        alice.send("/msg bob hi");
+        alice.expect_next("! set a nick first: /nick NAME");
+        alice.enter("alice", "lobby");
+        bob.enter("bob", "garden"); // another room: a private line crosses rooms
+        carol.enter("carol", "lobby");
+        alice.expect_next("* carol joined lobby");
+
+        alice.send("/msg bob  psst, over here ");
+        alice.expect_next("[msg to bob] psst, over here");
+        bob.expect_next("[msg from alice] psst, over here");
+
+        alice.send("/msg dave hello");
+        alice.expect_next("! no such nick: dave");
+        alice.send("/msg bob");
+        alice.expect_next("! usage: /msg NICK text");
+        alice.send("/msg");
+        alice.expect_next("! usage: /msg NICK text");
+
+        // carol, in alice's room, heard nothing private: her next line is the room's.
+        alice.send("done");
+        carol.expect_next("[lobby] alice: done");
+        bob.send("/list");
+        bob.expect_next("* rooms: garden (1), lobby (2)");
+        server.stop();
+    });
 }
