@@ -12,6 +12,7 @@ use tasklets::{
 };
 
 mod support;
+use support::within_thread as watchdog;
 use support::{within, LIMIT};
 
 /// Keeps the tasklet busy (not in a `cx.wait`) for `d`, so its armed conditions queue events.
@@ -447,26 +448,6 @@ fn a_wait_for_call_dropped_while_armed_refuses_calls() {
         refused.load(Ordering::SeqCst),
         "a dropped WaitForCall accepted a call"
     );
-}
-
-/// Runs `f` on its own thread: a test whose worker thread spins or hangs fails with `what` after
-/// `limit` instead of hanging the run (an async timer on the stuck thread would never fire).
-fn watchdog<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not done after {limit:?} (hung or spinning)")
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
-    }
 }
 
 const WATCHDOG: Duration = Duration::from_secs(20);

@@ -1,6 +1,9 @@
 //! The dead-letter queue: one bounded queue whose handles compete for its letters, alive only while a
 //! handle is; without one, dead letters are counted and traced, never retained.
 
+mod support;
+use support::within_thread as watchdog;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -9,23 +12,6 @@ use futures_lite::future;
 use tasklets::{DeadLetterReason, Message, Runtime, WaitForMessages};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// Runs `f` on its own thread; a hang fails with `what` instead of hanging the test run.
-fn watchdog<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: not done after {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked (see above)"),
-    }
-}
 
 /// A message value that counts its drops.
 struct Tracked(Arc<AtomicUsize>);

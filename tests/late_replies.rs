@@ -1,31 +1,16 @@
 //! A reply that comes after its call has returned is a `ReplyTooLate` dead letter, never dropped:
 //! whether it arrives after the call closed, or was filed but not taken when the call ended.
 
+mod support;
+use support::within_thread as watchdog;
+
 use std::pin::pin;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use futures_lite::future;
 use tasklets::{DeadLetterReason, Message, RequestError, Runtime, WaitForMessages};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// Runs `f` on its own thread; a hang fails with `what` instead of hanging the test run.
-fn watchdog<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: not done after {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked (see above)"),
-    }
-}
 
 #[test]
 fn a_reply_after_the_call_timed_out_is_one_reply_too_late_dead_letter() {

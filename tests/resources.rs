@@ -2,8 +2,10 @@
 //! tasklet that runs one command per request keeps its open file descriptors flat, and an owned child
 //! nobody waited for is killed and reaped, never left a zombie.
 
+mod support;
+use support::within_thread as watchdog;
+
 use std::io;
-use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,23 +15,6 @@ use tasklets::{Runtime, WaitForMessages, WaitForTimeout};
 
 /// The tests here count the process's open file descriptors: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs `f` on its own thread; a hang fails with `what` instead of hanging the test run.
-fn watchdog<T: Send + 'static>(
-    what: &str,
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: not done after {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked (see above)"),
-    }
-}
 
 /// Open file descriptors of this process.
 fn open_fds() -> usize {
