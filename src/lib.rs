@@ -204,7 +204,7 @@ pub mod future {
     pub use futures_lite::future::yield_now;
 }
 
-/// IO sources a tasklet waits on with [`WaitForIO`](crate::WaitForIO): `async-io`'s [`Async`]
+/// IO sources a tasklet waits on with [`WaitForIO`]: `async-io`'s [`Async`](io::Async)
 /// wrapper, re-exported so that `tasklets` is the only dependency you need.
 ///
 /// # Examples
@@ -233,8 +233,8 @@ pub mod io {
 }
 
 /// Child processes a tasklet owns with [`Cx::command`](crate::Cx::command) and waits for with
-/// [`WaitForProcess`](crate::WaitForProcess): `async-process`'s [`Command`], [`Stdio`] and
-/// [`Child`], re-exported so that `tasklets` is the only dependency you need.
+/// [`WaitForProcess`]: `async-process`'s [`Command`](process::Command), [`Stdio`](process::Stdio) and
+/// [`Child`](process::Child), re-exported so that `tasklets` is the only dependency you need.
 ///
 /// # Examples
 ///
