@@ -68,7 +68,7 @@ mod tl {
     use std::hint::black_box;
     use std::sync::atomic::{AtomicU64, Ordering};
     use tasklets::{Addr, Cx, Group, Message, Router, WaitForIO, WaitForMessages};
-    use workloads::{DATA, INIT, PING, PONG, REPLY, REQUEST};
+    use workloads::{DATA, INIT, PING, PONG};
 
     /// Waits for `readable`, then reads one byte (the event is dropped after the read, so the
     /// level-triggered condition looks again only once the byte is gone).
@@ -175,30 +175,6 @@ mod tl {
         assert_eq!(received.load(Ordering::Relaxed), n);
     }
 
-    pub fn call(rt: &Runtime, n: u64) {
-        let callee = rt.spawn(move |cx| async move {
-            let requests = WaitForMessages::new().accept(&REQUEST);
-            for _ in 0..n {
-                let req = cx.receive(&requests).await;
-                let v = *req.get::<u64>().expect("a u64");
-                cx.send(req.reply(&REPLY).value(v * 2))
-                    .await
-                    .expect("caller alive");
-            }
-        });
-        let to = callee.addr();
-        rt.spawn(move |cx| async move {
-            for i in 0..n {
-                let reply = cx
-                    .call(&to, Message::new(&REQUEST).value(i), None)
-                    .await
-                    .expect("a reply");
-                assert_eq!(reply.get::<u64>(), Some(&(i * 2)));
-            }
-        });
-        rt.run();
-    }
-
     pub fn big(rt: &Runtime, k: u64, pings: u64) {
         let sink = rt.spawn(move |cx| async move {
             let peers: Arc<Vec<Addr>> = cx
@@ -271,7 +247,7 @@ mod tl {
 /// Raw baselines: async-channel / async-io tasks on one `LocalExecutor`, the same patterns.
 mod raw {
     use super::*;
-    use async_channel::{bounded, unbounded, Receiver, Sender};
+    use async_channel::{unbounded, Receiver, Sender};
     use async_executor::Task;
     use std::hint::black_box;
 
@@ -361,21 +337,6 @@ mod raw {
             let (v, reply_to) = requests.recv().await.expect("client alive");
             reply_to.send(v * 2).await.expect("client alive");
         }
-    }
-
-    /// Each request carries a fresh `bounded(1)` reply channel (a oneshot, as `cx.call` files each
-    /// reply under a key of its own).
-    pub fn call_oneshot(ex: &LocalExecutor<'static>, n: u64) {
-        let (to_server, requests) = unbounded::<(u64, Sender<u64>)>();
-        let server = ex.spawn(server(n, requests));
-        let client = ex.spawn(async move {
-            for i in 0..n {
-                let (me, reply) = bounded::<u64>(1);
-                to_server.send((i, me)).await.expect("server alive");
-                assert_eq!(reply.recv().await.expect("server alive"), i * 2);
-            }
-        });
-        run_all(ex, vec![server, client]);
     }
 
     /// One reply channel for all calls (its sender cloned into each request), as `core`'s `call_reply`.
@@ -557,14 +518,14 @@ mod call {
         let rt = Runtime::new();
         bencher
             .counter(ItemsCount::new(N))
-            .bench_local(|| tl::call(&rt, N));
+            .bench_local(|| workloads::tl::call(&rt, N));
     }
     #[divan::bench]
     fn raw_1w_oneshot(bencher: Bencher) {
         let ex = LocalExecutor::new();
         bencher
             .counter(ItemsCount::new(N))
-            .bench_local(|| raw::call_oneshot(&ex, N));
+            .bench_local(|| workloads::raw::call_oneshot(&ex, N));
     }
     #[divan::bench]
     fn raw_1w_persistent(bencher: Bencher) {

@@ -166,6 +166,31 @@ pub mod tl {
         rt.run();
     }
 
+    /// `n` sequential `cx.call`s with the default timeout: request-reply the documented way.
+    pub fn call(rt: &Runtime, n: u64) {
+        let callee = rt.spawn(move |cx| async move {
+            let requests = WaitForMessages::new().accept(&REQUEST);
+            for _ in 0..n {
+                let req = cx.receive(&requests).await;
+                let v = *req.get::<u64>().expect("a u64");
+                cx.send(req.reply(&REPLY).value(v * 2))
+                    .await
+                    .expect("caller alive");
+            }
+        });
+        let to = callee.addr();
+        rt.spawn(move |cx| async move {
+            for i in 0..n {
+                let reply = cx
+                    .call(&to, Message::new(&REQUEST).value(i), None)
+                    .await
+                    .expect("a reply");
+                assert_eq!(reply.get::<u64>(), Some(&(i * 2)));
+            }
+        });
+        rt.run();
+    }
+
     pub fn ring(rt: &Runtime, nodes: u64, laps: u64) {
         let ring: Vec<_> = (0..nodes)
             .map(|_| {
@@ -487,6 +512,26 @@ pub mod raw {
             for i in 0..n {
                 to_server.send((i, me.clone())).await.expect("server alive");
                 assert_eq!(replies.recv().await.expect("server alive"), i * 2);
+            }
+        });
+        run_all(ex, vec![server, client]);
+    }
+
+    /// Each request carries a fresh `bounded(1)` reply channel: a one-shot per call, as `cx.call`
+    /// files each reply under a key of its own.
+    pub fn call_oneshot(ex: &LocalExecutor<'static>, n: u64) {
+        let (to_server, requests) = unbounded::<(u64, Sender<u64>)>();
+        let server = ex.spawn(async move {
+            for _ in 0..n {
+                let (v, reply_to) = requests.recv().await.expect("client alive");
+                reply_to.send(v * 2).await.expect("client alive");
+            }
+        });
+        let client = ex.spawn(async move {
+            for i in 0..n {
+                let (me, reply) = async_channel::bounded::<u64>(1);
+                to_server.send((i, me)).await.expect("server alive");
+                assert_eq!(reply.recv().await.expect("server alive"), i * 2);
             }
         });
         run_all(ex, vec![server, client]);
