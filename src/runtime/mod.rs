@@ -19,7 +19,8 @@
 //! When a worker has no runnable task, it fires the [`WaitForIdle`](crate::WaitForIdle) conditions armed on
 //! its thread, then sleeps in async-io's reactor until a timer, IO event or wake arrives. A worker of a
 //! multi-worker runtime first polls for work for 50 µs, since a message from another worker usually
-//! follows soon and waking a sleeping thread costs about 21 µs.
+//! follows soon and waking a sleeping thread costs about 21 µs; it yields its CPU between polls, so
+//! workers that share a core do not starve each other.
 //!
 //! # Rooms
 //!
@@ -28,7 +29,7 @@
 //! | `mod.rs` | [`Runtime`], [`SpawnOptions`], [`run`], [`spawn`], and what every thread of one runtime shares |
 //! | `builder.rs` | [`Builder`]: worker count and the other settings |
 //! | `handle.rs` | [`Handle`]: the `Send + Clone` way in from any thread (spawn, names, groups, dead letters) |
-//! | `worker.rs` | one worker: its executor, run loop, idle conditions, spin-then-sleep parking |
+//! | `worker.rs` | one worker: its executor, run loop, idle conditions, poll-then-sleep parking |
 
 mod builder;
 mod handle;
