@@ -484,3 +484,30 @@ fn a_disarm_of_one_arming_of_a_wait_for_timeout_leaves_a_later_arming_ticking() 
         .unwrap();
     });
 }
+
+#[test]
+fn a_call_filed_but_not_taken_survives_a_wait_that_leaves_the_condition_out() {
+    watchdog("disarmed call", || {
+        let got = tasklets::run(|cx| async move {
+            let call: WaitForCall<u32> = WaitForCall::new(());
+            let caller = call.caller();
+            assert!(cx.try_wait(&call).is_none()); // armed
+            caller.call(1).unwrap(); // filed in the mailbox
+            caller.call(2).unwrap();
+            // A wait that leaves the condition out disarms it; the two calls returned already.
+            assert!(cx.try_wait(&WaitForMessages::new()).is_none());
+            caller.call(3).unwrap(); // made while disarmed
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(cx.wait(&call).await.take::<u32>().unwrap());
+            }
+            got
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![1, 2, 3],
+            "a call that returned Ok was lost or reordered"
+        );
+    });
+}

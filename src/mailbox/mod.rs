@@ -478,12 +478,18 @@ impl Mailbox {
     /// Removes every entry under `key`: the pending events of a disarmed condition, or messages of one
     /// name that are known to be stale.
     pub(crate) fn purge(&self, key: Key) {
+        drop(self.take_all(key));
+    }
+
+    /// Removes every entry under `key` and hands them back, oldest first, for the caller to keep or
+    /// drop (with no lock of ours held).
+    pub(crate) fn take_all(&self, key: Key) -> Vec<Entry> {
         let mut inner = self.lock();
         let gone = inner.index.purge(key);
         let room = inner.remove_messages(count_messages(&gone));
         drop(inner);
         self.room.tell(room);
-        drop(gone);
+        gone
     }
 
     /// Closes the mailbox for good and returns the messages still in it, oldest first. Every blocked

@@ -27,7 +27,9 @@ struct Inner<A, R> {
 /// The caller is `Send + Clone`: hand it to callbacks, other threads or other tasklets. Each call queues
 /// one event. A call made while the condition is not armed (before the tasklet's first wait on it, or
 /// while its waits leave it out) is kept by the condition, in order, and filed in the mailbox when a
-/// wait arms it again: like a message, it waits for the tasklet. Calls fail only once the condition is
+/// wait arms it again: like a message, it waits for the tasklet. Calls already filed but not taken when
+/// a wait leaves the condition out go back to the condition the same way, so a call that returned is
+/// never lost. Calls fail only once the condition is
 /// dropped or its tasklet has finished.
 ///
 /// # Examples
@@ -245,6 +247,21 @@ impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall
             let mine = guard.sink.as_ref().is_some_and(|(a, _)| *a == arming);
             let old = if mine { guard.sink.take() } else { None };
             drop(guard);
+            if let Some((_, sink)) = &old {
+                // Calls filed but not yet taken already returned to their callers: they go back to
+                // the backlog, ahead of any made since, and are filed again at the next arming.
+                let pending: Vec<A> = sink
+                    .take_pending()
+                    .into_iter()
+                    .filter_map(|mut payload| payload.take::<A>())
+                    .collect();
+                if !pending.is_empty() {
+                    let mut guard = inner.lock();
+                    for args in pending.into_iter().rev() {
+                        guard.backlog.push_front(args);
+                    }
+                }
+            }
             drop(old);
         })
     }

@@ -625,6 +625,20 @@ impl EventSink {
         self.shared.mailbox.purge(self.key);
     }
 
+    /// Takes this condition's pending events out of the mailbox, oldest first: for a condition whose
+    /// events are data that must not be lost when it is disarmed (a call that already returned).
+    pub(crate) fn take_pending(&self) -> Vec<Payload> {
+        self.shared
+            .mailbox
+            .take_all(self.key)
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Entry::Event(payload) => Some(payload),
+                Entry::Message(_) => None,
+            })
+            .collect()
+    }
+
     /// Whether pushing would be refused: the condition was disarmed or the tasklet has finished.
     ///
     /// # Examples
