@@ -6,8 +6,7 @@
 //! Each scenario runs under a watchdog: several deadlocked on the mailbox's own lock before.
 
 use tasklets::{
-    Action, Addr, CondId, Disarm, EventSink, Message, WaitCondition, WaitForCall, WaitForIdle,
-    WaitForMessages,
+    Action, Addr, CondId, Disarm, EventSink, Message, WaitCondition, WaitForIdle, WaitForMessages,
 };
 
 mod support;
@@ -83,18 +82,34 @@ fn a_value_discarded_on_arrival_may_send_to_its_receiver_from_drop() {
 fn a_pending_event_dropped_by_a_disarm_may_send_to_its_own_tasklet_from_drop() {
     guard_run(|cx| async move {
         let me = cx.me();
-        let call: WaitForCall<SendsOnDrop> = WaitForCall::new(());
-        let caller = call.caller();
-        assert!(cx.try_wait(&call).is_none()); // arms it
-        let pending = SendsOnDrop {
+        let tap = Tap::default();
+        assert!(cx.try_wait(&tap).is_none()); // arms it
+        let sink = tap.sink.borrow().clone().expect("armed");
+        sink.send(SendsOnDrop {
             to: me.clone(),
             tag: 5,
-        };
-        assert!(caller.call(pending).is_ok(), "the call is armed");
-        // A wait that leaves the call out disarms it: its pending call is dropped.
+        });
+        // A wait that leaves the tap out disarms it: its pending event is dropped.
         let w = WaitForMessages::new().accept("dropped");
         assert_eq!(cx.receive(&w).await.get::<u32>(), Some(&5));
     });
+}
+
+/// A condition whose source is the test itself: it keeps the sink it was armed with.
+#[derive(Default)]
+struct Tap {
+    id: CondId,
+    sink: std::cell::RefCell<Option<EventSink>>,
+}
+
+impl WaitCondition for Tap {
+    fn id(&self) -> CondId {
+        self.id
+    }
+    fn arm(&self, sink: EventSink) -> Disarm {
+        *self.sink.borrow_mut() = Some(sink);
+        Disarm::none()
+    }
 }
 
 /// A condition that sends `asked` to its tasklet whenever it is asked for its identity.
