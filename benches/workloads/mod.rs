@@ -141,8 +141,9 @@ pub mod tl {
         black_box(rt.block_on(parent.join()).expect("parent returned"));
     }
 
-    pub fn call_reply(rt: &Runtime, n: u64) {
-        let server = rt.spawn(move |cx| async move {
+    /// A tasklet that answers `n` requests with twice their value, by `reply`.
+    fn doubler(rt: &Runtime, n: u64) -> Addr {
+        rt.spawn(move |cx| async move {
             let requests = WaitForMessages::new().accept(&REQUEST);
             for _ in 0..n {
                 let req = cx.receive(&requests).await;
@@ -151,8 +152,12 @@ pub mod tl {
                     .await
                     .expect("client alive");
             }
-        });
-        let to = server.addr();
+        })
+        .addr()
+    }
+
+    pub fn call_reply(rt: &Runtime, n: u64) {
+        let to = doubler(rt, n);
         rt.spawn(move |cx| async move {
             let replies = WaitForMessages::new().accept(&REPLY);
             for i in 0..n {
@@ -168,17 +173,7 @@ pub mod tl {
 
     /// `n` sequential `cx.call`s with the default timeout: request-reply the documented way.
     pub fn call(rt: &Runtime, n: u64) {
-        let callee = rt.spawn(move |cx| async move {
-            let requests = WaitForMessages::new().accept(&REQUEST);
-            for _ in 0..n {
-                let req = cx.receive(&requests).await;
-                let v = *req.get::<u64>().expect("a u64");
-                cx.send(req.reply(&REPLY).value(v * 2))
-                    .await
-                    .expect("caller alive");
-            }
-        });
-        let to = callee.addr();
+        let to = doubler(rt, n);
         rt.spawn(move |cx| async move {
             for i in 0..n {
                 let reply = cx
