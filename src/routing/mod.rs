@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{SendError, TrySendError};
-use crate::mailbox::Key;
+use crate::mailbox::{Key, Refused};
 use crate::message::{Destination, Message};
 use crate::runtime::RtShared;
 use crate::tasklet::{Addr, SendFut, Shared};
@@ -210,7 +210,7 @@ fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
 
 /// Resolves `msg`'s destination and delivers to groups and replies at once (they never wait); a single
 /// recipient is handed back for the caller to deliver its own way.
-fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
+pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
     let Some(dest) = msg.take_dest() else {
         return Err(record(rt, SendError::NoDestination(msg)));
     };
@@ -234,9 +234,36 @@ pub(crate) async fn send(
     me: Option<&Shared>,
     msg: Message,
 ) -> Result<(), SendError> {
-    let Some((addr, msg)) = route(rt, msg)? else {
-        return Ok(());
-    };
+    match route(rt, msg)? {
+        None => Ok(()),
+        Some((addr, msg)) => match deliver_now(rt, &addr, msg)? {
+            None => Ok(()),
+            Some(msg) => wait_for_room(rt, me, &addr, msg).await,
+        },
+    }
+}
+
+/// Files `msg` with `addr` if it has room: `Ok(None)` when filed, `Ok(Some(msg))` when the mailbox
+/// is full (for [`wait_for_room`]). Most sends end here, without the machinery of a waiting send.
+pub(crate) fn deliver_now(
+    rt: &RtShared,
+    addr: &Addr,
+    msg: Message,
+) -> Result<Option<Message>, SendError> {
+    match addr.0.mailbox.deliver(msg, false) {
+        Ok(()) => Ok(None),
+        Err((msg, Refused::Full)) => Ok(Some(msg)),
+        Err((msg, Refused::Finished)) => Err(record(rt, SendError::Finished(msg))),
+    }
+}
+
+/// Files `msg` with `addr`, waiting while its mailbox is full; `me` (the sender) is `Sending` meanwhile.
+pub(crate) async fn wait_for_room(
+    rt: &RtShared,
+    me: Option<&Shared>,
+    addr: &Addr,
+    msg: Message,
+) -> Result<(), SendError> {
     let fut = SendFut::new(&addr.0, msg);
     let fut = match me {
         Some(me) => fut.from(me),
