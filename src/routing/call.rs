@@ -9,10 +9,10 @@ use futures_lite::FutureExt;
 use super::{resolve, ReplyTo, Target};
 use crate::cx::Cx;
 use crate::dead_letters::DeadLetterReason;
-use crate::error::{RequestError, SendError};
+use crate::error::RequestError;
 use crate::mailbox::Key;
 use crate::message::{Destination, Message};
-use crate::tasklet::{Addr, SendFut, Shared};
+use crate::tasklet::{Addr, Shared};
 use crate::wait::{CondId, EventSink};
 
 /// The timeout of [`Cx::call`] when none is given.
@@ -111,10 +111,12 @@ impl Cx {
             key,
             open: Arc::clone(&slot.open),
         });
-        SendFut::new(&target.0, msg)
-            .from(shared)
-            .await
-            .map_err(|e: SendError| RequestError::Send(super::record(rt, e)))?;
+        let sent = match super::deliver_now(rt, &target, msg) {
+            Ok(None) => Ok(()),
+            Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(RequestError::Send)?;
 
         // The callee's end also ends the call: its `Finished` is filed under the same key.
         target
@@ -122,10 +124,15 @@ impl Cx {
             .watch(key, EventSink::new(Arc::clone(shared), key, false));
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
-        shared.mailbox.begin_wait(|f| f.add_cond(key));
+        shared.mailbox.begin_wait_on(key);
+        // The deadline lives in the worker's own table, not the reactor's (see runtime/deadlines.rs).
+        let deadline = crate::runtime::deadline(timeout);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                async_io::Timer::after(timeout).await;
+                match deadline {
+                    Some(d) => d.await,
+                    None => futures_lite::future::pending().await,
+                }
                 None
             })
             .await;

@@ -7,7 +7,8 @@ use std::pin::pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use async_executor::{LocalExecutor, Task};
 use futures_lite::future;
@@ -18,6 +19,7 @@ use crate::error::Exit;
 use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
+use super::deadlines::{DeadlineId, Deadlines};
 use super::{RtShared, SpawnOptions};
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<Worker>) + Send>;
@@ -34,6 +36,8 @@ pub(crate) struct Worker {
     pub(super) rt: Arc<RtShared>,
     me: Weak<Worker>,
     idle: RefCell<Vec<(CondId, EventSink)>>,
+    /// Deadlines of the calls made by this worker's tasklets (see `deadlines.rs`).
+    deadlines: RefCell<Deadlines>,
 }
 
 thread_local! {
@@ -85,6 +89,64 @@ pub(crate) fn register_idle(id: CondId, sink: EventSink) -> Disarm {
     })
 }
 
+/// A deadline `timeout` from now on the current worker: completes when it passes. `None` for a
+/// timeout too long to express (`Duration::MAX`): it never passes.
+///
+/// # Panics
+///
+/// Panics outside a runtime thread.
+pub(crate) fn deadline(timeout: Duration) -> Option<Deadline> {
+    let worker = current().expect("deadlines are set inside a tasklets runtime");
+    if timeout.is_zero() {
+        // Passed already: the first poll says so, as a zero-length timer would.
+        return Some(Deadline {
+            worker: Rc::downgrade(&worker),
+            id: None,
+        });
+    }
+    let at = Instant::now().checked_add(timeout)?;
+    let id = worker.deadlines.borrow_mut().insert(at);
+    Some(Deadline {
+        worker: Rc::downgrade(&worker),
+        id: Some(id),
+    })
+}
+
+/// One pending deadline of a worker; completes when it passes, and is forgotten when dropped.
+pub(crate) struct Deadline {
+    worker: Weak<Worker>,
+    /// `None`: passed from the start (a zero timeout).
+    id: Option<DeadlineId>,
+}
+
+impl Future for Deadline {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(id) = self.id else {
+            return Poll::Ready(());
+        };
+        let Some(worker) = self.worker.upgrade() else {
+            return Poll::Pending; // the worker is going away with everything on it
+        };
+        let (passed, old) = worker.deadlines.borrow_mut().poll(id, cx.waker());
+        drop(old);
+        if passed {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if let (Some(id), Some(worker)) = (self.id, self.worker.upgrade()) {
+            let old = worker.deadlines.borrow_mut().remove(id);
+            drop(old);
+        }
+    }
+}
+
 impl Worker {
     pub(super) fn new(
         index: usize,
@@ -99,6 +161,7 @@ impl Worker {
             rt,
             me: me.clone(),
             idle: RefCell::new(Vec::new()),
+            deadlines: RefCell::new(Deadlines::default()),
         });
         let weak = Rc::downgrade(&worker);
         worker
@@ -176,6 +239,16 @@ impl Worker {
         false
     }
 
+    /// Wakes the calls whose deadlines have passed. Reads the clock only while a deadline is pending.
+    fn pass_deadlines(&self) {
+        if self.deadlines.borrow().is_empty() {
+            return;
+        }
+        let mut wake: Vec<Waker> = Vec::new();
+        self.deadlines.borrow_mut().pass(Instant::now(), &mut wake);
+        wake.into_iter().for_each(Waker::wake);
+    }
+
     /// Pushes an idle event to each idle condition; true if any was queued anew.
     fn fire_idle(&self) -> bool {
         let idle = self.idle.borrow();
@@ -195,6 +268,7 @@ impl Worker {
                 if let Some(out) = future::poll_once(until.as_mut()).await {
                     return out;
                 }
+                self.pass_deadlines();
                 let mut ran = 0;
                 while ran < 256 && self.ex.try_tick() {
                     ran += 1;
@@ -216,13 +290,22 @@ impl Worker {
                 if self.spin && self.spin_for_work() {
                     continue;
                 }
-                // Nothing to run: sleep until a task wakes or `until` completes.
+                // Nothing to run: sleep until a task wakes, `until` completes or the earliest call
+                // deadline passes.
+                let earliest = self.deadlines.borrow_mut().earliest();
                 let done = future::poll_fn(|cx| match until.as_mut().poll(cx) {
                     Poll::Ready(out) => Poll::Ready(Some(out)),
                     Poll::Pending => Poll::Pending,
                 })
                 .or(async {
                     self.ex.tick().await;
+                    None
+                })
+                .or(async {
+                    match earliest {
+                        Some(at) => async_io::Timer::at(at).await,
+                        None => future::pending().await,
+                    };
                     None
                 })
                 .await;
