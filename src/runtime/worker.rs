@@ -20,6 +20,7 @@ use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
 use super::deadlines::{DeadlineId, Deadlines};
+use super::run_queue::RunQueue;
 use super::{RtShared, SpawnOptions};
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<Worker>) + Send>;
@@ -29,6 +30,8 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// One worker: a thread's executor and the idle conditions armed on it.
 pub(crate) struct Worker {
+    /// The tasklets of this worker (dropped before the executor's helper tasks).
+    pub(super) run: RunQueue,
     ex: LocalExecutor<'static>,
     /// Whether to spin briefly before sleeping (multi-worker runtimes).
     spin: bool,
@@ -46,6 +49,19 @@ thread_local! {
 
 pub(super) fn current() -> Option<Rc<Worker>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with the current worker, without touching its reference count (`None` off a runtime
+/// thread, or while the thread is exiting).
+pub(super) fn with_current<R>(f: impl FnOnce(Option<&Rc<Worker>>) -> R) -> R {
+    let mut f = Some(f);
+    match CURRENT.try_with(|c| match c.try_borrow() {
+        Ok(w) => (f.take().expect("called once"))(w.as_ref()),
+        Err(_) => (f.take().expect("called once"))(None),
+    }) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("called once"))(None),
+    }
 }
 
 /// Sets the current worker while driving; restores the previous one after.
@@ -155,6 +171,7 @@ impl Worker {
     ) -> Rc<Worker> {
         let spin = rt.jobs.len() > 1;
         let worker = Rc::new_cyclic(|me| Worker {
+            run: RunQueue::new(),
             ex: LocalExecutor::new(),
             spin,
             index,
@@ -208,7 +225,7 @@ impl Worker {
     {
         let cx = Cx::new(Arc::clone(end.shared()), self.me.clone());
         match catch_unwind(AssertUnwindSafe(move || f(cx))) {
-            Ok(body) => self.ex.spawn(Runner::new(body, end)).detach(),
+            Ok(body) => self.run.spawn(Box::pin(Runner::new(body, end))),
             Err(panic) => end.ended(Err(Exit::Panicked(panic_message(&*panic)))),
         }
     }
@@ -232,11 +249,44 @@ impl Worker {
         let start = std::time::Instant::now();
         while start.elapsed() < SPIN {
             std::thread::yield_now();
-            if self.ex.try_tick() {
+            if self.run.run_one() || self.ex.try_tick() {
                 return true;
             }
         }
         false
+    }
+
+    /// Runs up to `limit` ready tasklets and up to `limit` helper tasks; how many ran.
+    fn run_batch(&self, limit: usize) -> usize {
+        let mut ran = 0;
+        while ran < limit && self.run.run_one() {
+            ran += 1;
+        }
+        let mut helpers = 0;
+        while helpers < limit && self.ex.try_tick() {
+            helpers += 1;
+        }
+        ran + helpers
+    }
+
+    /// Completes (with `None`) once a tasklet is ready to run: at once if one is queued, else when
+    /// another thread wakes one.
+    async fn tasklet_ready<T>(&self) -> Option<T> {
+        let mut listener = None;
+        future::poll_fn(|cx| loop {
+            if self.run.has_ready() {
+                return Poll::Ready(None);
+            }
+            match &mut listener {
+                // Listen first, then check again: a wake in between is not missed.
+                None => listener = Some(self.run.listen()),
+                Some(l) => {
+                    std::task::ready!(std::pin::Pin::new(l).poll(cx));
+                    listener = None;
+                }
+            }
+        })
+        .await
     }
 
     /// Wakes the calls whose deadlines have passed. Reads the clock only while a deadline is pending.
@@ -269,11 +319,8 @@ impl Worker {
                     return out;
                 }
                 self.pass_deadlines();
-                let mut ran = 0;
-                while ran < 256 && self.ex.try_tick() {
-                    ran += 1;
-                }
-                if ran == 256 {
+                let ran = self.run_batch(128);
+                if ran >= 128 {
                     // Busy: let the reactor deliver due timers and IO, then go on.
                     future::yield_now().await;
                     continue;
@@ -301,6 +348,8 @@ impl Worker {
                     self.ex.tick().await;
                     None
                 })
+                // Polled after `until` each time: a tasklet that `until` woke on this thread runs.
+                .or(self.tasklet_ready())
                 .or(async {
                     match earliest {
                         Some(at) => async_io::Timer::at(at).await,
