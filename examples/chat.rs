@@ -707,7 +707,7 @@ impl Conn<'_> {
             return self.line(&format!("* you are in {room} already"));
         }
         self.leave_room("").await;
-        self.cx.join(&room_group(room));
+        self.cx.join_group(&room_group(room));
         self.room = Some(room.to_owned());
         self.to_room(room, format!("* {nick} joined {room}")).await;
     }
@@ -715,7 +715,7 @@ impl Conn<'_> {
     /// Leaves the current room (if any), telling the others why.
     async fn leave_room(&mut self, why: &str) {
         let Some(room) = self.room.take() else { return };
-        self.cx.leave(&room_group(&room));
+        self.cx.leave_group(&room_group(&room));
         let nick = self.nick.as_deref().unwrap_or("?");
         let note = format!("* {nick} left {room}{why}");
         self.to_room(&room, note.clone()).await;

@@ -495,7 +495,7 @@ async fn parser(
     counters: Group,
     journal: Arc<Mutex<ParserJournal>>,
 ) {
-    cx.join(&group);
+    cx.join_group(&group);
     let router = Router::hash(&counters);
     let inbox = WaitForMessages::new().accept(["line", "eof", "shutdown"]);
     loop {
@@ -585,7 +585,7 @@ async fn counter(
     parsers: usize,
     journal: Arc<Mutex<CounterJournal>>,
 ) {
-    cx.join(&group);
+    cx.join_group(&group);
     let inbox = WaitForMessages::new().accept(["word", "eof", "shutdown"]);
     loop {
         let (idle, eofs) = {
