@@ -38,6 +38,12 @@ pub struct Lifecycle;
 #[doc = include_str!("../book/src/routing.md")]
 pub struct Routing;
 
+#[doc = include_str!("../book/src/tutorial-chat.md")]
+pub struct TutorialChat;
+
+#[doc = include_str!("../book/src/tutorial-pipeline.md")]
+pub struct TutorialPipeline;
+
 #[doc = include_str!("../book/src/chat.md")]
 pub struct ChatExample;
 
