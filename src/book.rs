@@ -56,6 +56,9 @@ pub struct ComingFromKiwi;
 #[doc = include_str!("../book/src/performance.md")]
 pub struct Performance;
 
+#[doc = include_str!("../book/src/benchmarking.md")]
+pub struct Benchmarking;
+
 #[doc = include_str!("../README.md")]
 pub struct Readme;
 
