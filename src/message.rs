@@ -567,6 +567,14 @@ impl Message {
         self.sender = Some(sender);
     }
 
+    /// Puts back a destination taken for routing, so an error can name it.
+    pub(crate) fn with_dest(mut self, dest: Option<Destination>) -> Message {
+        if dest.is_some() {
+            self.dest = dest;
+        }
+        self
+    }
+
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {
         self.dest.take()
     }

@@ -51,6 +51,9 @@ impl Cx {
     /// ([`DeadLetterReason::ReplyTooLate`](crate::DeadLetterReason::ReplyTooLate)) instead of reaching a
     /// later call. Conditions armed by earlier waits stay armed during the call.
     ///
+    /// Unrelated to [`WaitForCall`](crate::WaitForCall), kiwi's callable condition that *others* invoke
+    /// and whose calls this tasklet takes in a wait. In other actor libraries this is `ask`.
+    ///
     /// # Errors
     ///
     /// - [`RequestError::Timeout`] when no reply came in time;
@@ -78,6 +81,8 @@ impl Cx {
     ///     assert_eq!(reply.get::<u64>(), Some(&42));
     /// }).unwrap();
     /// ```
+    #[doc(alias = "ask")]
+    #[doc(alias = "request")]
     pub async fn call(
         &self,
         dest: impl Into<Destination>,
@@ -91,7 +96,12 @@ impl Cx {
             Ok(Target::One(addr)) => addr,
             Ok(Target::Many(_)) => return Err(RequestError::NotOneRecipient(msg)),
             Ok(Target::Reply(to)) => to.addr,
-            Err(make) => return Err(RequestError::Send(super::record(rt, make(msg)))),
+            Err((make, dest)) => {
+                return Err(RequestError::Send(super::record(
+                    rt,
+                    make(msg.with_dest(dest)),
+                )))
+            }
         };
         let _calling = Calling::start(shared, &target);
         if cycle(&target, &self.me()) {

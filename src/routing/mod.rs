@@ -127,23 +127,22 @@ enum Target {
     Reply(ReplyTo),
 }
 
+/// Why a destination did not resolve: the error to give back, and the destination to put back in the
+/// message (an unknown name, so the error can say which).
+type Unresolved = (fn(Message) -> SendError, Option<Destination>);
+
 /// Resolves a destination; on failure returns the error to give back.
-fn resolve(
-    rt: &RtShared,
-    dest: Destination,
-    msg: &Message,
-) -> Result<Target, fn(Message) -> SendError> {
+fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Unresolved> {
     match dest {
         Destination::Addr(a) => Ok(Target::One(a)),
-        Destination::Name(n) => rt
-            .registry
-            .whereis(&n)
-            .map(Target::One)
-            .ok_or(SendError::NoSuchName),
+        Destination::Name(n) => match rt.registry.whereis(&n) {
+            Some(a) => Ok(Target::One(a)),
+            None => Err((SendError::NoSuchName, Some(Destination::Name(n)))),
+        },
         Destination::Group(g) => {
             let members = rt.groups.members(&g);
             if members.is_empty() {
-                Err(SendError::NoRecipient)
+                Err((SendError::NoRecipient, None))
             } else {
                 Ok(Target::Many(members))
             }
@@ -154,7 +153,7 @@ fn resolve(
             r.pick(&members, key)
                 .cloned()
                 .map(Target::One)
-                .ok_or(SendError::NoRecipient)
+                .ok_or((SendError::NoRecipient, None))
         }
         Destination::Reply(r) => Ok(Target::Reply(r)),
     }
@@ -215,7 +214,7 @@ pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Mes
         return Err(record(rt, SendError::NoDestination(msg)));
     };
     match resolve(rt, dest, &msg) {
-        Err(make) => Err(record(rt, make(msg))),
+        Err((make, dest)) => Err(record(rt, make(msg.with_dest(dest)))),
         Ok(Target::One(addr)) => Ok(Some((addr, msg))),
         Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
