@@ -56,6 +56,11 @@ impl Wake for SlotWaker {
         let local = super::worker::with_current(|w| match w {
             Some(w) if Arc::ptr_eq(&w.run.remote, &self.remote) => {
                 w.run.ready.borrow_mut().push_back(self.slot);
+                if w.run.sleeping.get() {
+                    // Woken by the reactor (a timer, IO) while the worker waits in it: nothing
+                    // else would make the worker look at its queue again.
+                    w.run.remote.event.notify_additional(1);
+                }
                 true
             }
             _ => false,
@@ -81,6 +86,9 @@ pub(crate) struct RunQueue {
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     remote: Arc<Remote>,
+    /// The worker is asleep in the reactor: a wake on its own thread (from a timer or IO event the
+    /// reactor delivers) must also wake the worker.
+    sleeping: std::cell::Cell<bool>,
 }
 
 impl RunQueue {
@@ -93,6 +101,7 @@ impl RunQueue {
                 woken: ConcurrentQueue::unbounded(),
                 event: Event::new(),
             }),
+            sleeping: std::cell::Cell::new(false),
         }
     }
 
@@ -162,6 +171,11 @@ impl RunQueue {
     /// Whether a tasklet is queued to run.
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.borrow().is_empty() || !self.remote.woken.is_empty()
+    }
+
+    /// Marks the worker asleep (true) or awake (false); see `sleeping`.
+    pub(crate) fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.set(sleeping);
     }
 
     /// Listens for wakes from other threads (then check [`has_ready`](Self::has_ready) before

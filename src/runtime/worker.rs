@@ -340,6 +340,7 @@ impl Worker {
                 // Nothing to run: sleep until a task wakes, `until` completes or the earliest call
                 // deadline passes.
                 let earliest = self.deadlines.borrow_mut().earliest();
+                self.run.set_sleeping(true);
                 let done = future::poll_fn(|cx| match until.as_mut().poll(cx) {
                     Poll::Ready(out) => Poll::Ready(Some(out)),
                     Poll::Pending => Poll::Pending,
@@ -358,6 +359,7 @@ impl Worker {
                     None
                 })
                 .await;
+                self.run.set_sleeping(false);
                 if let Some(out) = done {
                     return out;
                 }
