@@ -108,3 +108,38 @@ fn a_tasklet_that_spawns_and_wakes_while_being_polled_is_not_lost() {
         assert_eq!(out, Ok(1_000 + 999 * 1_000 / 2));
     });
 }
+
+#[test]
+fn what_a_finished_tasklet_armed_is_released_before_its_joiner_runs_on() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use tasklets::io::Async;
+    use tasklets::WaitForIO;
+
+    watchdog("release at the end", || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        tasklets::run(move |cx| async move {
+            let t = cx.spawn(move |cx| async move {
+                let stream = Arc::new(Async::new(server_side).unwrap());
+                // Arming starts a helper task that holds the socket until it is dropped.
+                assert!(cx.try_wait(&WaitForIO::readable(&stream)).is_none());
+            });
+            t.join().await.unwrap();
+            // No other turn of the worker happens before this blocking read: the socket must be
+            // closed already, or the read waits for its timeout.
+            let mut buf = [0_u8; 1];
+            assert_eq!(
+                (&client).read(&mut buf).unwrap(),
+                0,
+                "the socket is still open"
+            );
+        })
+        .unwrap();
+    });
+}

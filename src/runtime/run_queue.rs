@@ -80,6 +80,17 @@ struct Slot {
     state: Arc<SlotWaker>,
 }
 
+/// What [`RunQueue::run_one`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// No tasklet was ready.
+    Idle,
+    /// A tasklet ran and waits again.
+    Ran,
+    /// A tasklet ran and finished.
+    Finished,
+}
+
 /// A worker's tasklets: their futures by slot, and the slots ready to run.
 pub(crate) struct RunQueue {
     slots: RefCell<Vec<Option<Slot>>>,
@@ -127,14 +138,14 @@ impl RunQueue {
         self.ready.borrow_mut().push_back(slot);
     }
 
-    /// Polls one ready tasklet; false if none was ready.
-    pub(crate) fn run_one(&self) -> bool {
+    /// Polls one ready tasklet.
+    pub(crate) fn run_one(&self) -> Polled {
         let next = self.ready.borrow_mut().pop_front();
         let slot = match next {
             Some(slot) => slot,
             None => match self.remote.woken.pop() {
                 Ok(slot) => slot,
-                Err(_) => return false,
+                Err(_) => return Polled::Idle,
             },
         };
         // Take the body out while it runs: it may spawn (adding slots) or wake other tasklets.
@@ -149,7 +160,7 @@ impl RunQueue {
             }
         };
         let Some((mut body, waker)) = taken else {
-            return true;
+            return Polled::Ran;
         };
         let done = body
             .as_mut()
@@ -162,10 +173,11 @@ impl RunQueue {
             self.free.borrow_mut().push(slot);
             drop(gone);
             drop(body); // a finished runner has already dropped its body and reported its end
+            return Polled::Finished;
         } else if let Some(s) = slots[slot].as_mut() {
             s.body = Some(body);
         }
-        true
+        Polled::Ran
     }
 
     /// Whether a tasklet is queued to run.
@@ -229,15 +241,15 @@ mod tests {
     fn a_finished_slot_is_reused_and_a_stale_wake_of_it_is_harmless() {
         let q = RunQueue::new();
         q.spawn(Box::pin(async {}));
-        assert!(q.run_one());
+        assert_eq!(q.run_one(), Polled::Finished);
         assert_eq!(q.live(), 0);
         // A stale wake of slot 0 (the finished tasklet's) while nothing lives there.
         q.ready.borrow_mut().push_back(0);
-        assert!(q.run_one());
-        assert!(!q.run_one());
+        assert_eq!(q.run_one(), Polled::Ran);
+        assert_eq!(q.run_one(), Polled::Idle);
         q.spawn(Box::pin(futures_lite::future::pending::<()>()));
         assert_eq!(q.slots.borrow().len(), 1, "the slot was reused");
-        assert!(q.run_one());
+        assert_eq!(q.run_one(), Polled::Ran);
         assert_eq!(q.live(), 1);
         q.clear();
         assert_eq!(q.live(), 0);

@@ -20,7 +20,7 @@ use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
 use super::deadlines::{DeadlineId, Deadlines};
-use super::run_queue::RunQueue;
+use super::run_queue::{Polled, RunQueue};
 use super::{RtShared, SpawnOptions};
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<Worker>) + Send>;
@@ -249,7 +249,7 @@ impl Worker {
         let start = std::time::Instant::now();
         while start.elapsed() < SPIN {
             std::thread::yield_now();
-            if self.run.run_one() || self.ex.try_tick() {
+            if self.run.run_one() != Polled::Idle || self.ex.try_tick() {
                 return true;
             }
         }
@@ -259,8 +259,21 @@ impl Worker {
     /// Runs up to `limit` ready tasklets and up to `limit` helper tasks; how many ran.
     fn run_batch(&self, limit: usize) -> usize {
         let mut ran = 0;
-        while ran < limit && self.run.run_one() {
-            ran += 1;
+        while ran < limit {
+            match self.run.run_one() {
+                Polled::Idle => break,
+                Polled::Ran => ran += 1,
+                Polled::Finished => {
+                    ran += 1;
+                    // The tasklet's armed conditions cancelled their helper tasks, which the
+                    // executor drops when it next runs: let it, before another tasklet runs, so
+                    // what the ended tasklet held (a socket, a child's pipe) is released now.
+                    let mut helpers = 0;
+                    while helpers < limit && self.ex.try_tick() {
+                        helpers += 1;
+                    }
+                }
+            }
         }
         let mut helpers = 0;
         while helpers < limit && self.ex.try_tick() {
