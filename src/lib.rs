@@ -97,6 +97,7 @@ pub mod runtime;
 pub mod supervisor;
 mod sync;
 mod tasklet;
+mod typed;
 pub mod wait;
 
 pub use cx::{Cx, Wait};
@@ -110,6 +111,7 @@ pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
 pub use tasklet::{
     Addr, Down, Finished, JoinCallbackId, MonitorId, Registrations, State, Tasklet, TaskletId,
 };
+pub use typed::{CallRequest, Key, Request, Typed, ValueError};
 pub use wait::call::{Caller, WaitForCall};
 pub use wait::idle::WaitForIdle;
 pub use wait::messages::{IntoNames, WaitForMessages};

@@ -11,7 +11,7 @@ use crate::cx::Cx;
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{RequestError, SendError};
 use crate::mailbox::Key;
-use crate::message::{Destination, Message};
+use crate::message::Destination;
 use crate::tasklet::{Addr, SendFut, Shared};
 use crate::wait::{CondId, EventSink};
 
@@ -42,8 +42,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CHAIN: usize = 64;
 
 impl Cx {
-    /// Sends the request `msg` to `dest` and waits for its reply, at most `timeout` (`None`: 5 s,
+    /// Sends the request to `dest` and waits for its reply, at most `timeout` (`None`: 5 s,
     /// [`DEFAULT_CALL_TIMEOUT`]).
+    ///
+    /// The request is a [`Message`](crate::Message) (the call returns the reply message) or a typed request built with
+    /// [`Request::msg`](crate::Request::msg) (the call returns the reply's value).
     ///
     /// The callee answers with `request.reply(name)` (any name): the reply is filed under a key unique to
     /// this call, so other messages keep their places in the mailbox, a deep mailbox does not slow the
@@ -57,7 +60,8 @@ impl Cx {
     /// - [`RequestError::Send`] when the request could not be sent (unknown name, finished callee, …);
     /// - [`RequestError::Cycle`] when the callee is itself waiting, directly or through others, on a call to
     ///   this tasklet (the request is not sent);
-    /// - [`RequestError::NotOneRecipient`] for a group destination.
+    /// - [`RequestError::NotOneRecipient`] for a group destination;
+    /// - [`RequestError::Reply`] when the reply to a typed request does not hold its reply type.
     ///
     /// # Cancel safety
     ///
@@ -78,12 +82,13 @@ impl Cx {
     ///     assert_eq!(reply.get::<u64>(), Some(&42));
     /// }).unwrap();
     /// ```
-    pub async fn call(
+    pub async fn call<R: crate::CallRequest>(
         &self,
         dest: impl Into<Destination>,
-        mut msg: Message,
+        request: R,
         timeout: impl Into<Option<Duration>>,
-    ) -> Result<Message, RequestError> {
+    ) -> Result<R::Reply, RequestError> {
+        let mut msg = request.into_request();
         let timeout = timeout.into().unwrap_or(DEFAULT_CALL_TIMEOUT);
         let shared = self.shared();
         let rt = &shared.rt;
@@ -131,7 +136,7 @@ impl Cx {
             .await;
         drop(slot);
         match reply {
-            Some(ev) if ev.is_message() => Ok(ev.into_message().expect("checked")),
+            Some(ev) if ev.is_message() => R::from_reply(ev.into_message().expect("checked")),
             Some(_) => Err(RequestError::CalleeFinished),
             None => Err(RequestError::Timeout(timeout)),
         }
