@@ -92,6 +92,7 @@ mod error;
 mod mailbox;
 mod message;
 mod name;
+mod observe;
 pub mod routing;
 pub mod runtime;
 pub mod supervisor;
@@ -106,6 +107,7 @@ pub use error::{CallError, Exit, RegistryError, RequestError, SendError, TrySend
 pub use mailbox::Action;
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
+pub use observe::{Counters, Deferred, Snapshot, TaskletSnapshot};
 pub use routing::{Group, GroupChange, Policy, ReplyTo, Router, GROUP_CHANGED};
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
 pub use tasklet::{

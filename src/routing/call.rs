@@ -100,6 +100,7 @@ impl Cx {
         };
         let _calling = Calling::start(shared, &target);
         if cycle(&target, &self.me()) {
+            crate::observe::cycle_alarm(&self.me(), &target);
             return Err(RequestError::Cycle(msg));
         }
         let mut slot = ReplySlot {

@@ -129,6 +129,7 @@ pub(crate) struct RtShared {
     pub(crate) dead_letters: DeadLetterHub,
     pub(crate) registry: crate::routing::registry::Registry,
     pub(crate) groups: crate::routing::group::Groups,
+    pub(crate) observe: crate::observe::Observe,
 }
 
 impl RtShared {

@@ -236,8 +236,7 @@ impl Worker {
 
 pub(super) fn new_core<T>(rt: &Arc<RtShared>, options: &SpawnOptions) -> Arc<Core<T>> {
     rt.live.fetch_add(1, Ordering::AcqRel);
-    Arc::new(Core::new(Arc::new(Shared::new(
-        Arc::clone(rt),
-        options.capacity,
-    ))))
+    let shared = Arc::new(Shared::new(Arc::clone(rt), options.capacity));
+    rt.observe.track(&shared);
+    Arc::new(Core::new(shared))
 }

@@ -285,6 +285,7 @@ impl Run<'_> {
             };
             if due {
                 self.tree.lock().children[j].restarts += 1;
+                self.kids.borrow()[j].shared.rt.observe.restarted();
                 tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
                 self.start(j);
             }
@@ -305,6 +306,10 @@ impl Run<'_> {
         kid.running = true;
         kid.started = Instant::now();
         kid.shared.reset_for_restart();
+        kid.shared
+            .rt
+            .observe
+            .supervised(kid.shared.id(), self.cx.id(), &kid.spec.name);
         kid.link = Rc::new(RefCell::new(Link::Listening));
         let end = KidEnd {
             shared: Arc::clone(&kid.shared),
@@ -522,7 +527,9 @@ impl Supervisor {
             .iter()
             .map(|spec| {
                 rt.tasklet_started();
-                Arc::new(Shared::with_tracking(Arc::clone(rt), spec.capacity, true))
+                let shared = Arc::new(Shared::with_tracking(Arc::clone(rt), spec.capacity, true));
+                rt.observe.track(&shared);
+                shared
             })
             .collect()
     }
