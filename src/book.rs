@@ -55,3 +55,6 @@ pub struct Readme;
 
 #[doc = include_str!("../book/src/inside.md")]
 pub struct Inside;
+
+#[doc = include_str!("../book/src/observing.md")]
+pub struct Observing;
