@@ -153,14 +153,13 @@ impl Observe {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds the counters of a mailbox that is going away.
-    pub(crate) fn retire(&self, stats: &crate::mailbox::MailboxStats) {
+    /// Adds the counters (delivered, received, discarded) of a mailbox that is going away.
+    pub(crate) fn retire(&self, (delivered, received, discarded): (u64, u64, u64)) {
         self.retired_delivered
-            .fetch_add(stats.delivered, Ordering::Relaxed);
-        self.retired_received
-            .fetch_add(stats.received, Ordering::Relaxed);
+            .fetch_add(delivered, Ordering::Relaxed);
+        self.retired_received.fetch_add(received, Ordering::Relaxed);
         self.retired_discarded
-            .fetch_add(stats.discarded, Ordering::Relaxed);
+            .fetch_add(discarded, Ordering::Relaxed);
     }
 
     /// The age of the message with arrival number `seq` at the head of `name` in `id`'s mailbox.
@@ -510,9 +509,9 @@ fn ser_name<S: serde::Serializer>(name: &Name, s: S) -> Result<S::Ok, S::Error> 
 /// tasklets::run(|cx| async move {
 ///     cx.me().try_send(Message::new("a")).unwrap();
 ///     cx.receive(&WaitForMessages::new().accept("a")).await;
-///     let _ = cx.me().try_send(Message::new("b").to("nobody"));
+///     let _ = cx.runtime().try_send(Message::new("b").to("nobody")); // refused: no such name
 ///     let c = cx.runtime().snapshot().counters;
-///     assert_eq!((c.delivered, c.received), (1, 1));
+///     assert_eq!((c.sent, c.delivered, c.received, c.dead_letters), (2, 1, 1, 1));
 /// }).unwrap();
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -581,6 +581,12 @@ impl Mailbox {
         self.lock().capacity.map(NonZeroUsize::get)
     }
 
+    /// Messages delivered, received and discarded so far.
+    pub(crate) fn totals(&self) -> (u64, u64, u64) {
+        let inner = self.lock();
+        (inner.delivered, inner.received, inner.discarded)
+    }
+
     /// The mailbox's counters and, per message name, how many wait and the arrival number of the oldest.
     pub(crate) fn stats(&self) -> MailboxStats {
         let inner = self.lock();

@@ -143,7 +143,7 @@ pub struct Registrations {
 impl Drop for Shared {
     fn drop(&mut self) {
         // Its mailbox's counters stay in the runtime's totals.
-        self.rt.observe.retire(&self.mailbox.stats());
+        self.rt.observe.retire(self.mailbox.totals());
     }
 }
 
