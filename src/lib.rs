@@ -98,6 +98,9 @@ pub mod runtime;
 pub mod supervisor;
 mod sync;
 mod tasklet;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
 mod typed;
 pub mod wait;
 

@@ -131,7 +131,11 @@ impl Cx {
         shared.mailbox.begin_wait(|f| f.add_cond(key));
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                async_io::Timer::after(timeout).await;
+                if let Some(at) = crate::time::now().checked_add(timeout) {
+                    crate::time::sleep_until(at).await;
+                } else {
+                    futures_lite::future::pending::<()>().await;
+                }
                 None
             })
             .await;

@@ -237,6 +237,12 @@ impl Runtime {
         self.handle.clone()
     }
 
+    /// Runs the tasks of this thread's worker until none is runnable (for the test runtime).
+    #[cfg(feature = "testing")]
+    pub(crate) fn settle(&self) -> usize {
+        self.local().settle()
+    }
+
     fn local(&self) -> &Rc<Worker> {
         self.local.as_ref().expect("the runtime is running")
     }

@@ -176,6 +176,17 @@ impl Worker {
         false
     }
 
+    /// Runs this worker's runnable tasks until none is left (for the test runtime); how many ran.
+    #[cfg(feature = "testing")]
+    pub(crate) fn settle(self: &Rc<Self>) -> usize {
+        let _enter = Enter::new(self);
+        let mut ran = 0;
+        while self.ex.try_tick() {
+            ran += 1;
+        }
+        ran
+    }
+
     /// Pushes an idle event to each idle condition; true if any was queued anew.
     fn fire_idle(&self) -> bool {
         let idle = self.idle.borrow();
