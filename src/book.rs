@@ -58,3 +58,6 @@ pub struct Inside;
 
 #[doc = include_str!("../book/src/observing.md")]
 pub struct Observing;
+
+#[doc = include_str!("../book/src/testing.md")]
+pub struct TestingTasklets;
