@@ -54,17 +54,15 @@ impl AlarmConfig {
 /// A supervised tasklet's supervisor and its child name there.
 type SupervisedBy = Option<(TaskletId, String)>;
 
-struct Tracked {
-    shared: Weak<Shared>,
-    /// The supervisor and the child's name in its spec, for a supervised tasklet.
-    supervisor: SupervisedBy,
-}
-
+/// Every tasklet of the runtime, weakly: a push per spawn (no hashing), entries of dropped tasklets
+/// pruned when the list has doubled since the last pruning.
 #[derive(Default)]
 struct Table {
-    tasklets: HashMap<TaskletId, Tracked>,
-    /// Size after the last pruning of finished entries: prune again when it doubles.
+    tasklets: Vec<Weak<Shared>>,
+    /// Length after the last pruning.
     pruned: usize,
+    /// Supervised tasklets: their supervisor and their name in its spec.
+    supervised: HashMap<TaskletId, (TaskletId, String)>,
 }
 
 /// The part of the runtime's shared state this module owns.
@@ -116,36 +114,32 @@ impl Observe {
 
     /// Records a new tasklet.
     pub(crate) fn track(&self, shared: &Arc<Shared>) {
-        let mut dead = Vec::new();
+        let weak = Arc::downgrade(shared);
+        // Handles upgraded while pruning: dropped after the lock (a last handle's drop runs the
+        // destructors of the messages left in its mailbox).
+        let mut upgraded = Vec::new();
         {
             let mut table = self.table.lock();
-            table.tasklets.insert(
-                shared.id(),
-                Tracked {
-                    shared: Arc::downgrade(shared),
-                    supervisor: None,
-                },
-            );
+            table.tasklets.push(weak);
             if table.tasklets.len() > 2 * table.pruned.max(64) {
-                table.tasklets.retain(|_, t| match t.shared.upgrade() {
-                    Some(s) => {
-                        let alive = s.mailbox.phase() != crate::mailbox::Phase::Finished;
-                        dead.push(s); // dropped after the lock: a `Shared` drop locks the table's owner
-                        alive || t.supervisor.is_some()
-                    }
-                    None => false,
-                });
+                table.tasklets.retain(|t| t.strong_count() > 0);
                 table.pruned = table.tasklets.len();
+                if table.supervised.len() > 2 * table.pruned.max(64) {
+                    upgraded = table.tasklets.iter().filter_map(Weak::upgrade).collect();
+                    let live: HashSet<TaskletId> = upgraded.iter().map(|s| s.id()).collect();
+                    table.supervised.retain(|id, _| live.contains(id));
+                }
             }
         }
-        drop(dead);
+        drop(upgraded);
     }
 
     /// Records that `child` runs under `supervisor` as the child named `name`.
     pub(crate) fn supervised(&self, child: TaskletId, supervisor: TaskletId, name: &str) {
-        if let Some(t) = self.table.lock().tasklets.get_mut(&child) {
-            t.supervisor = Some((supervisor, name.to_owned()));
-        }
+        self.table
+            .lock()
+            .supervised
+            .insert(child, (supervisor, name.to_owned()));
     }
 
     /// Counts a restart by a supervisor.
@@ -238,8 +232,12 @@ pub(crate) fn take(rt: &Arc<RtShared>) -> Snapshot {
         let table = rt.observe.table.lock();
         table
             .tasklets
-            .values()
-            .filter_map(|t| Some((t.shared.upgrade()?, t.supervisor.clone())))
+            .iter()
+            .filter_map(|t| {
+                let shared = t.upgrade()?;
+                let by = table.supervised.get(&shared.id()).cloned();
+                Some((shared, by))
+            })
             .collect()
     };
     let now = Instant::now();
