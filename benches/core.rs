@@ -293,3 +293,62 @@ mod fork_join {
             .bench_local(|| raw::fork_join_2(&ex, &remote, ROUNDS, WIDTH, WORK));
     }
 }
+
+/// A typed send/receive (`Key<u64>`: `KEY.msg(v)`, `accept(&KEY)`, `KEY.read(&msg)`) against the same
+/// untyped one (`Message::new(&NAME).value(v)`, `accept(&NAME)`, `msg.get::<u64>()`), without the
+/// executor as in `selective_deep`. Target: ratio 1.0 (a key is a static name plus a type).
+#[divan::bench_group(sample_count = 100, sample_size = 1000)]
+mod typed_names {
+    use super::*;
+    use tasklets::{Key, StaticName};
+
+    static UNTYPED: StaticName = StaticName::new("typed-bench");
+    static TYPED: Key<u64> = Key::new("typed-bench");
+
+    thread_local! {
+        static STASH: RefCell<Option<Cx>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `body` with a parked tasklet's `Cx`.
+    fn with_cx(body: impl FnOnce(&Cx)) {
+        let rt = Runtime::new();
+        let t = rt.spawn(|cx| async move {
+            STASH.with(|s| *s.borrow_mut() = Some(cx));
+            futures_lite::future::pending::<()>().await
+        });
+        while STASH.with(|s| s.borrow().is_none()) {
+            rt.block_on(futures_lite::future::yield_now());
+        }
+        STASH.with(|s| body(s.borrow().as_ref().expect("stashed")));
+        drop(STASH.with(|s| s.borrow_mut().take()));
+        t.stop();
+        drop(rt);
+    }
+
+    #[divan::bench]
+    fn untyped_1w(bencher: Bencher) {
+        with_cx(|cx| {
+            let me = cx.me();
+            let inbox = WaitForMessages::new().accept(&UNTYPED);
+            bencher.counter(ItemsCount::new(1_u32)).bench_local(|| {
+                me.try_send(Message::new(&UNTYPED).value(black_box(7_u64)))
+                    .expect("alive");
+                let msg = cx.try_receive(&inbox).expect("just sent");
+                black_box(*msg.get::<u64>().expect("a u64"))
+            });
+        });
+    }
+
+    #[divan::bench]
+    fn typed_1w(bencher: Bencher) {
+        with_cx(|cx| {
+            let me = cx.me();
+            let inbox = WaitForMessages::new().accept(&TYPED);
+            bencher.counter(ItemsCount::new(1_u32)).bench_local(|| {
+                me.try_send(TYPED.msg(black_box(7_u64))).expect("alive");
+                let msg = cx.try_receive(&inbox).expect("just sent");
+                black_box(*TYPED.read(&msg).expect("a u64"))
+            });
+        });
+    }
+}

@@ -64,3 +64,9 @@ pub struct Readme;
 
 #[doc = include_str!("../book/src/inside.md")]
 pub struct Inside;
+
+#[doc = include_str!("../book/src/observing.md")]
+pub struct Observing;
+
+#[doc = include_str!("../book/src/testing.md")]
+pub struct TestingTasklets;

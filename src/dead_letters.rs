@@ -110,10 +110,34 @@ pub struct DeadLetter {
     /// The tasklet it was meant for, if known.
     pub recipient: Option<TaskletId>,
 }
+/// Short labels of the reasons, in the order of [`reason_index`].
+const REASONS: [&str; 7] = [
+    "finished",
+    "panicked",
+    "no such name",
+    "no recipient",
+    "no destination",
+    "full",
+    "reply too late",
+];
+
+fn reason_index(reason: &DeadLetterReason) -> usize {
+    match reason {
+        DeadLetterReason::Finished => 0,
+        DeadLetterReason::Panicked(_) => 1,
+        DeadLetterReason::NoSuchName => 2,
+        DeadLetterReason::NoRecipient => 3,
+        DeadLetterReason::NoDestination => 4,
+        DeadLetterReason::Full => 5,
+        DeadLetterReason::ReplyTooLate => 6,
+    }
+}
+
 /// The runtime's dead-letter office: counts every dead letter, traces it, and queues it while someone
 /// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
+    by_reason: [AtomicU64; 7],
     capacity: usize,
     /// The queue of the live handles; dangling while there are none, so that nothing is retained.
     queue: Mutex<Weak<Queue>>,
@@ -123,6 +147,7 @@ impl DeadLetterHub {
     pub(crate) fn new(capacity: usize) -> DeadLetterHub {
         DeadLetterHub {
             count: AtomicU64::new(0),
+            by_reason: Default::default(),
             capacity,
             queue: Mutex::new(Weak::new()),
         }
@@ -135,6 +160,7 @@ impl DeadLetterHub {
         recipient: Option<TaskletId>,
     ) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.by_reason[reason_index(&reason)].fetch_add(1, Ordering::Relaxed);
         tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
         let letter = DeadLetter {
             message,
@@ -164,6 +190,16 @@ impl DeadLetterHub {
         });
         *slot = Arc::downgrade(&queue);
         DeadLetters { queue }
+    }
+
+    /// The total and the count per reason (labels as in [`REASONS`]).
+    pub(crate) fn counts(&self) -> (u64, Vec<(&'static str, u64)>) {
+        let by = REASONS
+            .iter()
+            .zip(&self.by_reason)
+            .map(|(label, n)| (*label, n.load(Ordering::Relaxed)))
+            .collect();
+        (self.count(), by)
     }
 
     pub(crate) fn count(&self) -> u64 {

@@ -390,6 +390,9 @@ pub enum RequestError {
     /// The callee finished before replying.
     #[error("the callee finished before replying")]
     CalleeFinished,
+    /// The reply of a typed request ([`Request`](crate::Request)) does not hold the reply type.
+    #[error("{0}")]
+    Reply(crate::ValueError),
 }
 
 /// Why [`Handle::register`](crate::Handle::register) refused a name.

@@ -99,11 +99,16 @@ mod error;
 mod mailbox;
 mod message;
 mod name;
+mod observe;
 pub mod routing;
 pub mod runtime;
 pub mod supervisor;
 mod sync;
 mod tasklet;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+mod typed;
 pub mod wait;
 
 pub use cx::{Cx, Wait};
@@ -112,11 +117,13 @@ pub use error::{CallError, Exit, RegistryError, RequestError, SendError, TrySend
 pub use mailbox::Action;
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
+pub use observe::{Counters, Deferred, Snapshot, TaskletSnapshot};
 pub use routing::{Group, GroupChange, Policy, ReplyTo, Router, GROUP_CHANGED};
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
 pub use tasklet::{
     Addr, Down, Finished, JoinCallbackId, MonitorId, Registrations, State, Tasklet, TaskletId,
 };
+pub use typed::{CallRequest, Key, Request, Typed, ValueError};
 pub use wait::call::{Caller, WaitForCall};
 pub use wait::idle::WaitForIdle;
 pub use wait::messages::{IntoNames, WaitForMessages};

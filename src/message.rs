@@ -17,8 +17,36 @@ pub(crate) enum Payload {
     Empty,
     /// Scalars are stored in place: no allocation for the most common small values.
     Small(Small),
-    Owned(Box<dyn Any + Send + Sync>),
-    Shared(Arc<dyn Any + Send + Sync>),
+    Owned(Box<dyn Value>),
+    Shared(Arc<dyn Value>),
+}
+
+/// A payload value: any `Send + Sync` type, which also knows its type's name (for `Debug` and for the
+/// error of a read with the wrong type). The vtable carries the name: no extra bytes per message.
+pub(crate) trait Value: Any + Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send + Sync>;
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<T: Any + Send + Sync> Value for T {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send + Sync> {
+        self
+    }
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
 macro_rules! small {
@@ -48,6 +76,11 @@ macro_rules! small {
             fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
                 match self {
                     $(Small::$variant(v) => (v as &mut dyn Any).downcast_mut::<T>(),)*
+                }
+            }
+            fn type_name(&self) -> &'static str {
+                match self {
+                    $(Small::$variant(_) => std::any::type_name::<$t>(),)*
                 }
             }
             /// The scalar as a `T`, if it is one (no allocation: it is written into an `Option<T>`).
@@ -99,52 +132,50 @@ impl Payload {
     pub(crate) fn is_some(&self) -> bool {
         !matches!(self, Payload::Empty)
     }
+    /// The name of the value's type, `None` when there is no value.
+    pub(crate) fn type_name(&self) -> Option<&'static str> {
+        match self {
+            Payload::Empty => None,
+            Payload::Small(s) => Some(s.type_name()),
+            Payload::Owned(b) => Some((**b).type_name()),
+            Payload::Shared(a) => Some((**a).type_name()),
+        }
+    }
     pub(crate) fn get<T: Any>(&self) -> Option<&T> {
         match self {
             Payload::Empty => None,
             Payload::Small(s) => s.get(),
-            Payload::Owned(b) => b.downcast_ref(),
-            Payload::Shared(a) => a.downcast_ref(),
+            Payload::Owned(b) => (**b).as_any().downcast_ref(),
+            Payload::Shared(a) => (**a).as_any().downcast_ref(),
         }
     }
     pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
         match self {
             Payload::Empty => None,
             Payload::Small(s) => s.get_mut(),
-            Payload::Owned(b) => b.downcast_mut(),
-            Payload::Shared(a) => Arc::get_mut(a)?.downcast_mut(),
+            Payload::Owned(b) => (**b).as_any_mut().downcast_mut(),
+            Payload::Shared(a) => (*Arc::get_mut(a)?).as_any_mut().downcast_mut(),
         }
     }
     pub(crate) fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
-        match std::mem::take(self) {
+        match self {
             Payload::Empty => None,
-            Payload::Small(s) => {
-                let value = s.read::<T>();
-                if value.is_none() {
-                    *self = Payload::Small(s);
+            Payload::Small(s) => s.read::<T>().inspect(|_| *self = Payload::Empty),
+            Payload::Owned(b) if (**b).as_any().is::<T>() => match std::mem::take(self) {
+                Payload::Owned(b) => b.into_any().downcast::<T>().ok().map(|v| *v),
+                _ => unreachable!("matched as owned"),
+            },
+            Payload::Shared(a) if (**a).as_any().is::<T>() && Arc::strong_count(a) == 1 => {
+                match std::mem::take(self) {
+                    Payload::Shared(a) => a
+                        .into_any_arc()
+                        .downcast::<T>()
+                        .ok()
+                        .and_then(|typed| Arc::try_unwrap(typed).ok()),
+                    _ => unreachable!("matched as shared"),
                 }
-                value
             }
-            Payload::Owned(b) => match b.downcast::<T>() {
-                Ok(value) => Some(*value),
-                Err(other) => {
-                    *self = Payload::Owned(other);
-                    None
-                }
-            },
-            Payload::Shared(a) => match a.downcast::<T>() {
-                Ok(typed) => match Arc::try_unwrap(typed) {
-                    Ok(value) => Some(value),
-                    Err(still_shared) => {
-                        *self = Payload::Shared(still_shared);
-                        None
-                    }
-                },
-                Err(other) => {
-                    *self = Payload::Shared(other);
-                    None
-                }
-            },
+            _ => None,
         }
     }
     /// Turns the payload into a shareable one and returns a second handle to it.
@@ -156,7 +187,7 @@ impl Payload {
                 Payload::Small(s)
             }
             Payload::Owned(b) => {
-                let a: Arc<dyn Any + Send + Sync> = Arc::from(b);
+                let a: Arc<dyn Value> = Arc::from(b);
                 *self = Payload::Shared(Arc::clone(&a));
                 Payload::Shared(a)
             }
@@ -260,7 +291,8 @@ impl<T> From<&crate::Tasklet<T>> for Destination {
 /// [`take`](Self::take), which return
 /// `None` on a type mismatch and never panic. [`Cx::send`](crate::Cx::send) fills in the sender.
 ///
-/// `Debug` prints the name, the sender and whether a value is present, never the value itself.
+/// `Debug` prints the name, the sender and the value's type name (`None` without a value), never the
+/// value itself.
 ///
 /// Values are `Send + Sync`: a message (and every error that hands one back) can then cross threads and
 /// convert into `Box<dyn Error + Send + Sync>`, and one value can be shared by every member of a group.
@@ -449,6 +481,59 @@ impl Message {
         self.value.take()
     }
 
+    /// The name of the value's type (as [`std::any::type_name`] gives it), `None` when there is no value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// assert_eq!(Message::new("n").value(3_i32).value_type(), Some("i32"));
+    /// assert_eq!(Message::new("quit").value_type(), None);
+    /// ```
+    pub fn value_type(&self) -> Option<&'static str> {
+        self.value.type_name()
+    }
+
+    /// Borrows the value as a `T`, or says what went wrong: "message 'n' holds i32, asked for u32".
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::WrongType`](crate::ValueError::WrongType) when the value has another type,
+    /// [`ValueError::Missing`](crate::ValueError::Missing) when there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Message;
+    ///
+    /// let msg = Message::new("n").value(3_i32);
+    /// assert_eq!(msg.expect_value::<i32>(), Ok(&3));
+    /// let err = msg.expect_value::<u32>().unwrap_err();
+    /// assert_eq!(err.to_string(), "message 'n' holds i32, asked for u32");
+    /// ```
+    pub fn expect_value<T: Any>(&self) -> Result<&T, crate::ValueError> {
+        self.value
+            .get()
+            .ok_or_else(|| crate::ValueError::of::<T>(self))
+    }
+
+    /// Borrows the value if this message has `key`'s name and holds its type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Key, Message};
+    ///
+    /// static PRINT: Key<u32> = Key::new("print");
+    /// let msg = PRINT.msg(5);
+    /// assert_eq!(msg.read(&PRINT), Some(&5));
+    /// assert_eq!(Message::new("print").value(5_i64).read(&PRINT), None); // another type
+    /// ```
+    pub fn read<T: Any + Send + Sync>(&self, key: &crate::Key<T>) -> Option<&T> {
+        key.read(self)
+    }
+
     /// Sets the routing key a [`Router::hash`](crate::Router::hash) router uses: messages with the same
     /// key go to the same member while the group is unchanged.
     ///
@@ -585,7 +670,7 @@ impl fmt::Debug for Message {
         f.debug_struct("Message")
             .field("name", &self.name)
             .field("sender", &self.sender.as_ref().map(|a| a.id()))
-            .field("has_value", &self.has_value())
+            .field("value", &self.value_type())
             .finish()
     }
 }

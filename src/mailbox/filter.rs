@@ -109,6 +109,23 @@ impl Filter {
         });
     }
 
+    /// Adds the ids of the names this filter mentions to the sorted `ids`; false when its `otherwise`
+    /// accepts or discards (it then handles every name).
+    pub(crate) fn mentions_into(&self, ids: &mut Vec<u32>) -> bool {
+        let Some(rules) = &self.rules else {
+            return true;
+        };
+        if matches!(rules.otherwise, Some(Action::Accept | Action::Discard)) {
+            return false;
+        }
+        for &(id, _) in &rules.explicit {
+            if let Err(at) = ids.binary_search(&id) {
+                ids.insert(at, id);
+            }
+        }
+        true
+    }
+
     /// Adds a condition's key.
     /// Turns this filter into one that admits only `key`'s events, keeping its buffer; returns the
     /// rules it had (to drop outside the mailbox lock).

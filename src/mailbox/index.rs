@@ -218,6 +218,14 @@ impl<E> Index<E> {
             .flat_map(|(key, fifo)| fifo.iter().map(move |(_, e)| (*key, e)))
     }
 
+    /// Every non-empty FIFO: its key, length, the arrival number and the entry at its head.
+    pub(crate) fn fifos(&self) -> impl Iterator<Item = (Key, usize, u64, &E)> + '_ {
+        self.queues.iter().filter_map(|(key, fifo)| {
+            fifo.front()
+                .map(|(seq, head)| (*key, fifo.len(), *seq, head))
+        })
+    }
+
     /// Removes every entry and returns them in arrival order.
     pub(crate) fn drain(&mut self) -> Vec<E> {
         let mut all: Vec<(u64, E)> = self.queues.drain().flat_map(|(_, f)| f).collect();

@@ -86,6 +86,18 @@ pub(crate) enum Filed {
     Coalesced,
 }
 
+/// What [`Mailbox::stats`] reads under one lock.
+pub(crate) struct MailboxStats {
+    pub(crate) messages: usize,
+    pub(crate) delivered: u64,
+    pub(crate) received: u64,
+    pub(crate) discarded: u64,
+    /// Per name: messages filed, arrival number of the oldest; oldest first.
+    pub(crate) names: Vec<(crate::Name, usize, u64)>,
+    /// Name ids some wait mentioned; `None` when every name is handled by some wait.
+    pub(crate) mentioned: Option<Vec<u32>>,
+}
+
 /// One mailbox entry.
 pub(crate) enum Entry {
     Message(Message),
@@ -160,6 +172,13 @@ struct Inner {
     capacity: Option<NonZeroUsize>,
     messages: usize,
     discarded: u64,
+    /// Messages filed and taken so far (for the runtime's counters; plain fields under the lock).
+    delivered: u64,
+    received: u64,
+    /// Ids of the names any wait of this tasklet mentioned (sorted), kept for the misspelt-name alarm;
+    /// updated only when a wait installs a new filter. `None`: some wait accepted or discarded every
+    /// name it did not mention, so no name is unknown.
+    mentioned: Option<Vec<u32>>,
     closed: bool,
 }
 
@@ -190,6 +209,7 @@ impl Later {
 impl Inner {
     /// Files an entry and decides whether the waiting tasklet must be woken.
     fn push(&mut self, key: Key, entry: Entry) -> Option<Waker> {
+        self.delivered += u64::from(matches!(entry, Entry::Message(_)));
         self.index.push(key, entry);
         if self.state == Phase::Waiting && self.filter.admits(key) {
             // Running from now on: later entries do not wake it again until it waits again.
@@ -235,6 +255,7 @@ impl Inner {
         self.discarded += gone as u64;
         if let Some((_, Entry::Message(_))) = &found {
             gone += 1;
+            self.received += 1;
         }
         if gone > 0 {
             later.room += self.remove_messages(gone);
@@ -254,6 +275,9 @@ impl Mailbox {
                 capacity: capacity.map(|c| NonZeroUsize::new(c).expect("a capacity of at least 1")),
                 messages: 0,
                 discarded: 0,
+                delivered: 0,
+                received: 0,
+                mentioned: Some(Vec::new()),
                 closed: false,
             }),
             room: Room {
@@ -427,7 +451,19 @@ impl Mailbox {
     pub(crate) fn begin_wait(&self, build: impl FnOnce(&mut Filter)) {
         let mut filter = Filter::default();
         build(&mut filter);
-        let old = std::mem::replace(&mut self.lock().filter, filter);
+        let mut inner = self.lock();
+        let Inner {
+            mentioned,
+            filter: _,
+            ..
+        } = &mut *inner;
+        if let Some(ids) = mentioned {
+            if !filter.mentions_into(ids) {
+                *mentioned = None;
+            }
+        }
+        let old = std::mem::replace(&mut inner.filter, filter);
+        drop(inner);
         drop(old);
     }
 
@@ -549,6 +585,34 @@ impl Mailbox {
 
     pub(crate) fn capacity(&self) -> Option<usize> {
         self.lock().capacity.map(NonZeroUsize::get)
+    }
+
+    /// Messages delivered, received and discarded so far.
+    pub(crate) fn totals(&self) -> (u64, u64, u64) {
+        let inner = self.lock();
+        (inner.delivered, inner.received, inner.discarded)
+    }
+
+    /// The mailbox's counters and, per message name, how many wait and the arrival number of the oldest.
+    pub(crate) fn stats(&self) -> MailboxStats {
+        let inner = self.lock();
+        let mut names: Vec<(crate::Name, usize, u64)> = inner
+            .index
+            .fifos()
+            .filter_map(|(_, n, seq, head)| match head {
+                Entry::Message(m) => Some((m.name(), n, seq)),
+                Entry::Event(_) => None,
+            })
+            .collect();
+        names.sort_by_key(|(_, _, seq)| *seq);
+        MailboxStats {
+            messages: inner.messages,
+            delivered: inner.delivered,
+            received: inner.received,
+            discarded: inner.discarded,
+            names,
+            mentioned: inner.mentioned.clone(),
+        }
     }
 
     /// Message counts per name, for introspection (oldest name first is not guaranteed).

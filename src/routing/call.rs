@@ -11,7 +11,7 @@ use crate::cx::Cx;
 use crate::dead_letters::DeadLetterReason;
 use crate::error::RequestError;
 use crate::mailbox::Key;
-use crate::message::{Destination, Message};
+use crate::message::Destination;
 use crate::tasklet::{Addr, Shared};
 use crate::wait::{CondId, EventSink};
 
@@ -42,8 +42,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CHAIN: usize = 64;
 
 impl Cx {
-    /// Sends the request `msg` to `dest` and waits for its reply, at most `timeout` (`None`: 5 s,
+    /// Sends the request to `dest` and waits for its reply, at most `timeout` (`None`: 5 s,
     /// [`DEFAULT_CALL_TIMEOUT`]).
+    ///
+    /// The request is a [`Message`](crate::Message) (the call returns the reply message) or a typed request built with
+    /// [`Request::msg`](crate::Request::msg) (the call returns the reply's value).
     ///
     /// The callee answers with `request.reply(name)` (any name): the reply is filed under a key unique to
     /// this call, so other messages keep their places in the mailbox, a deep mailbox does not slow the
@@ -60,7 +63,8 @@ impl Cx {
     /// - [`RequestError::Send`] when the request could not be sent (unknown name, finished callee, …);
     /// - [`RequestError::Cycle`] when the callee is itself waiting, directly or through others, on a call to
     ///   this tasklet (the request is not sent);
-    /// - [`RequestError::NotOneRecipient`] for a group destination.
+    /// - [`RequestError::NotOneRecipient`] for a group destination;
+    /// - [`RequestError::Reply`] when the reply to a typed request does not hold its reply type.
     ///
     /// # Cancel safety
     ///
@@ -83,12 +87,13 @@ impl Cx {
     /// ```
     #[doc(alias = "ask")]
     #[doc(alias = "request")]
-    pub async fn call(
+    pub async fn call<R: crate::CallRequest>(
         &self,
         dest: impl Into<Destination>,
-        mut msg: Message,
+        request: R,
         timeout: impl Into<Option<Duration>>,
-    ) -> Result<Message, RequestError> {
+    ) -> Result<R::Reply, RequestError> {
+        let mut msg = request.into_request();
         let timeout = timeout.into().unwrap_or(DEFAULT_CALL_TIMEOUT);
         let shared = self.shared();
         let rt = &shared.rt;
@@ -105,6 +110,7 @@ impl Cx {
         };
         let _calling = Calling::start(shared, &target);
         if cycle(&target, &self.me()) {
+            crate::observe::cycle_alarm(&self.me(), &target);
             return Err(RequestError::Cycle(msg));
         }
         let mut slot = ReplySlot {
@@ -135,20 +141,15 @@ impl Cx {
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
         shared.mailbox.begin_wait_on(key);
-        // The deadline lives in the worker's own table, not the reactor's (see runtime/deadlines.rs).
-        let deadline = crate::runtime::deadline(timeout);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                match deadline {
-                    Some(d) => d.await,
-                    None => futures_lite::future::pending().await,
-                }
+                expire(timeout).await;
                 None
             })
             .await;
         drop(slot);
         match reply {
-            Some(ev) if ev.is_message() => Ok(ev.into_message().expect("checked")),
+            Some(ev) if ev.is_message() => R::from_reply(ev.into_message().expect("checked")),
             Some(_) => Err(RequestError::CalleeFinished),
             None => Err(RequestError::Timeout(timeout)),
         }
@@ -181,6 +182,26 @@ impl Drop for ReplySlot<'_> {
                 Some(self.caller.id()),
             );
         }
+    }
+}
+
+/// Completes when a call made now with `timeout` has timed out.
+///
+/// The deadline lives in the worker's own table, not the reactor's (see `runtime/deadlines.rs`); on a
+/// test runtime's thread it follows the virtual clock instead. It is set at the first poll, which
+/// `call` makes only when the reply is not there yet.
+async fn expire(timeout: Duration) {
+    #[cfg(feature = "testing")]
+    if crate::time::virtual_clock::current().is_some() {
+        match crate::time::now().checked_add(timeout) {
+            Some(at) => crate::time::sleep_until(at).await,
+            None => futures_lite::future::pending().await,
+        }
+        return;
+    }
+    match crate::runtime::deadline(timeout) {
+        Some(deadline) => deadline.await,
+        None => futures_lite::future::pending().await,
     }
 }
 

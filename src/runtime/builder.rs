@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use event_listener::Event;
 
@@ -23,6 +24,7 @@ use super::{Handle, RtShared, Runtime, Worker};
 pub struct Builder {
     workers: usize,
     dead_letter_capacity: usize,
+    alarms: crate::observe::AlarmConfig,
 }
 
 impl Default for Builder {
@@ -30,6 +32,7 @@ impl Default for Builder {
         Builder {
             workers: 1,
             dead_letter_capacity: DeadLetters::DEFAULT_CAPACITY,
+            alarms: Default::default(),
         }
     }
 }
@@ -103,6 +106,51 @@ impl Builder {
         self
     }
 
+    /// Warns (through `tracing`, once per tasklet and name) when a waiting tasklet has deferred a
+    /// message for longer than `limit`. Setting any alarm starts a watcher thread that checks the
+    /// runtime a few times per threshold (see [`Snapshot`](crate::Snapshot) for how ages are measured).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = tasklets::Runtime::builder().alarm_deferred_longer_than(Duration::from_secs(30)).build();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn alarm_deferred_longer_than(mut self, limit: Duration) -> Builder {
+        self.alarms.deferred_longer_than = Some(limit);
+        self
+    }
+
+    /// Warns (once per tasklet and name) about messages of a name that no wait of their tasklet has
+    /// mentioned (accepted, deferred or discarded), once the tasklet has received `waits` messages:
+    /// usually a misspelt name, deferred forever otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().alarm_unknown_name_after(100).build();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn alarm_unknown_name_after(mut self, waits: u64) -> Builder {
+        self.alarms.unknown_name_after = Some(waits);
+        self
+    }
+
+    /// Warns (once per tasklet) when a mailbox holds more than `len` messages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().alarm_mailbox_above(10_000).build();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn alarm_mailbox_above(mut self, len: usize) -> Builder {
+        self.alarms.mailbox_above = Some(len);
+        self
+    }
+
     /// Builds the runtime and starts its background workers.
     ///
     /// # Panics
@@ -133,7 +181,9 @@ impl Builder {
             dead_letters: DeadLetterHub::new(self.dead_letter_capacity),
             registry: Default::default(),
             groups: Default::default(),
+            observe: crate::observe::Observe::new(self.alarms),
         });
+        crate::observe::Observe::start_watcher(&rt);
         // Kept to drain at shutdown: a start job still queued then is dropped, which reports its tasklet
         // as stopped (the queue itself stays alive while any handle holds the runtime's shared state).
         let queued = receivers.clone();

@@ -174,6 +174,23 @@ impl Handle {
         self.rt.dead_letters.count()
     }
 
+    /// A picture of every tasklet of this runtime that has not finished, with the runtime's counters;
+    /// see [`Snapshot`](crate::Snapshot). Locks each mailbox once, briefly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// tasklets::run(|cx| async move {
+    ///     let snap = cx.runtime().snapshot();
+    ///     assert_eq!(snap.tasklets.len(), 1); // this one
+    ///     assert_eq!(snap.tasklets[0].id, cx.id());
+    ///     assert_eq!(snap.tasklets[0].state, tasklets::State::Running);
+    /// }).unwrap();
+    /// ```
+    pub fn snapshot(&self) -> crate::Snapshot {
+        crate::observe::take(&self.rt)
+    }
+
     /// Registers `addr` under `name`, until its tasklet finishes (supervised restarts keep it) or
     /// [`unregister`](Self::unregister). Registering the same tasklet again under its name is fine.
     ///

@@ -133,6 +133,7 @@ pub(crate) struct RtShared {
     pub(crate) dead_letters: DeadLetterHub,
     pub(crate) registry: crate::routing::registry::Registry,
     pub(crate) groups: crate::routing::group::Groups,
+    pub(crate) observe: crate::observe::Observe,
 }
 
 impl RtShared {
@@ -238,6 +239,12 @@ impl Runtime {
     /// ```
     pub fn handle(&self) -> Handle {
         self.handle.clone()
+    }
+
+    /// Runs the tasks of this thread's worker until none is runnable (for the test runtime).
+    #[cfg(feature = "testing")]
+    pub(crate) fn settle(&self) -> usize {
+        self.local().settle()
     }
 
     fn local(&self) -> &Rc<Worker> {

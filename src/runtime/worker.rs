@@ -312,6 +312,21 @@ impl Worker {
         wake.into_iter().for_each(Waker::wake);
     }
 
+    /// Runs this worker's runnable tasklets and tasks until none is left (for the test runtime); how
+    /// many ran.
+    #[cfg(feature = "testing")]
+    pub(crate) fn settle(self: &Rc<Self>) -> usize {
+        let _enter = Enter::new(self);
+        let mut ran = 0;
+        loop {
+            let n = self.run_batch(128);
+            if n == 0 {
+                return ran;
+            }
+            ran += n;
+        }
+    }
+
     /// Pushes an idle event to each idle condition; true if any was queued anew.
     fn fire_idle(&self) -> bool {
         let idle = self.idle.borrow();
@@ -383,8 +398,7 @@ impl Worker {
 
 pub(super) fn new_core<T>(rt: &Arc<RtShared>, options: &SpawnOptions) -> Arc<Core<T>> {
     rt.live.fetch_add(1, Ordering::AcqRel);
-    Arc::new(Core::new(Arc::new(Shared::new(
-        Arc::clone(rt),
-        options.capacity,
-    ))))
+    let shared = Arc::new(Shared::new(Arc::clone(rt), options.capacity));
+    rt.observe.track(&shared);
+    Arc::new(Core::new(shared))
 }

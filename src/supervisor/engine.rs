@@ -112,7 +112,7 @@ enum Due {
 impl Due {
     /// `delay` from now; an end too far away to represent is `Never`.
     fn after(delay: Duration) -> Due {
-        Instant::now()
+        crate::time::now()
             .checked_add(delay)
             .map_or(Due::Never, Due::At)
     }
@@ -134,7 +134,7 @@ const MAX_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A timer for `at`, or `None` if `at` has come.
 fn timer_until(at: Instant) -> Option<WaitForTimeout> {
-    let left = at.saturating_duration_since(Instant::now());
+    let left = at.saturating_duration_since(crate::time::now());
     (!left.is_zero()).then(|| WaitForTimeout::new(left.min(MAX_TIMER)))
 }
 
@@ -269,7 +269,7 @@ impl Run<'_> {
 
     /// Starts, in start order, every child whose restart is due.
     fn start_due(&mut self) {
-        let now = Instant::now();
+        let now = crate::time::now();
         let n = self.kids.borrow().len();
         for j in 0..n {
             let due = {
@@ -285,6 +285,7 @@ impl Run<'_> {
             };
             if due {
                 self.tree.lock().children[j].restarts += 1;
+                self.kids.borrow()[j].shared.rt.observe.restarted();
                 tracing::info!(child = %self.kids.borrow()[j].spec.name, "restarting child");
                 self.start(j);
             }
@@ -303,8 +304,12 @@ impl Run<'_> {
         };
         kid.generation += 1;
         kid.running = true;
-        kid.started = Instant::now();
+        kid.started = crate::time::now();
         kid.shared.reset_for_restart();
+        kid.shared
+            .rt
+            .observe
+            .supervised(kid.shared.id(), self.cx.id(), &kid.spec.name);
         kid.link = Rc::new(RefCell::new(Link::Listening));
         let end = KidEnd {
             shared: Arc::clone(&kid.shared),
@@ -355,7 +360,7 @@ impl Run<'_> {
             return Ok(());
         }
 
-        let now = Instant::now();
+        let now = crate::time::now();
         self.history.push_back(now);
         while self
             .history
@@ -485,7 +490,7 @@ impl Run<'_> {
             .deliver_system(Message::new(&crate::SHUTDOWN));
         let ended = WaitForMessages::new().accept(&CHILD_ENDED);
         // No deadline (a grace too long to represent): wait for the child however long it takes.
-        let mut deadline = Instant::now().checked_add(grace);
+        let mut deadline = crate::time::now().checked_add(grace);
         let mut killed = false;
         let result = loop {
             let timer = deadline.and_then(timer_until);
@@ -522,7 +527,9 @@ impl Supervisor {
             .iter()
             .map(|spec| {
                 rt.tasklet_started();
-                Arc::new(Shared::with_tracking(Arc::clone(rt), spec.capacity, true))
+                let shared = Arc::new(Shared::with_tracking(Arc::clone(rt), spec.capacity, true));
+                rt.observe.track(&shared);
+                shared
             })
             .collect()
     }
@@ -559,7 +566,7 @@ impl Supervisor {
                 running: false,
                 finished: false,
                 attempt: 0,
-                started: Instant::now(),
+                started: crate::time::now(),
                 due: Due::No,
             })
             .collect();

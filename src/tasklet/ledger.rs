@@ -140,6 +140,13 @@ pub struct Registrations {
     pub group_watches: usize,
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Its mailbox's counters stay in the runtime's totals.
+        self.rt.observe.retire(self.mailbox.totals());
+    }
+}
+
 impl Shared {
     pub(crate) fn new(rt: Arc<RtShared>, capacity: Option<usize>) -> Shared {
         Shared::with_tracking(rt, capacity, false)
@@ -348,6 +355,23 @@ impl Shared {
             }
             _ => false,
         }
+    }
+
+    /// What a snapshot shows of the ledger: registered names, groups, record counts, the callee.
+    pub(crate) fn observed(&self) -> (Vec<String>, Vec<String>, Registrations, Option<TaskletId>) {
+        let (mut names, mut groups) = (Vec::new(), Vec::new());
+        let calling = {
+            let w = self.watchers();
+            for link in &w.links {
+                match link {
+                    Link::Name(n) => names.push(n.clone()),
+                    Link::Group(g) => groups.push(g.name().to_owned()),
+                    _ => {}
+                }
+            }
+            w.calling.as_ref().map(Addr::id)
+        };
+        (names, groups, self.registrations(), calling)
     }
 
     /// Counts the ledger's records by kind.

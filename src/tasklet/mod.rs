@@ -43,6 +43,7 @@ pub(crate) use runner::{panic_message, OnEnd, Runner};
 /// assert_eq!(t.state(), State::Finished);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum State {
     /// Runnable or running (also before its first run).
     Running,
@@ -67,6 +68,7 @@ impl From<Phase> for State {
 
 /// A tasklet's identity, unique in the process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 ///
 /// # Examples
 ///

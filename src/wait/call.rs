@@ -226,6 +226,34 @@ impl<A: Send + Sync + 'static, R: Clone> Caller<A, R> {
     }
 }
 
+impl<A: Send + Sync + 'static, R: Clone + 'static> WaitForCall<A, R> {
+    /// The call's arguments, typed, if `ev` is a call of this condition (and they were not taken yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{WaitForCall, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let call = WaitForCall::<(u8, String)>::new(());
+    ///     let other = WaitForMessages::new().accept("other");
+    ///     assert!(cx.try_wait(&call).is_none()); // arms it
+    ///     call.caller().call((7, "seven".into())).unwrap();
+    ///     let mut ev = cx.wait((&call, &other)).await;
+    ///     let (n, text) = call.args(&mut ev).unwrap(); // no turbofish, no mismatch possible
+    ///     assert_eq!((n, text.as_str()), (7, "seven"));
+    ///     assert!(call.args(&mut ev).is_none()); // taken already
+    /// }).unwrap();
+    /// ```
+    pub fn args(&self, ev: &mut super::Event) -> Option<A> {
+        if ev.is(self) {
+            ev.take::<A>()
+        } else {
+            None
+        }
+    }
+}
+
 impl<A: Send + Sync + 'static, R: Clone + 'static> WaitCondition for WaitForCall<A, R> {
     fn id(&self) -> CondId {
         self.id

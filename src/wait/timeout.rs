@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use event_listener::Event;
 use futures_lite::FutureExt;
 
@@ -184,7 +183,7 @@ impl WaitForTimeout {
     pub fn restart(&self) {
         let mut inner = self.inner.lock();
         if let Some(armed) = &mut inner.armed {
-            armed.deadline = Instant::now().checked_add(self.period);
+            armed.deadline = crate::time::now().checked_add(self.period);
             armed.resume = None;
             armed.sink.clear();
             inner.reset.notify(usize::MAX);
@@ -217,7 +216,7 @@ impl WaitCondition for WaitForTimeout {
         let old = guard.armed.replace(Armed {
             arming,
             sink,
-            deadline: Instant::now().checked_add(self.period),
+            deadline: crate::time::now().checked_add(self.period),
             resume: None,
         });
         guard.reset.notify(usize::MAX); // an older arming's tick task sees it is not its own
@@ -272,7 +271,7 @@ async fn tick(inner: Arc<Mutex<Inner>>, period: Duration, arming: u64) {
         match deadline {
             Some(deadline) => {
                 async {
-                    Timer::at(deadline).await;
+                    crate::time::sleep_until(deadline).await;
                 }
                 .or(reset)
                 .await
@@ -283,7 +282,7 @@ async fn tick(inner: Arc<Mutex<Inner>>, period: Duration, arming: u64) {
         let Some(armed) = guard.armed.as_mut().filter(|a| a.arming == arming) else {
             return;
         };
-        let now = Instant::now();
+        let now = crate::time::now();
         let Some(due) = armed.deadline.filter(|due| now >= *due) else {
             continue; // restarted, rearmed, or woken early
         };

@@ -1,0 +1,158 @@
+//! `top` for tasklets: a chat-like workload under load, with a live view of its tasklets redrawn in
+//! the terminal, busiest mailbox first.
+//!
+//! ```text
+//! cargo run --example top                  # redraws twice a second; Ctrl-C to stop
+//! cargo run --example top -- --seconds 3   # stops by itself after 3 s
+//! cargo run --example top -- --once        # one snapshot as a tree after 1 s of load, then exits
+//! ```
+//!
+//! What it shows:
+//!
+//! - [`Handle::snapshot`](tasklets::Handle::snapshot): every tasklet with its state, mailbox length,
+//!   the names waiting in its mailbox (with the age of the oldest), registered names, groups and
+//!   supervisor path, plus the runtime's counters.
+//! - The workload: a `room` tasklet (registered) that relays `post`s to the `chat` group as `line`s, a
+//!   supervisor of `client` sessions (the group's members) that post as fast as they can and read
+//!   their lines only now and then (the slower readers' mailboxes grow), and one client that misspells `post` as `pots`: the
+//!   misspelt-name alarm names it on stderr (through `tracing`), and the view marks it "never waited
+//!   for".
+//!
+//! The view is plain ANSI (clear screen, home cursor) so it runs in any terminal, tmux included.
+
+use std::time::Duration;
+
+use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+use tasklets::{Group, Message, Runtime, Snapshot, State, WaitForMessages};
+
+const CLIENTS: usize = 6;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let once = args.iter().any(|a| a == "--once");
+    let seconds: Option<u64> = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.parse().expect("--seconds takes a whole number"));
+
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .alarm_unknown_name_after(50)
+        .alarm_mailbox_above(5_000)
+        .build();
+    start_workload(&rt);
+    let handle = rt.handle();
+    rt.block_on(async move {
+        if once {
+            async_io::Timer::after(Duration::from_secs(1)).await;
+            print!("{}", handle.snapshot());
+            return;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            draw(&handle.snapshot());
+            if seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
+                return;
+            }
+            async_io::Timer::after(Duration::from_millis(500)).await;
+        }
+    });
+    rt.handle().quit();
+}
+
+/// The room, the clients' supervisor and its clients.
+fn start_workload(rt: &Runtime) {
+    rt.spawn(|cx| async move {
+        cx.register("room").expect("the name is free");
+        let chat = Group::new("chat");
+        let posts = WaitForMessages::new().accept("post");
+        loop {
+            let msg = cx.receive(&posts).await;
+            let text = msg.get::<String>().cloned().unwrap_or_default();
+            let _ = cx.send(Message::new("line").value(text).to(&chat)).await;
+        }
+    });
+    let mut sup = Supervisor::new(Strategy::OneForOne);
+    for i in 0..CLIENTS {
+        let post = if i == CLIENTS - 1 { "pots" } else { "post" };
+        sup = sup.child(ChildSpec::new(
+            format!("client-{i}"),
+            move |cx| async move {
+                cx.join(&Group::new("chat"));
+                let lines = WaitForMessages::new().accept("line");
+                let mut n = 0_u64;
+                loop {
+                    let text = format!("client-{i} says {n}");
+                    if cx
+                        .send(Message::new(post).value(text).to("room"))
+                        .await
+                        .is_err()
+                    {
+                        async_io::Timer::after(Duration::from_millis(10)).await;
+                        // the room is starting
+                    }
+                    n += 1;
+                    if n % 50 == 0 {
+                        // A reader slower for lower numbers: takes some lines now and then, and naps.
+                        for _ in 0..(60 * (i + 1)) {
+                            let _ = cx.try_receive(&lines);
+                        }
+                        async_io::Timer::after(Duration::from_millis(5)).await;
+                    }
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), String>(())
+            },
+        ));
+    }
+    rt.spawn_supervisor(sup);
+}
+
+/// Clears the screen and prints one row per tasklet, busiest mailbox first.
+fn draw(snap: &Snapshot) {
+    let c = &snap.counters;
+    let mut out = String::from("\x1b[2J\x1b[H");
+    out += &format!(
+        "tasklets top - {} tasklets  sent {}  delivered {}  received {}  deferred {}  dead letters {}  restarts {}\n\n",
+        snap.tasklets.len(),
+        c.sent,
+        c.delivered,
+        c.received,
+        c.deferred,
+        c.dead_letters,
+        c.restarts
+    );
+    out += &format!(
+        "{:<12} {:<10} {:<8} {:>8}  {:<28} {}\n",
+        "ID", "LABEL", "STATE", "MAILBOX", "OLDEST NAME (COUNT, AGE)", "PATH"
+    );
+    let mut rows: Vec<_> = snap.tasklets.iter().collect();
+    rows.sort_by(|a, b| b.mailbox_len.cmp(&a.mailbox_len).then(a.id.cmp(&b.id)));
+    for t in rows {
+        let state = match t.state {
+            State::Running => "running",
+            State::Waiting => "waiting",
+            State::Sending => "sending",
+            _ => "finished",
+        };
+        let oldest = t.deferred.first().map_or(String::new(), |d| {
+            let flag = if d.mentioned { "" } else { " never waited for" };
+            format!("{} ({}, {:.1?}){flag}", d.name, d.count, d.oldest_age)
+        });
+        out += &format!(
+            "{:<12} {:<10} {:<8} {:>8}  {:<28} {}\n",
+            t.id.to_string(),
+            t.label(),
+            state,
+            t.mailbox_len,
+            oldest,
+            t.path.join("/")
+        );
+    }
+    print!("{out}");
+}
