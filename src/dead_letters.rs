@@ -65,6 +65,9 @@ pub enum DeadLetterReason {
     Full,
     /// A reply that came after its call had returned (timed out or abandoned).
     ReplyTooLate,
+    /// It was meant for another process and could not be delivered there (the reason is inside),
+    /// as recorded through [`Handle::dead_letter`](crate::Handle::dead_letter).
+    Remote(String),
 }
 
 impl fmt::Display for DeadLetterReason {
@@ -79,6 +82,9 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::NoDestination => f.write_str("no destination"),
             DeadLetterReason::Full => f.write_str("the mailbox was full"),
             DeadLetterReason::ReplyTooLate => f.write_str("reply after its call had returned"),
+            DeadLetterReason::Remote(reason) => {
+                write!(f, "not delivered to another process: {reason}")
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ impl Builder {
             dead_letters: DeadLetterHub::new(self.dead_letter_capacity),
             registry: Default::default(),
             groups: Default::default(),
+            name_fallback: crate::sync::RwLock::new(None),
         });
         // Kept to drain at shutdown: a start job still queued then is dropped, which reports its tasklet
         // as stopped (the queue itself stays alive while any handle holds the runtime's shared state).

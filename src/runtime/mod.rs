@@ -129,6 +129,8 @@ pub(crate) struct RtShared {
     pub(crate) dead_letters: DeadLetterHub,
     pub(crate) registry: crate::routing::registry::Registry,
     pub(crate) groups: crate::routing::group::Groups,
+    /// Consulted when a name is not registered here ([`crate::routing::NameFallback`]).
+    pub(crate) name_fallback: crate::sync::RwLock<Option<Arc<dyn crate::routing::NameFallback>>>,
 }
 
 impl RtShared {
