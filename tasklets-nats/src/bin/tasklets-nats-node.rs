@@ -110,16 +110,29 @@ fn client(rt: &Runtime, node: &tasklets_nats::Node) {
             let back = cx
                 .receive(&WaitForMessages::new().accept("hello-back"))
                 .await;
-            back.sender().is_some()
+            back.sender().cloned()
         });
-        say(format!("hello-back {}", hello.join().await.unwrap()));
+        let echo_tasklet = hello.join().await.unwrap();
+        say(format!("hello-back {}", echo_tasklet.is_some()));
+        // The proxy of the remote tasklet that answered: no traffic goes through it, so only the
+        // heartbeats tell when its node is gone.
+        let idle = echo_tasklet.expect("a sender");
+        cx.monitor(&idle);
 
         cx.monitor(&echo);
         say("streaming");
         let mut ok = BTreeSet::new();
         let down = WaitForMessages::new().accept(&DOWN);
+        let mut downs = 0;
         for id in 1000_u64.. {
-            if cx.try_receive(&down).is_some() {
+            if let Some(d) = cx.try_receive(&down) {
+                let d = d.get::<Down>().expect("a down");
+                say(if d.id == idle.id() {
+                    "idle-down"
+                } else {
+                    "echo-down"
+                });
+                downs += 1;
                 break;
             }
             if cx
@@ -132,6 +145,16 @@ fn client(rt: &Runtime, node: &tasklets_nats::Node) {
             async_io::Timer::after(Duration::from_millis(2)).await;
         }
         say("down");
+        while downs < 2 {
+            let d = cx.receive(&down).await;
+            let d = d.get::<Down>().expect("a down");
+            say(if d.id == idle.id() {
+                "idle-down"
+            } else {
+                "echo-down"
+            });
+            downs += 1;
+        }
         ok
     });
     let ok = rt.block_on(t.join()).unwrap();
