@@ -122,7 +122,11 @@ async fn serve(
     cmds: async_channel::Receiver<Cmd>,
     inbound: async_channel::Sender<async_nats::Message>,
 ) {
+    // Requests in flight: closing waits for each to be answered or to time out, so every message
+    // handed to the bridge is acknowledged or dead-lettered.
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Ok(cmd) = cmds.recv().await {
+        while in_flight.try_join_next().is_some() {}
         match cmd {
             Cmd::Subscribe {
                 subject,
@@ -169,7 +173,7 @@ async fn serve(
                 done,
             } => {
                 let client = client.clone();
-                tokio::spawn(async move {
+                in_flight.spawn(async move {
                     let req = Request::new()
                         .headers(headers)
                         .payload(payload)
@@ -188,5 +192,6 @@ async fn serve(
             Cmd::Close => break,
         }
     }
+    while in_flight.join_next().await.is_some() {}
     let _ = client.flush().await;
 }

@@ -306,7 +306,13 @@ struct Inner {
     state: Mutex<State>,
     closed: AtomicBool,
     changed: event_listener::Event,
+    /// One slot per forwarded message not yet answered ([`MAX_IN_FLIGHT`]): proxies wait for a
+    /// slot, so a slow peer slows its senders (through their mailboxes) instead of timing out.
+    in_flight: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
+
+/// How many forwarded messages a node keeps unanswered at most.
+const MAX_IN_FLIGHT: usize = 1024;
 
 /// A runtime attached to a NATS cluster; made by [`connect`]. Dropping it (or [`close`](Self::close))
 /// detaches: remote names stop resolving, proxies end, the NATS thread stops.
@@ -368,6 +374,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         state: Mutex::new(State::default()),
         closed: AtomicBool::new(false),
         changed: event_listener::Event::new(),
+        in_flight: async_channel::bounded(MAX_IN_FLIGHT),
     });
     let node = Node {
         inner: Arc::clone(&inner),
@@ -605,6 +612,7 @@ impl Node {
             p.addr.stop();
         }
         let _ = self.inner.cmds.try_send(Cmd::Close);
+        self.inner.in_flight.0.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -800,11 +808,11 @@ impl Inner {
                 return;
             }
         }
-        self.forward(cx, key, subject, msg);
+        self.forward(cx, key, subject, msg).await;
     }
 
     /// Sends `msg` (which reached the proxy for `key`) over NATS to `subject`.
-    fn forward(self: &Arc<Self>, cx: &Cx, key: &ProxyKey, subject: &str, msg: Message) {
+    async fn forward(self: &Arc<Self>, cx: &Cx, key: &ProxyKey, subject: &str, msg: Message) {
         let payload = match self.wire.encode(&msg) {
             Ok(p) => p,
             Err(e) => {
@@ -835,10 +843,15 @@ impl Inner {
         } else {
             self.opts.ack_timeout
         };
+        // Closed only with the node: then the command below is refused and dead-letters the message.
+        let _ = self.in_flight.0.send(()).await;
         let inner = Arc::clone(self);
         let key = key.clone();
         let me = cx.me();
-        let done = Done::new(move |outcome| inner.answered(outcome, msg, call, &key, &me));
+        let done = Done::new(move |outcome| {
+            let _ = inner.in_flight.1.try_recv();
+            inner.answered(outcome, msg, call, &key, &me)
+        });
         let cmd = Cmd::Request {
             subject: subject.to_owned(),
             headers,

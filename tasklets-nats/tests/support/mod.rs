@@ -20,6 +20,15 @@ impl Drop for NatsServer {
     }
 }
 
+/// Aborts the test process if it is still running after `secs` seconds: a hang fails loudly.
+pub fn watchdog(secs: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("watchdog: still running after {secs} s, aborting");
+        std::process::abort();
+    });
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -29,6 +38,7 @@ fn free_port() -> u16 {
 /// printing a skip line) when `nats-server` is not on PATH, unless `TASKLETS_NATS_REQUIRED` is set,
 /// in which case it panics.
 pub fn nats_server(test: &str) -> Option<NatsServer> {
+    watchdog(120);
     if Command::new("nats-server")
         .arg("--version")
         .output()
