@@ -38,6 +38,9 @@ pub struct Lifecycle;
 #[doc = include_str!("../book/src/routing.md")]
 pub struct Routing;
 
+#[doc = include_str!("../book/src/scaling-out.md")]
+pub struct ScalingOut;
+
 #[doc = include_str!("../book/src/chat.md")]
 pub struct ChatExample;
 
