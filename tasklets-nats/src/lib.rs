@@ -84,8 +84,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tasklets::routing::NameFallback;
 use tasklets::{
-    Addr, Cx, DeadLetterReason, Destination, Handle, Message, RequestError, SendError, StaticName,
-    WaitForMessages,
+    Addr, Cx, DeadLetterReason, Destination, Group, Handle, Message, RequestError, Router,
+    SendError, StaticName, WaitForMessages,
 };
 
 use bridge::{Cmd, Done, Outcome};
@@ -265,7 +265,7 @@ fn valid_token(t: &str) -> bool {
 static DELIVER: StaticName = StaticName::new("tasklets-nats/deliver");
 
 struct Deliver {
-    to: Addr,
+    to: Destination,
     msg: Message,
     /// Where to publish the acknowledgement or the reply.
     answer: Option<String>,
@@ -276,6 +276,8 @@ struct Deliver {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 enum ProxyKey {
     Name(String),
+    Group(String),
+    Pool(String),
     Addr(String, u64),
 }
 
@@ -484,6 +486,103 @@ impl Node {
         self.inner.lock().exported.insert(name.to_owned());
         self.inner.heartbeat();
         Ok(())
+    }
+
+    /// Makes the local members of `group` receive what is sent to it from any node through
+    /// [`group_addr`](Self::group_addr) (a broadcast on `<ns>.group.<group>`). Membership stays local:
+    /// tasklets join the group in their own runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadToken`] for a group name that is not one subject token, [`Error::Subscribe`],
+    /// [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// rt.block_on(node.export_group(&tasklets::Group::new("lobby")))?;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn export_group(&self, group: &Group) -> Result<(), Error> {
+        let g = group.name();
+        if !valid_token(g) {
+            return Err(Error::BadToken(g.to_owned()));
+        }
+        let ns = &self.inner.opts.namespace;
+        self.inner.subscribe(format!("{ns}.group.{g}"), None).await
+    }
+
+    /// Makes this node one of the servers of `group`'s pool ([`pool_addr`](Self::pool_addr)): a
+    /// NATS queue group on `<ns>.pool.<group>` picks one serving node per message, which routes it to
+    /// one of its local members, round-robin. Export a pool only from nodes that keep members (a
+    /// node without any refuses, and the sender's node dead-letters the message).
+    ///
+    /// # Errors
+    ///
+    /// As [`export_group`](Self::export_group).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// rt.block_on(node.export_pool(&tasklets::Group::new("workers")))?;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn export_pool(&self, group: &Group) -> Result<(), Error> {
+        let g = group.name();
+        if !valid_token(g) {
+            return Err(Error::BadToken(g.to_owned()));
+        }
+        let ns = &self.inner.opts.namespace;
+        self.inner
+            .subscribe(format!("{ns}.pool.{g}"), Some(format!("{ns}.pool")))
+            .await
+    }
+
+    /// An address whose messages go to every member of `group` on every node that exported it
+    /// (this one included), one copy per member. The sender's node records a dead letter when no
+    /// node answers; the first node to answer acknowledges the message.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let everyone = node.group_addr(&tasklets::Group::new("lobby"));
+    /// rt.handle().try_send(tasklets::Message::new("news").to(&everyone)).ok();
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn group_addr(&self, group: &Group) -> Addr {
+        let g = group.name();
+        let subject = format!("{}.group.{g}", self.inner.opts.namespace);
+        self.inner
+            .proxy(ProxyKey::Group(g.to_owned()), String::new(), subject)
+    }
+
+    /// An address whose messages (and calls) go to one member of `group`: one of the nodes that
+    /// exported it (a NATS queue group picks), then one of its local members, round-robin.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let workers = node.pool_addr(&tasklets::Group::new("workers"));
+    /// # let _ = workers;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn pool_addr(&self, group: &Group) -> Addr {
+        let g = group.name();
+        let subject = format!("{}.pool.{g}", self.inner.opts.namespace);
+        self.inner
+            .proxy(ProxyKey::Pool(g.to_owned()), String::new(), subject)
     }
 
     /// The other nodes this node currently sees alive.
@@ -783,6 +882,9 @@ impl Inner {
 
     /// Ends the proxy for `key` (if it is still `addr`): monitors get `down`, later sends resolve anew.
     fn drop_proxy(&self, key: &ProxyKey, addr: &Addr) {
+        if matches!(key, ProxyKey::Group(_) | ProxyKey::Pool(_)) {
+            return; // a group's address stays valid while no node serves it
+        }
         let removed = {
             let mut s = self.lock();
             match s.proxies.get(key) {
@@ -947,15 +1049,24 @@ impl Inner {
                 }
             }
             ["name", name] => {
-                let to = self.handle.whereis(name);
+                let to = self.handle.whereis(name).map(Destination::Addr);
                 self.accept(cx, frame, to, "nosuchname").await;
             }
             ["addr", _me, id] => {
                 let to = id
                     .parse::<u64>()
                     .ok()
-                    .and_then(|id| self.lock().local.get(&id).cloned());
+                    .and_then(|id| self.lock().local.get(&id).cloned())
+                    .map(Destination::Addr);
                 self.accept(cx, frame, to, "finished").await;
+            }
+            ["group", group] => {
+                let to = Destination::Group(Group::new(group));
+                self.accept(cx, frame, Some(to), "norecipient").await;
+            }
+            ["pool", group] => {
+                let to = Destination::Router(Router::round_robin(&Group::new(group)));
+                self.accept(cx, frame, Some(to), "norecipient").await;
             }
             _ => {}
         }
@@ -974,7 +1085,7 @@ impl Inner {
         self: &Arc<Self>,
         cx: &Cx,
         frame: async_nats::Message,
-        to: Option<Addr>,
+        to: Option<Destination>,
         missing: &str,
     ) {
         let answer = frame.reply.as_ref().map(|r| r.to_string());
@@ -992,7 +1103,10 @@ impl Inner {
                 self.handle.dead_letter(
                     Message::new("tasklets-nats/undecodable"),
                     DeadLetterReason::Remote(reason),
-                    Some(to.id()),
+                    match &to {
+                        Destination::Addr(a) => Some(a.id()),
+                        _ => None,
+                    },
                 );
                 return;
             }
@@ -1037,13 +1151,13 @@ impl Inner {
         let mut payload = Bytes::new();
         match call {
             None => {
-                let status = match cx.send(msg.to(&to)).await {
+                let status = match cx.send(msg.to(to)).await {
                     Ok(()) => OK.to_owned(),
                     Err(e) => send_status(&e),
                 };
                 headers.insert(H_STATUS, status.as_str());
             }
-            Some(timeout) => match cx.call(&to, msg, timeout).await {
+            Some(timeout) => match cx.call(to, msg, timeout).await {
                 Ok(reply) => match self.wire.encode(&reply) {
                     Ok(bytes) => {
                         headers.insert(H_STATUS, OK);
@@ -1075,6 +1189,7 @@ impl Inner {
 fn send_status(e: &SendError) -> String {
     match e {
         SendError::NoSuchName(_) => "nosuchname".to_owned(),
+        SendError::NoRecipient(_) => "norecipient".to_owned(),
         e if e.is_finished() => "finished".to_owned(),
         e => e.to_string(),
     }

@@ -191,3 +191,82 @@ fn a_name_no_node_exports_fails_at_once_like_a_local_unknown_name() {
     assert_eq!(node.locate("slow").as_deref(), Some("b"));
     assert_eq!(node.peers(), ["b"]);
 }
+
+#[test]
+fn groups_broadcast_and_pools_route_across_nodes() {
+    let Some(nats) = nats_server("groups_broadcast_and_pools_route_across_nodes") else {
+        return;
+    };
+    let ns = format!("groups{}", std::process::id());
+    let lobby = tasklets::Group::new("lobby");
+    let (tx, rx) = mpsc::channel();
+    let (url, ns_b, lobby_b) = (nats.url.clone(), ns.clone(), lobby.clone());
+    // Node b: two lobby members (which also answer `ask` through the pool).
+    let b = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let node = connect(&rt.handle(), &url, NodeOptions::new("b").namespace(ns_b)).unwrap();
+        node.wire::<u64>("news");
+        for i in 0..2_u64 {
+            let g = lobby_b.clone();
+            rt.spawn(move |cx| async move {
+                cx.join(&g);
+                let mut news = cx.receive(&WaitForMessages::new().accept("news")).await;
+                let ask = cx.receive(&WaitForMessages::new().accept("ask")).await;
+                cx.send(
+                    ask.reply("news")
+                        .value(news.take::<u64>().unwrap() * 10 + i),
+                )
+                .await
+                .unwrap();
+            });
+        }
+        rt.block_on(node.export_group(&lobby_b)).unwrap();
+        rt.block_on(node.export_pool(&lobby_b)).unwrap();
+        let member = rt.spawn(|_cx| async {});
+        rt.handle().register("b-ready", &member.addr()).unwrap();
+        rt.block_on(node.export("b-ready")).unwrap();
+        tx.send(rt.handle()).unwrap();
+        rt.run();
+    });
+    let b_handle = rx.recv().unwrap();
+    let rt = Runtime::new();
+    let node = connect(&rt.handle(), &nats.url, NodeOptions::new("a").namespace(ns)).unwrap();
+    node.wire::<u64>("news");
+    assert!(rt.block_on(node.wait_for_name("b-ready", Duration::from_secs(10))));
+    rt.block_on(node.export_group(&lobby)).unwrap();
+    let g = lobby.clone();
+    let local = rt.spawn(move |cx| async move {
+        cx.join(&g);
+        let mut news = cx.receive(&WaitForMessages::new().accept("news")).await;
+        news.take::<u64>()
+    });
+    let everyone = node.group_addr(&lobby);
+    let pool = node.pool_addr(&lobby);
+    let (local_news, answers) = rt.block_on(async {
+        let answers = rt
+            .spawn(move |cx| async move {
+                cx.send(Message::new("news").value(7_u64).to(&everyone))
+                    .await
+                    .unwrap();
+                let mut answers = Vec::new();
+                for _ in 0..2 {
+                    let mut r = cx
+                        .call(&pool, Message::new("ask"), Duration::from_secs(10))
+                        .await
+                        .unwrap();
+                    answers.push(r.take::<u64>().unwrap());
+                }
+                answers.sort();
+                answers
+            })
+            .join()
+            .await
+            .unwrap();
+        (local.join().await.unwrap(), answers)
+    });
+    // The broadcast reached the member on a and both on b; the pool reached each of b's members.
+    assert_eq!(local_news, Some(7));
+    assert_eq!(answers, [70, 71]);
+    b_handle.quit();
+    b.join().unwrap();
+}
