@@ -13,7 +13,10 @@
 //!   forwards over NATS (`<ns>.addr.<node>.<id>`). It can be replied to and monitored; it ends when the
 //!   remote tasklet ends or its node is declared gone, so monitors get `down`;
 //! - `cx.call` to a remote name is a NATS request; the caller's timeout and late-reply rules are the
-//!   local ones (a reply after the call returned is a `ReplyTooLate` dead letter).
+//!   local ones (a reply after the call returned is a `ReplyTooLate` dead letter);
+//! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node;
+//!   [`Node::export_pool`] and [`Node::pool_addr`] route to one member of a pool spread over nodes
+//!   (a NATS queue group).
 //!
 //! # Threads
 //!
