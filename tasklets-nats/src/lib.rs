@@ -7,7 +7,7 @@
 //!   `<ns>.name.<name>`);
 //! - a message sent to a name that is not registered locally (`Message::to("name")`, `cx.call("name",
 //!   ..)`) goes to the node that exports it, through the core's one extension point
-//!   ([`NameFallback`](tasklets::routing::NameFallback), consulted only on a local miss); a name no
+//!   ([`NameFallback`], consulted only on a local miss); a name no
 //!   node exports fails at once like any unknown name (`SendError::NoSuchName`);
 //! - the sender of a message from another node is a local *proxy*: an ordinary tasklet whose mailbox
 //!   forwards over NATS (`<ns>.addr.<node>.<id>`). It can be replied to and monitored; it ends when the
@@ -29,7 +29,7 @@
 //! Every one-way message is a NATS request answered by the receiving node once the local send
 //! returned: a refusal (unknown name, finished tasklet, undecodable value), "no responders" or no
 //! answer within [`NodeOptions::ack_timeout`] makes the sender's node record the whole message as a
-//! dead letter ([`DeadLetterReason::Remote`](tasklets::DeadLetterReason::Remote)) with the reason.
+//! dead letter ([`DeadLetterReason::Remote`]) with the reason.
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination).
 //!
