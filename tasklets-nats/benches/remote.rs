@@ -1,7 +1,7 @@
 //! Remote call latency and one-way throughput through tasklets-nats beside the raw async-nats client,
 //! in the same run, against one nats-server on loopback (started here; skipped without one).
 //!
-//! `cargo bench -p tasklets-nats` prints p50/p99 of 2000 calls and the one-way rate of 20 000
+//! `cargo bench -p tasklets-nats` prints p50/p99 of 2000 calls and the one-way rate of 5 000
 //! messages each way, with the ratios, then divan's figures for one call.
 
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,7 @@ use tasklets::{Message, Runtime, WaitForMessages};
 use tasklets_nats::{connect, NodeOptions};
 
 const CALLS: usize = 2000;
-const ONE_WAY: u64 = 20_000;
+const ONE_WAY: u64 = 5_000;
 
 /// A request to a client: `Calls(n)` → latencies; `OneWay(n)` → total time until the receiver had all.
 enum Job {
@@ -34,7 +34,6 @@ impl Side {
 }
 
 struct Fixture {
-    _server: ServerGuard,
     tasklets: Side,
     raw: Side,
 }
@@ -89,6 +88,7 @@ fn tasklets_side(url: &str) -> Side {
         node.wire::<u64>("double");
         node.wire::<u64>("doubled");
         node.wire::<u64>("note");
+        node.wire::<u64>("counted");
         let doubler = rt.spawn(|cx| async move {
             let ask = WaitForMessages::new().accept("double");
             loop {
@@ -157,7 +157,11 @@ fn tasklets_side(url: &str) -> Side {
                         }
                         // Messages from one sender to one name keep their order: the count
                         // comes after every note.
-                        let counted = cx.call("sink", Message::new("count"), None).await.unwrap();
+                        let count = Message::new("count");
+                        let counted = cx
+                            .call("sink", count, Duration::from_secs(120))
+                            .await
+                            .unwrap();
                         assert_eq!(counted.get::<u64>(), Some(&n));
                         out.push(t.elapsed());
                     }
@@ -236,15 +240,18 @@ fn raw_side(url: &str) -> Side {
     Side { jobs, done }
 }
 
+/// The server, killed at the end of `main` (statics are not dropped).
+static SERVER: std::sync::Mutex<Option<ServerGuard>> = std::sync::Mutex::new(None);
+
 fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
             let (server, url) = start_server()?;
+            *SERVER.lock().unwrap() = Some(server);
             Some(Fixture {
                 tasklets: tasklets_side(&url),
                 raw: raw_side(&url),
-                _server: server,
             })
         })
         .as_ref()
@@ -288,6 +295,7 @@ fn main() {
         }
     }
     divan::main();
+    SERVER.lock().unwrap().take();
 }
 
 mod remote_call {
