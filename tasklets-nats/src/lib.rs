@@ -605,6 +605,31 @@ impl Node {
         peers
     }
 
+    /// Every name the other nodes export, with the node that exports it, sorted (as last announced;
+    /// for listings such as a chat's `/list` across nodes).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// for (name, node) in node.remote_names() {
+    ///     println!("{name} on {node}");
+    /// }
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn remote_names(&self) -> Vec<(String, String)> {
+        let s = self.inner.lock();
+        let mut names: Vec<(String, String)> = s
+            .peers
+            .iter()
+            .flat_map(|(node, p)| p.names.iter().map(move |n| (n.clone(), node.clone())))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The node that exports `name`, as last announced.
     ///
     /// # Examples

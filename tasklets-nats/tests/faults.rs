@@ -190,6 +190,13 @@ fn a_name_no_node_exports_fails_at_once_like_a_local_unknown_name() {
     assert!(node.whereis("slow").is_some());
     assert_eq!(node.locate("slow").as_deref(), Some("b"));
     assert_eq!(node.peers(), ["b"]);
+    assert_eq!(
+        node.remote_names(),
+        [
+            ("count".to_string(), "b".to_string()),
+            ("slow".to_string(), "b".to_string())
+        ]
+    );
 }
 
 #[test]
