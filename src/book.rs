@@ -43,6 +43,8 @@ pub struct TutorialChat;
 
 #[doc = include_str!("../book/src/tutorial-pipeline.md")]
 pub struct TutorialPipeline;
+#[doc = include_str!("../book/src/scaling-out.md")]
+pub struct ScalingOut;
 
 #[doc = include_str!("../book/src/chat.md")]
 pub struct ChatExample;

@@ -65,6 +65,9 @@ pub enum DeadLetterReason {
     Full,
     /// A reply that came after its call had returned (timed out or abandoned).
     ReplyTooLate,
+    /// It was meant for another process and could not be delivered there (the reason is inside),
+    /// as recorded through [`Handle::dead_letter`](crate::Handle::dead_letter).
+    Remote(String),
 }
 
 impl fmt::Display for DeadLetterReason {
@@ -79,6 +82,9 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::NoDestination => f.write_str("no destination"),
             DeadLetterReason::Full => f.write_str("the mailbox was full"),
             DeadLetterReason::ReplyTooLate => f.write_str("reply after its call had returned"),
+            DeadLetterReason::Remote(reason) => {
+                write!(f, "not delivered to another process: {reason}")
+            }
         }
     }
 }
@@ -111,7 +117,7 @@ pub struct DeadLetter {
     pub recipient: Option<TaskletId>,
 }
 /// Short labels of the reasons, in the order of [`reason_index`].
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 8] = [
     "finished",
     "panicked",
     "no such name",
@@ -119,6 +125,7 @@ const REASONS: [&str; 7] = [
     "no destination",
     "full",
     "reply too late",
+    "remote",
 ];
 
 fn reason_index(reason: &DeadLetterReason) -> usize {
@@ -130,6 +137,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
         DeadLetterReason::NoDestination => 4,
         DeadLetterReason::Full => 5,
         DeadLetterReason::ReplyTooLate => 6,
+        DeadLetterReason::Remote(_) => 7,
     }
 }
 
@@ -137,7 +145,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
 /// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
-    by_reason: [AtomicU64; 7],
+    by_reason: [AtomicU64; 8],
     capacity: usize,
     /// The queue of the live handles; dangling while there are none, so that nothing is retained.
     queue: Mutex<Weak<Queue>>,

@@ -120,6 +120,51 @@ impl fmt::Debug for ReplyTo {
     }
 }
 
+/// Resolves a registered name that is not registered in this runtime: the one extension point through
+/// which another crate (such as a bridge to other processes) reaches names that live elsewhere.
+///
+/// Install one with [`Handle::set_name_fallback`](crate::Handle::set_name_fallback). It is consulted
+/// only when a [`Destination::Name`] is not registered locally (sends, `try_send`s and calls), so the
+/// local path is unchanged; it runs on the sender's thread, with none of the runtime's locks held, and
+/// must not block. Returning `None` makes the send fail as for any unknown name
+/// ([`SendError::NoSuchName`] and a [`DeadLetterReason::NoSuchName`] record).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use tasklets::routing::NameFallback;
+/// use tasklets::{Addr, Message, WaitForMessages};
+///
+/// /// Every unknown name reaches one catch-all tasklet.
+/// struct CatchAll(Addr);
+/// impl NameFallback for CatchAll {
+///     fn resolve(&self, _name: &str) -> Option<Addr> {
+///         Some(self.0.clone())
+///     }
+/// }
+///
+/// tasklets::run(|cx| async move {
+///     let catch_all = cx.spawn(|cx| async move {
+///         cx.receive(&WaitForMessages::new().accept("hello")).await.name()
+///     });
+///     cx.runtime().set_name_fallback(Some(Arc::new(CatchAll(catch_all.addr()))));
+///     cx.send(Message::new("hello").to("elsewhere")).await.unwrap();
+///     assert_eq!(catch_all.join().await.unwrap(), "hello");
+/// })
+/// .unwrap();
+/// ```
+pub trait NameFallback: Send + Sync + 'static {
+    /// The tasklet that stands for `name`, or `None` when the name is unknown here too.
+    fn resolve(&self, name: &str) -> Option<Addr>;
+}
+
+/// The installed fallback's answer for a name not registered locally.
+fn fallback(rt: &RtShared, name: &str) -> Option<Addr> {
+    let fallback = rt.name_fallback.read().clone()?;
+    fallback.resolve(name)
+}
+
 /// One resolved recipient, or many.
 enum Target {
     One(Addr),
@@ -135,7 +180,7 @@ type Unresolved = (fn(Message) -> SendError, Option<Destination>);
 fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Unresolved> {
     match dest {
         Destination::Addr(a) => Ok(Target::One(a)),
-        Destination::Name(n) => match rt.registry.whereis(&n) {
+        Destination::Name(n) => match rt.registry.whereis(&n).or_else(|| fallback(rt, &n)) {
             Some(a) => Ok(Target::One(a)),
             None => Err((SendError::NoSuchName, Some(Destination::Name(n)))),
         },

@@ -182,6 +182,7 @@ impl Builder {
             registry: Default::default(),
             groups: Default::default(),
             observe: crate::observe::Observe::new(self.alarms),
+            name_fallback: crate::sync::RwLock::new(None),
         });
         crate::observe::Observe::start_watcher(&rt);
         // Kept to drain at shutdown: a start job still queued then is dropped, which reports its tasklet

@@ -403,6 +403,59 @@ impl Handle {
     pub fn try_send(&self, msg: crate::Message) -> Result<(), crate::TrySendError> {
         crate::routing::try_send(&self.rt, msg)
     }
+
+    /// Installs (or with `None` removes) the [`NameFallback`](crate::routing::NameFallback) consulted
+    /// when a destination name is not registered in this runtime; returns the one it replaces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tasklets::routing::NameFallback;
+    /// use tasklets::{Addr, Message, Runtime};
+    ///
+    /// struct Nowhere;
+    /// impl NameFallback for Nowhere {
+    ///     fn resolve(&self, _name: &str) -> Option<Addr> {
+    ///         None
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new();
+    /// assert!(rt.handle().set_name_fallback(Some(Arc::new(Nowhere))).is_none());
+    /// assert!(rt.handle().try_send(Message::new("hi").to("nobody")).is_err());
+    /// assert!(rt.handle().set_name_fallback(None).is_some());
+    /// ```
+    pub fn set_name_fallback(
+        &self,
+        fallback: Option<Arc<dyn crate::routing::NameFallback>>,
+    ) -> Option<Arc<dyn crate::routing::NameFallback>> {
+        std::mem::replace(&mut *self.rt.name_fallback.write(), fallback)
+    }
+
+    /// Records `message` in the dead letters with `reason` (and the tasklet it was for, if known): for
+    /// code that carries messages outside the runtime, such as to other processes, and must account
+    /// for those it could not deliver.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let reason = DeadLetterReason::Remote("node b is gone".into());
+    /// rt.handle().dead_letter(Message::new("hi"), reason.clone(), None);
+    /// assert_eq!(letters.try_recv().unwrap().reason, reason);
+    /// ```
+    pub fn dead_letter(
+        &self,
+        message: crate::Message,
+        reason: crate::DeadLetterReason,
+        recipient: Option<crate::TaskletId>,
+    ) {
+        self.rt.dead_letters.publish(message, reason, recipient);
+    }
 }
 
 impl fmt::Debug for Handle {

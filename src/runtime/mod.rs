@@ -134,6 +134,8 @@ pub(crate) struct RtShared {
     pub(crate) registry: crate::routing::registry::Registry,
     pub(crate) groups: crate::routing::group::Groups,
     pub(crate) observe: crate::observe::Observe,
+    /// Consulted when a name is not registered here ([`crate::routing::NameFallback`]).
+    pub(crate) name_fallback: crate::sync::RwLock<Option<Arc<dyn crate::routing::NameFallback>>>,
 }
 
 impl RtShared {

@@ -1,0 +1,279 @@
+//! Two runtimes in one process, each a node of one nats-server on loopback: late replies, values that
+//! cannot be encoded or decoded, unknown names.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::nats_server;
+use tasklets::{
+    DeadLetterReason, Handle, Message, RequestError, Runtime, SendError, TrySendError,
+    WaitForMessages,
+};
+use tasklets_nats::{connect, Codec, Node, NodeOptions};
+
+/// Node `b` on its own thread: `slow` answers `ask` only after a local `go`; `count` takes a
+/// `String` (while `a` sends it a `u64`).
+struct B {
+    handle: Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for B {
+    fn drop(&mut self) {
+        self.handle.quit();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+fn node_b(url: &str, ns: &str) -> B {
+    let (tx, rx) = mpsc::channel();
+    let (url, ns) = (url.to_owned(), ns.to_owned());
+    let thread = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let node = connect(&rt.handle(), &url, NodeOptions::new("b").namespace(ns)).unwrap();
+        node.wire_with::<String>("count", Codec::Json);
+        node.wire::<u64>("answer");
+        let slow = rt.spawn(|cx| async move {
+            loop {
+                let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+                cx.receive(&WaitForMessages::new().accept("go")).await;
+                cx.send(req.reply("answer").value(42_u64)).await.unwrap();
+            }
+        });
+        let counter = rt.spawn(|cx| async move {
+            loop {
+                cx.receive(&WaitForMessages::new().accept("count")).await;
+            }
+        });
+        rt.handle().register("slow", &slow.addr()).unwrap();
+        rt.handle().register("count", &counter.addr()).unwrap();
+        rt.block_on(node.export("slow")).unwrap();
+        rt.block_on(node.export("count")).unwrap();
+        tx.send((rt.handle(), rt.handle().dead_letters())).unwrap();
+        rt.run();
+        drop(node);
+    });
+    let (handle, _) = rx.recv().unwrap();
+    B {
+        handle,
+        thread: Some(thread),
+    }
+}
+
+fn node_a(rt: &Runtime, url: &str, ns: &str) -> Node {
+    let node = connect(&rt.handle(), url, NodeOptions::new("a").namespace(ns)).unwrap();
+    node.wire::<u64>("count");
+    node.wire::<u64>("answer");
+    assert!(rt.block_on(node.wait_for_name("slow", Duration::from_secs(10))));
+    assert!(rt.block_on(node.wait_for_name("count", Duration::from_secs(10))));
+    node
+}
+
+#[test]
+fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
+    let Some(nats) = nats_server("a_remote_reply_after_the_call_timed_out") else {
+        return;
+    };
+    let ns = format!("late{}", std::process::id());
+    let b = node_b(&nats.url, &ns);
+    let rt = Runtime::new();
+    let _node = node_a(&rt, &nats.url, &ns);
+    let letters = rt.handle().dead_letters();
+    let late = rt
+        .block_on(
+            rt.spawn(|cx| async move {
+                cx.call("slow", Message::new("ask"), Duration::from_millis(50))
+                    .await
+            })
+            .join(),
+        )
+        .unwrap();
+    assert!(matches!(late, Err(RequestError::Timeout(_))), "{late:?}");
+    b.handle.try_send(Message::new("go").to("slow")).unwrap();
+    let letter = rt.block_on(letters.recv()).unwrap();
+    assert_eq!(letter.reason, DeadLetterReason::ReplyTooLate);
+    assert_eq!(letter.message.name(), "answer");
+    assert_eq!(letter.message.get::<u64>(), Some(&42));
+
+    // The next call, answered in time, gets its own reply.
+    let h = b.handle.clone();
+    let reply = rt
+        .block_on(
+            rt.spawn(move |cx| async move {
+                let call = cx.call("slow", Message::new("ask"), Duration::from_secs(10));
+                h.try_send(Message::new("go").to("slow")).unwrap();
+                call.await
+            })
+            .join(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.get::<u64>(), Some(&42));
+}
+
+#[test]
+fn values_that_cannot_cross_are_dead_letters_with_the_reason() {
+    let Some(nats) = nats_server("values_that_cannot_cross") else {
+        return;
+    };
+    let ns = format!("codec{}", std::process::id());
+    let _b = node_b(&nats.url, &ns);
+    let rt = Runtime::new();
+    let _node = node_a(&rt, &nats.url, &ns);
+    let letters = rt.handle().dead_letters();
+
+    // No wire entry for this name on the sending node.
+    rt.handle()
+        .try_send(Message::new("unwired").to("count").value(1_u8))
+        .unwrap();
+    let mut letter = rt.block_on(letters.recv()).unwrap();
+    assert!(
+        matches!(&letter.reason, DeadLetterReason::Remote(r) if r.contains("no wire entry")),
+        "{:?}",
+        letter.reason
+    );
+    assert_eq!(letter.message.take::<u8>(), Some(1));
+
+    // `b` reads `count` as a JSON string: the postcard u64 does not decode there.
+    rt.handle()
+        .try_send(Message::new("count").to("count").value(7_u64))
+        .unwrap();
+    let mut letter = rt.block_on(letters.recv()).unwrap();
+    assert!(
+        matches!(&letter.reason, DeadLetterReason::Remote(r) if r.contains("undecodable")),
+        "{:?}",
+        letter.reason
+    );
+    assert_eq!(letter.message.take::<u64>(), Some(7));
+}
+
+#[test]
+fn a_name_no_node_exports_fails_at_once_like_a_local_unknown_name() {
+    let Some(nats) = nats_server("a_name_no_node_exports") else {
+        return;
+    };
+    let ns = format!("unknown{}", std::process::id());
+    let _b = node_b(&nats.url, &ns);
+    let rt = Runtime::new();
+    let node = node_a(&rt, &nats.url, &ns);
+    let letters = rt.handle().dead_letters();
+    let err = rt
+        .handle()
+        .try_send(Message::new("hi").to("nobody"))
+        .unwrap_err();
+    assert!(matches!(err, TrySendError::NoSuchName(_)), "{err:?}");
+    // And from a tasklet, by `send` and by `call`.
+    let (sent, called) = rt
+        .block_on(
+            rt.spawn(|cx| async move {
+                let sent = cx.send(Message::new("hi").to("nobody")).await;
+                let called = cx.call("nobody", Message::new("hi"), None).await;
+                (sent, called)
+            })
+            .join(),
+        )
+        .unwrap();
+    assert!(matches!(sent, Err(SendError::NoSuchName(_))));
+    assert!(matches!(
+        called,
+        Err(RequestError::Send(SendError::NoSuchName(_)))
+    ));
+    assert_eq!(
+        rt.block_on(letters.recv()).unwrap().reason,
+        DeadLetterReason::NoSuchName
+    );
+    assert!(node.whereis("nobody").is_none());
+    assert!(node.whereis("slow").is_some());
+    assert_eq!(node.locate("slow").as_deref(), Some("b"));
+    assert_eq!(node.peers(), ["b"]);
+    assert_eq!(
+        node.remote_names(),
+        [
+            ("count".to_string(), "b".to_string()),
+            ("slow".to_string(), "b".to_string())
+        ]
+    );
+}
+
+#[test]
+fn groups_broadcast_and_pools_route_across_nodes() {
+    let Some(nats) = nats_server("groups_broadcast_and_pools_route_across_nodes") else {
+        return;
+    };
+    let ns = format!("groups{}", std::process::id());
+    let lobby = tasklets::Group::new("lobby");
+    let (tx, rx) = mpsc::channel();
+    let (url, ns_b, lobby_b) = (nats.url.clone(), ns.clone(), lobby.clone());
+    // Node b: two lobby members (which also answer `ask` through the pool).
+    let b = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let node = connect(&rt.handle(), &url, NodeOptions::new("b").namespace(ns_b)).unwrap();
+        node.wire::<u64>("news");
+        for i in 0..2_u64 {
+            let g = lobby_b.clone();
+            rt.spawn(move |cx| async move {
+                cx.join(&g);
+                let mut news = cx.receive(&WaitForMessages::new().accept("news")).await;
+                let ask = cx.receive(&WaitForMessages::new().accept("ask")).await;
+                cx.send(
+                    ask.reply("news")
+                        .value(news.take::<u64>().unwrap() * 10 + i),
+                )
+                .await
+                .unwrap();
+            });
+        }
+        rt.block_on(node.export_group(&lobby_b)).unwrap();
+        rt.block_on(node.export_pool(&lobby_b)).unwrap();
+        let member = rt.spawn(|_cx| async {});
+        rt.handle().register("b-ready", &member.addr()).unwrap();
+        rt.block_on(node.export("b-ready")).unwrap();
+        tx.send(rt.handle()).unwrap();
+        rt.run();
+    });
+    let b_handle = rx.recv().unwrap();
+    let rt = Runtime::new();
+    let node = connect(&rt.handle(), &nats.url, NodeOptions::new("a").namespace(ns)).unwrap();
+    node.wire::<u64>("news");
+    assert!(rt.block_on(node.wait_for_name("b-ready", Duration::from_secs(10))));
+    rt.block_on(node.export_group(&lobby)).unwrap();
+    let g = lobby.clone();
+    let local = rt.spawn(move |cx| async move {
+        cx.join(&g);
+        let mut news = cx.receive(&WaitForMessages::new().accept("news")).await;
+        news.take::<u64>()
+    });
+    let everyone = node.group_addr(&lobby);
+    let pool = node.pool_addr(&lobby);
+    let (local_news, answers) = rt.block_on(async {
+        let answers = rt
+            .spawn(move |cx| async move {
+                cx.send(Message::new("news").value(7_u64).to(&everyone))
+                    .await
+                    .unwrap();
+                let mut answers = Vec::new();
+                for _ in 0..2 {
+                    let mut r = cx
+                        .call(&pool, Message::new("ask"), Duration::from_secs(10))
+                        .await
+                        .unwrap();
+                    answers.push(r.take::<u64>().unwrap());
+                }
+                answers.sort();
+                answers
+            })
+            .join()
+            .await
+            .unwrap();
+        (local.join().await.unwrap(), answers)
+    });
+    // The broadcast reached the member on a and both on b; the pool reached each of b's members.
+    assert_eq!(local_news, Some(7));
+    assert_eq!(answers, [70, 71]);
+    b_handle.quit();
+    b.join().unwrap();
+}
