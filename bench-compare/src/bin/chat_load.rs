@@ -586,13 +586,20 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
         runs
     );
     let mut rows = Vec::new();
+    let mut failed = false;
     for s in &servers {
         let mut outcomes = Vec::new();
         for run in 0..runs {
             eprintln!("chat_load: {} run {}/{}", s.name, run + 1, runs);
             match measure(&dir, s) {
-                Ok(o) => outcomes.push(o),
-                Err(e) => eprintln!("chat_load: {}: {e}", s.name),
+                Ok(o) => {
+                    failed |= o.delivered < o.expected;
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!("chat_load: {}: {e}", s.name);
+                }
             }
         }
         rows.push((s.name, outcomes));
@@ -631,6 +638,10 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
         med(tl, Outcome::per_sec) / med(tk, Outcome::per_sec),
         med(tl, |o| o.p99_us) / med(tk, |o| o.p99_us)
     );
+    if failed {
+        eprintln!("chat_load: some runs failed or lost lines (see above)");
+        std::process::exit(1);
+    }
 }
 
 /// One load run against a fresh server process: the generator is a fresh process too.
