@@ -23,6 +23,8 @@
 //! room; `chat_tokio --echo`: every line back to its sender, the trivial server that shows what the
 //! generator alone can do) on a free loopback port, runs the load against it in a fresh process
 //! `--runs` times, and prints a markdown table of medians with the ratios tasklets ÷ tokio.
+//! `--tasklets-bin PATH` runs another build of the chat in the tasklets row (say, one with a change
+//! applied to `examples/chat.rs`, copied aside).
 //!
 //! The file descriptor limit is raised to its hard limit (each client is one descriptor here and one
 //! in the server, which inherits the limit); if that is below the clients, raise it with `ulimit -n`.
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Semaphore};
 
@@ -159,6 +161,7 @@ impl Outcome {
 fn main() {
     let mut load = Load::full();
     let (mut compare, mut quick, mut runs, mut queue) = (false, false, None, 64usize);
+    let mut tasklets_bin = None;
     let mut set = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -197,13 +200,14 @@ fn main() {
             "--echo" => load.echo = num(),
             "--runs" => runs = Some(num().max(1)),
             "--queue" => queue = num().max(1),
+            "--tasklets-bin" => tasklets_bin = Some(PathBuf::from(&v)),
             _ => usage(&format!("unknown argument: {flag}")),
         }
     }
     raise_fd_limit(load.clients);
     if compare {
         let runs = runs.unwrap_or(if quick { 1 } else { 3 });
-        return compare_servers(&load, runs, queue);
+        return compare_servers(&load, runs, queue, tasklets_bin);
     }
     if load.addr.is_empty() {
         usage("--addr or --compare is needed");
@@ -234,7 +238,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "chat_load: {msg}\nusage: chat_load --addr HOST:PORT [--clients N] [--rooms M] [--lines L] [--window W] \
          [--rate LINES_PER_SEC] [--threads T] [--timeout SECS] [--quick]\n       \
-         chat_load --compare [--quick] [--runs N] [--queue N] [the load options]"
+         chat_load --compare [--quick] [--runs N] [--queue N] [--tasklets-bin PATH] [the load options]"
     );
     std::process::exit(2)
 }
@@ -435,7 +439,16 @@ async fn client(
     let window = Arc::new(Semaphore::new(load.window));
     let sender = {
         let (window, lines, rate) = (Arc::clone(&window), load.lines, load.rate);
+        let phase = Duration::from_secs_f64(if rate > 0.0 {
+            id as f64 / load.clients as f64 / rate
+        } else {
+            0.0
+        });
         tokio::spawn(async move {
+            // Paced clients start spread over one period, so the offered load is even, not in step.
+            if rate > 0.0 {
+                tokio::time::sleep(phase).await;
+            }
             let mut tick = (rate > 0.0).then(|| {
                 let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -459,52 +472,73 @@ async fn client(
         })
     };
 
-    let me = format!("c={id} ");
-    let mut last_own = None::<String>;
+    // Receive: whole reads at a time, every complete line in them stamped with one clock reading.
+    let mut buf = read.buffer().to_vec();
+    let mut read = read.into_inner();
+    let mut have = buf.len();
+    buf.resize(64 * 1024, 0);
+    let mut last_own = None::<u64>;
     let mut got = Received {
         latencies_ns: Vec::with_capacity(expected),
         ..Received::default()
     };
-    while got.latencies_ns.len() < expected {
-        line.clear();
-        match read.read_line(&mut line).await {
+    'reading: while got.latencies_ns.len() < expected {
+        if have == buf.len() {
+            buf.resize(2 * buf.len(), 0);
+        }
+        match read.read(&mut buf[have..]).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(n) => have += n,
         }
         let now = Instant::now();
-        if line.starts_with("* disconnected") {
-            got.kicked = true;
-            break;
-        }
-        if !line.starts_with('[') {
-            continue; // join announcements and other notes
-        }
-        let Some(t) = line
-            .split_once("t=")
-            .and_then(|(_, rest)| rest.split(' ').next())
-            .and_then(|t| t.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        let sent = epoch + Duration::from_nanos(t);
-        got.latencies_ns
-            .push(now.saturating_duration_since(sent).as_nanos() as u64);
-        got.last = Some(now);
-        delivered.fetch_add(1, Relaxed);
-        if let Some(seq) = line
-            .split_once(&me)
-            .and_then(|(_, s)| s.trim_end().strip_prefix("s="))
-        {
-            if last_own.as_deref() != Some(seq) {
-                last_own = Some(seq.to_owned()); // echoed K times: one permit per line
-                window.add_permits(1);
+        let at = now.duration_since(epoch).as_nanos() as u64;
+        let (mut from, before) = (0, got.latencies_ns.len());
+        while let Some(nl) = buf[from..have].iter().position(|&b| b == b'\n') {
+            let line = &buf[from..from + nl];
+            from += nl + 1;
+            if line.starts_with(b"* disconnected") {
+                got.kicked = true;
+                break 'reading;
             }
+            if line.first() != Some(&b'[') {
+                continue; // join announcements and other notes
+            }
+            let Some(t) = number_after(line, b"t=") else {
+                continue;
+            };
+            got.latencies_ns.push(at.saturating_sub(t));
+            if number_after(line, b" c=") == Some(id as u64) {
+                let seq = number_after(line, b" s=");
+                if last_own != seq {
+                    last_own = seq; // echoed K times: one permit per line
+                    window.add_permits(1);
+                }
+            }
+        }
+        buf.copy_within(from..have, 0);
+        have -= from;
+        if got.latencies_ns.len() > before {
+            delivered.fetch_add((got.latencies_ns.len() - before) as u64, Relaxed);
+            got.last = Some(now);
         }
     }
     // Keep the socket open until the sender is done, then hang up.
     window.add_permits(load.lines);
     drop(sender.await);
     got
+}
+
+/// The decimal number right after the first `key` in `line`.
+fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit());
+    let mut n = 0u64;
+    let mut any = false;
+    for &d in digits {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        any = true;
+    }
+    any.then_some(n)
 }
 
 async fn connect(addr: &str) -> TcpStream {
@@ -529,13 +563,13 @@ async fn connect(addr: &str) -> TcpStream {
 
 struct Server {
     name: &'static str,
-    bin: &'static str,
+    bin: PathBuf,
     args: Vec<String>,
     /// The load against it (the echo server gets the same deliveries, each client alone in its room).
     load: Load,
 }
 
-fn compare_servers(load: &Load, runs: usize, queue: usize) {
+fn compare_servers(load: &Load, runs: usize, queue: usize, tasklets_bin: Option<PathBuf>) {
     let dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -544,19 +578,19 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
     let servers = [
         Server {
             name: "tasklets chat (examples/chat.rs)",
-            bin: "chat_tasklets",
+            bin: tasklets_bin.unwrap_or_else(|| dir.join("chat_tasklets")),
             args: vec!["--queue".into(), q.clone()],
             load: load.clone(),
         },
         Server {
             name: "tokio + broadcast",
-            bin: "chat_tokio",
+            bin: dir.join("chat_tokio"),
             args: vec!["--queue".into(), q.clone()],
             load: load.clone(),
         },
         Server {
             name: "echo (generator ceiling)",
-            bin: "chat_tokio",
+            bin: dir.join("chat_tokio"),
             args: vec!["--echo".into(), load.members(0).to_string()],
             load: Load {
                 rooms: load.clients,
@@ -566,10 +600,10 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
         },
     ];
     for s in &servers {
-        if !dir.join(s.bin).exists() {
+        if !s.bin.exists() {
             eprintln!(
-                "chat_load: {} is not built next to this binary: run `cargo build --release -p bench-compare --bins`",
-                s.bin
+                "chat_load: no {}: run `cargo build --release -p bench-compare --bins`",
+                s.bin.display()
             );
             std::process::exit(2);
         }
@@ -591,7 +625,7 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
         let mut outcomes = Vec::new();
         for run in 0..runs {
             eprintln!("chat_load: {} run {}/{}", s.name, run + 1, runs);
-            match measure(&dir, s) {
+            match measure(s) {
                 Ok(o) => {
                     failed |= o.delivered < o.expected;
                     outcomes.push(o);
@@ -645,14 +679,14 @@ fn compare_servers(load: &Load, runs: usize, queue: usize) {
 }
 
 /// One load run against a fresh server process: the generator is a fresh process too.
-fn measure(dir: &Path, s: &Server) -> Result<Outcome, String> {
-    let mut server = Command::new(dir.join(s.bin))
+fn measure(s: &Server) -> Result<Outcome, String> {
+    let mut server = Command::new(&s.bin)
         .args(["--port", "0"])
         .args(&s.args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", s.bin))?;
+        .map_err(|e| format!("cannot start {}: {e}", s.bin.display()))?;
     let result = (|| {
         let mut first = String::new();
         BufReader::new(server.stdout.take().expect("piped"))
@@ -661,7 +695,7 @@ fn measure(dir: &Path, s: &Server) -> Result<Outcome, String> {
         let addr = first
             .trim()
             .strip_prefix("listening on ")
-            .ok_or_else(|| format!("{} said {first:?}", s.bin))?
+            .ok_or_else(|| format!("{} said {first:?}", s.bin.display()))?
             .to_owned();
         let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
             .arg("--addr")
