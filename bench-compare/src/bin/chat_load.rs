@@ -577,7 +577,11 @@ fn compare_servers(load: &Load, runs: usize, queue: usize, tasklets_bin: Option<
     let q = queue.to_string();
     let servers = [
         Server {
-            name: "tasklets chat (examples/chat.rs)",
+            name: if tasklets_bin.is_some() {
+                "tasklets chat (--tasklets-bin)"
+            } else {
+                "tasklets chat (examples/chat.rs)"
+            },
             bin: tasklets_bin.unwrap_or_else(|| dir.join("chat_tasklets")),
             args: vec!["--queue".into(), q.clone()],
             load: load.clone(),
