@@ -115,7 +115,7 @@ fn main() {
     println!("| --- | ---: | ---: |");
     let handle_bytes = IDLE as isize * std::mem::size_of::<tasklets::Tasklet<()>>() as isize;
     let a = snap();
-    let idle = tl::idle(&rt, IDLE);
+    let idle = tl::idle(&rt, IDLE, false);
     let b = snap();
     println!(
         "| tasklet waiting in `receive` (handle `Vec` excluded) | {:.0} | {:.1} |",
@@ -131,7 +131,7 @@ fn main() {
     let raw_handle = IDLE as isize
         * std::mem::size_of::<(async_channel::Sender<u64>, async_executor::Task<()>)>() as isize;
     let a = snap();
-    let idle = raw::idle(&ex, IDLE);
+    let idle = raw::idle(&ex, IDLE, false);
     let b = snap();
     println!(
         "| raw task waiting on its `async_channel` (handle `Vec` excluded) | {:.0} | {:.1} |",
@@ -142,10 +142,10 @@ fn main() {
     while ex.try_tick() {}
 
     let mut one = Vec::new();
-    let sizes = traced(|| one = tl::idle(&rt, 1));
+    let sizes = traced(|| one = tl::idle(&rt, 1, false));
     println!("\nAllocation sizes of one idle tasklet (spawn + first wait): {sizes:?}");
     let mut one_raw = Vec::new();
-    let sizes = traced(|| one_raw = raw::idle(&ex, 1));
+    let sizes = traced(|| one_raw = raw::idle(&ex, 1, false));
     println!("Allocation sizes of one idle raw task + channel: {sizes:?}");
     for t in &one {
         t.stop();

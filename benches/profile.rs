@@ -44,13 +44,22 @@ fn main() {
                 }
             }
         }
-        Some(other) => panic!("unknown workload {other:?}: ping_pong or fan_in"),
+        Some("call") => {
+            for _ in 0..reps {
+                if raw_side {
+                    raw::call_oneshot(&ex, 10_000)
+                } else {
+                    tl::call(&rt, 10_000)
+                }
+            }
+        }
+        Some(other) => panic!("unknown workload {other:?}: ping_pong, fan_in or call"),
         None => {
             tl::ping_pong(&rt, 100);
             raw::ping_pong(&ex, 100);
             tl::fan_in(&rt, 1_000);
             raw::fan_in(&ex, 1_000);
-            println!("profile: smoke run done (name a workload to profile: ping_pong | fan_in [tl|raw] [reps])");
+            println!("profile: smoke run done (name a workload to profile: ping_pong | fan_in | call [tl|raw] [reps])");
         }
     }
 }

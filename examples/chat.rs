@@ -1,7 +1,8 @@
 //! A TCP chat server: one tasklet per connection, rooms as groups, nicknames in the registry.
 //!
 //! ```text
-//! cargo run --example chat -- --port 7000     # --port 0 picks a free port
+//! cargo run --example chat                          # listens on 127.0.0.1:7000
+//! cargo run --example chat -- --bind 127.0.0.1:0     # any free port; --help for every flag
 //! nc 127.0.0.1 7000                           # in two or three other terminals
 //! ```
 //!
@@ -268,11 +269,12 @@ pub async fn serve(
             let stream = match Async::new(stream) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
-                    eprintln!("chat: {peer}: {e}");
+                    tracing::warn!(%peer, error = %e, "cannot watch the connection");
                     continue;
                 }
             };
             accepted += 1;
+            tracing::info!(%peer, "connected");
             let hub = Rc::clone(&hub);
             let options = SpawnOptions::new().capacity(hub.config.queue);
             connections.push(cx.spawn_with(options, move |cx| connection(cx, hub, stream)));
@@ -473,6 +475,16 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
         conn.run(&kicked).await
     };
     hub.kicks.borrow_mut().remove(&cx.id());
+    let peer = stream.get_ref().peer_addr();
+    let peer = peer.map_or_else(|_| "?".to_owned(), |p| p.to_string());
+    let who = conn.nick.clone().unwrap_or_default();
+    match end {
+        End::Kicked(Kick::TooSlow) => tracing::warn!(%peer, nick = %who, "disconnected: too slow"),
+        End::Kicked(Kick::Shutdown) => tracing::debug!(%peer, nick = %who, "closed for shutdown"),
+        End::Quit => tracing::info!(%peer, nick = %who, "quit"),
+        End::Eof => tracing::info!(%peer, nick = %who, "hung up"),
+        End::Broken => tracing::info!(%peer, nick = %who, "connection broken"),
+    }
 
     // Tell the room first (at once), then the client (within the grace period).
     let why = match end {
@@ -588,6 +600,7 @@ impl Conn<'_> {
                     waited = true;
                     if !std::mem::replace(&mut self.throttled, true) {
                         let rate = self.bucket.rate;
+                        tracing::info!(nick = ?self.nick, "throttled");
                         self.line(&format!(
                             "! slow down: at most {} lines per second ({} at once); your next lines wait",
                             rate.per_second, rate.burst
@@ -686,6 +699,7 @@ impl Conn<'_> {
             self.cx.runtime().unregister(&nick_key(old));
         }
         self.line(&format!("* you are now {nick}"));
+        tracing::info!(%nick, ?old, "nick");
         if let (Some(old), Some(room)) = (old, self.room.clone()) {
             self.to_room(&room, format!("* {old} is now known as {nick}"))
                 .await;
@@ -707,15 +721,16 @@ impl Conn<'_> {
             return self.line(&format!("* you are in {room} already"));
         }
         self.leave_room("").await;
-        self.cx.join(&room_group(room));
+        self.cx.join_group(&room_group(room));
         self.room = Some(room.to_owned());
+        tracing::info!(%nick, %room, "joined");
         self.to_room(room, format!("* {nick} joined {room}")).await;
     }
 
     /// Leaves the current room (if any), telling the others why.
     async fn leave_room(&mut self, why: &str) {
         let Some(room) = self.room.take() else { return };
-        self.cx.leave(&room_group(&room));
+        self.cx.leave_group(&room_group(&room));
         let nick = self.nick.as_deref().unwrap_or("?");
         let note = format!("* {nick} left {room}{why}");
         self.to_room(&room, note.clone()).await;
@@ -811,36 +826,93 @@ fn room_group(room: &str) -> Group {
     Group::new(&format!("room:{room}"))
 }
 
-/// Parses `--port N`.
-fn port_arg() -> Result<u16, String> {
-    let mut args = std::env::args().skip(1);
-    let mut port = 7000;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" | "-p" => {
-                let v = args.next().ok_or("--port needs a number")?;
-                port = v.parse().map_err(|_| format!("bad port: {v}"))?;
-            }
-            other => return Err(format!("unknown argument: {other}")),
-        }
-    }
-    Ok(port)
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "chat",
+    about = "A TCP chat server: talk to it with `nc HOST PORT`, then /nick NAME, /join ROOM, /help",
+    after_help = "Ctrl-C (or SIGTERM) tells every client \"* server shutting down\" and exits.\n\
+                  Logs go to standard error: connections, nicks, joins, kicks. -v for more, -q for errors only."
+)]
+#[allow(dead_code)] // unused when tests/chat.rs includes this file
+struct Args {
+    /// The address to listen on (port 0: any free port, printed at start)
+    #[arg(long, short, default_value = "127.0.0.1:7000")]
+    bind: SocketAddr,
+    /// Room lines that may wait for a client that is not reading; one more and it is disconnected
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    queue: u32,
+    /// Lines per second each client may send once its burst is spent
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
+    /// Lines a client may send at once after a quiet moment
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Seconds a closing connection may spend sending its last lines
+    #[arg(long, default_value_t = 2.0)]
+    grace: f64,
+    /// More log lines (-v: every event, -vv: the runtime's too)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Errors only
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+/// A readable default subscriber on standard error: the server's own events at `info` and the
+/// library's errors; `-v` adds the server's debug events and the library's warnings (dead letters,
+/// stopped tasklets: expected here, a connection stops its reader), `-vv` everything.
+#[allow(dead_code)] // unused when tests/chat.rs includes this file
+fn init_logs(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (mine, library) = match (quiet, verbose) {
+        (true, _) => (LevelFilter::ERROR, LevelFilter::ERROR),
+        (false, 0) => (LevelFilter::INFO, LevelFilter::ERROR),
+        (false, 1) => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
+    };
+    let filter = Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), mine)
+        .with_default(library);
+    tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(verbose > 1)
+        .without_time()
+        .finish()
+        .with(filter)
+        .init();
 }
 
 #[allow(dead_code)] // unused when tests/chat.rs includes this file
 fn main() -> std::process::ExitCode {
+    use clap::Parser as _;
     use tasklets::wait::signal::OsSignal;
-    let port = match port_arg() {
-        Ok(port) => port,
-        Err(e) => {
-            eprintln!("chat: {e}\nusage: chat [--port N]   (0: any free port; default 7000)");
-            return std::process::ExitCode::from(2);
-        }
+    let args = Args::parse();
+    init_logs(args.verbose, args.quiet);
+    if !(args.grace.is_finite() && args.grace >= 0.0) {
+        eprintln!(
+            "chat: --grace takes a number of seconds, not {}",
+            args.grace
+        );
+        return std::process::ExitCode::from(2);
+    }
+    let config = Config {
+        queue: args.queue as usize,
+        grace: Duration::from_secs_f64(args.grace),
+        rate: Rate {
+            per_second: args.rate,
+            burst: args.burst,
+        },
     };
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+    let listener = match TcpListener::bind(args.bind) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("chat: cannot listen on 127.0.0.1:{port}: {e}");
+            eprintln!("chat: cannot listen on {}: {e}", args.bind);
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -850,7 +922,10 @@ fn main() -> std::process::ExitCode {
         println!("listening on {addr}");
         let _ = io::stdout().flush();
     };
-    match tasklets::run(move |cx| serve(cx, listener, stop, Config::default(), ready)) {
+    tracing::debug!(?config, "settings");
+    let served = tasklets::run(move |cx| serve(cx, listener, stop, config, ready));
+    tracing::info!("stopped");
+    match served {
         Ok(Ok(summary)) => {
             println!(
                 "stopped: {} connections, {} too slow",

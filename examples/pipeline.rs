@@ -77,6 +77,9 @@ pub struct Config {
     pub max_restarts: u32,
     /// Crashes to inject (each fires once, unless it is [`How::Always`]).
     pub faults: Vec<Fault>,
+    /// How often to report progress (lines read, lines per second, every worker's queue depth) on
+    /// standard error while the input streams; `None`: never.
+    pub progress: Option<Duration>,
 }
 
 /// The period of [`Config::max_restarts`].
@@ -91,6 +94,7 @@ impl Default for Config {
             top: 10,
             max_restarts: 10,
             faults: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -144,6 +148,8 @@ pub enum PipelineError {
     Stopped(Exit),
     /// The totals do not add up: a message was lost or counted twice.
     Inexact(Totals),
+    /// The input could not be read (the reason).
+    Input(String),
 }
 
 impl fmt::Display for PipelineError {
@@ -152,6 +158,7 @@ impl fmt::Display for PipelineError {
             PipelineError::GaveUp(e) => write!(f, "the workers kept failing: {e}"),
             PipelineError::Stopped(exit) => write!(f, "the workers' supervisor ended: {exit}"),
             PipelineError::Inexact(t) => write!(f, "the report is not exact: {t}"),
+            PipelineError::Input(e) => write!(f, "cannot read the input: {e}"),
         }
     }
 }
@@ -161,7 +168,7 @@ impl std::error::Error for PipelineError {
         match self {
             PipelineError::GaveUp(e) => Some(e),
             PipelineError::Stopped(exit) => Some(exit),
-            PipelineError::Inexact(_) => None,
+            PipelineError::Inexact(_) | PipelineError::Input(_) => None,
         }
     }
 }
@@ -322,6 +329,21 @@ struct Parsed {
 ///
 /// [`PipelineError`] if the workers failed for good or the totals do not add up.
 pub async fn run_pipeline(cx: Cx, text: String, config: Config) -> Result<Report, PipelineError> {
+    let lines = text.lines().map(|l| Ok(l.to_owned())).collect::<Vec<_>>();
+    run_pipeline_streaming(cx, lines.into_iter(), config).await
+}
+
+/// Runs the pipeline over `lines` as they come (a file's `BufRead::lines()`, say): at most
+/// [`Config::capacity`] lines wait in each worker's mailbox, so memory does not grow with the input.
+///
+/// # Errors
+///
+/// [`PipelineError`] if a line cannot be read, the workers failed for good or the totals do not add up.
+pub async fn run_pipeline_streaming(
+    cx: Cx,
+    lines: impl Iterator<Item = std::io::Result<String>>,
+    config: Config,
+) -> Result<Report, PipelineError> {
     let run = PIPELINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let parse = Group::new(&format!("pipeline-{run}.parse"));
     let count = Group::new(&format!("pipeline-{run}.count"));
@@ -386,12 +408,33 @@ pub async fn run_pipeline(cx: Cx, text: String, config: Config) -> Result<Report
     let parsers = Router::round_robin(&parse);
     let mut report = Report::default();
     let mut totals = Totals::default();
-    for line in text.lines() {
+    let mut progress = config.progress.map(Progress::new);
+    tracing::info!(
+        parsers = config.parsers,
+        counters = config.counters,
+        capacity = config.capacity,
+        "started"
+    );
+    for line in lines {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                sup.shutdown();
+                let _ = sup.join().await;
+                return Err(PipelineError::Input(e.to_string()));
+            }
+        };
         report.lines += 1;
-        let msg = Message::new("line").to(&parsers).value(line.to_owned());
+        let msg = Message::new("line").to(&parsers).value(line);
         if cx.send(msg).await.is_err() {
             return Err(gave_up(sup).await);
         }
+        if let Some(p) = &mut progress {
+            p.tick(report.lines, &sup);
+        }
+    }
+    if let Some(p) = &mut progress {
+        p.finish(report.lines);
     }
     totals.lines_read = report.lines;
     for p in rt.members(&parse) {
@@ -432,6 +475,87 @@ pub async fn run_pipeline(cx: Cx, text: String, config: Config) -> Result<Report
     ranked.truncate(config.top);
     report.top = ranked;
     Ok(report)
+}
+
+/// Progress lines on standard error while the input streams: lines read, lines per second, and how
+/// many messages wait in each worker's mailbox (its capacity is [`Config::capacity`]).
+struct Progress {
+    every: Duration,
+    start: std::time::Instant,
+    last: std::time::Instant,
+    last_lines: u64,
+    /// On a terminal one line is rewritten in place; elsewhere each report is a line of its own.
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(every: Duration) -> Progress {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        Progress {
+            every,
+            start: now,
+            last: now,
+            last_lines: 0,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&mut self, lines: u64, sup: &tasklets::supervisor::SupervisorRef) {
+        if lines % 256 != 0 {
+            return; // the clock is read once per 256 lines
+        }
+        let now = std::time::Instant::now();
+        let since = now - self.last;
+        if since < self.every {
+            return;
+        }
+        let rate = (lines - self.last_lines) as f64 / since.as_secs_f64();
+        let snapshot = sup.snapshot();
+        let depth = |stage: &str| {
+            snapshot
+                .children
+                .iter()
+                .filter(|c| c.name.starts_with(stage))
+                .map(|c| c.mailbox_len.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let restarts: u32 = snapshot.children.iter().map(|c| c.restarts).sum();
+        let line = format!(
+            "pipeline: {lines} lines, {} lines/s; queued: parsers [{}] counters [{}]; restarts {restarts}",
+            human(rate),
+            depth("parser-"),
+            depth("counter-"),
+        );
+        if self.terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        self.last = now;
+        self.last_lines = lines;
+    }
+
+    fn finish(&mut self, lines: u64) {
+        let secs = self.start.elapsed().as_secs_f64();
+        if self.terminal {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!(
+            "pipeline: read {lines} lines in {secs:.1} s ({} lines/s)",
+            human(lines as f64 / secs.max(1e-9))
+        );
+    }
+}
+
+/// `1234567.0` as `1.23 M`.
+fn human(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.2} M", x / 1e6),
+        x if x >= 1e3 => format!("{:.1} k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
 }
 
 /// Why the supervisor ended early.
@@ -495,7 +619,7 @@ async fn parser(
     counters: Group,
     journal: Arc<Mutex<ParserJournal>>,
 ) {
-    cx.join(&group);
+    cx.join_group(&group);
     let router = Router::hash(&counters);
     let inbox = WaitForMessages::new().accept(["line", "eof", "shutdown"]);
     loop {
@@ -585,7 +709,7 @@ async fn counter(
     parsers: usize,
     journal: Arc<Mutex<CounterJournal>>,
 ) {
-    cx.join(&group);
+    cx.join_group(&group);
     let inbox = WaitForMessages::new().accept(["word", "eof", "shutdown"]);
     loop {
         let (idle, eofs) = {
@@ -634,33 +758,97 @@ async fn counter(
         .await;
 }
 
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "pipeline",
+    about = "Counts the words of a text file with supervised pools of tasklets, streaming it line by line",
+    after_help = "With no FILE, counts an embedded text (the opening of A Tale of Two Cities).\n\
+                  Progress (lines/s, every worker's queue depth) goes to standard error each second.\n\
+                  --crash WORKER:AT[:HOW] injects a crash: counter-1:5 panics counter 1 on its 5th word,\n\
+                  parser-0:eof:stop stops parser 0 while it passes eof on, counter-2:3:always panics on\n\
+                  every attempt (the supervisor then gives up). The report stays exact or the run fails."
+)]
+#[allow(dead_code)] // unused when tests/pipeline.rs includes this file
+struct Args {
+    /// The text file to count (UTF-8); read line by line, never whole
+    file: Option<std::path::PathBuf>,
+    /// Parser workers
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    parsers: u32,
+    /// Counter workers
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    counters: u32,
+    /// Mailbox capacity of every worker: the most messages that wait in one stage
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: u32,
+    /// How many of the most frequent words to list
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Worker restarts allowed within 5 s before the pipeline gives up
+    #[arg(long, default_value_t = 10)]
+    max_restarts: u32,
+    /// Inject a crash (repeatable): WORKER:AT[:HOW], see below
+    #[arg(long = "crash", value_name = "WORKER:AT[:HOW]")]
+    crashes: Vec<Fault>,
+    /// Seconds between progress lines on standard error (0: none)
+    #[arg(long, default_value_t = 1.0)]
+    progress: f64,
+    /// More log lines (-v: the library's warnings too, -vv: everything)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// A readable default subscriber on standard error, as in the chat example.
+#[allow(dead_code)] // unused when tests/pipeline.rs includes this file
+fn init_logs(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (mine, library) = match verbose {
+        0 => (LevelFilter::WARN, LevelFilter::ERROR),
+        1 => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
+    };
+    let filter = Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), mine)
+        .with_default(library);
+    tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose > 1)
+        .without_time()
+        .finish()
+        .with(filter)
+        .init();
+}
+
 #[allow(dead_code)] // unused when tests/pipeline.rs includes this file
 fn main() -> std::process::ExitCode {
+    use clap::Parser as _;
+    use std::io::BufRead;
     use std::process::ExitCode;
-    let usage = "usage: pipeline [--crash WORKER:AT[:HOW]]... [FILE]";
-    let mut config = Config::default();
-    let mut path = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--crash" {
-            match args.next().map(|s| s.parse::<Fault>()) {
-                Some(Ok(fault)) => config.faults.push(fault),
-                Some(Err(e)) => {
-                    eprintln!("pipeline: {e}\n{usage}");
-                    return ExitCode::FAILURE;
-                }
-                None => {
-                    eprintln!("{usage}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else if path.is_none() && !arg.starts_with("--") {
-            path = Some(arg);
-        } else {
-            eprintln!("{usage}");
-            return ExitCode::FAILURE;
-        }
+    let args = Args::parse();
+    init_logs(args.verbose);
+    if !(args.progress.is_finite() && args.progress >= 0.0) {
+        eprintln!(
+            "pipeline: --progress takes a number of seconds, not {}",
+            args.progress
+        );
+        return ExitCode::from(2);
     }
+    let config = Config {
+        parsers: args.parsers as usize,
+        counters: args.counters as usize,
+        capacity: args.capacity as usize,
+        top: args.top,
+        max_restarts: args.max_restarts,
+        faults: args.crashes,
+        progress: (args.progress > 0.0 && args.file.is_some())
+            .then(|| Duration::from_secs_f64(args.progress)),
+    };
     if !config.faults.is_empty() {
         // An injected crash is expected: one line instead of a panic report with a backtrace.
         let default = std::panic::take_hook();
@@ -671,17 +859,21 @@ fn main() -> std::process::ExitCode {
             }
         }));
     }
-    let text = match path {
-        None => TEXT.to_owned(),
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                eprintln!("pipeline: cannot read {path}: {e}\n{usage}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let result = match args.file {
+        None => tasklets::run(move |cx| run_pipeline(cx, TEXT.to_owned(), config)),
+        Some(path) => {
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    eprintln!("pipeline: cannot read {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let lines = std::io::BufReader::with_capacity(64 * 1024, file).lines();
+            tasklets::run(move |cx| run_pipeline_streaming(cx, lines, config))
+        }
     };
-    match tasklets::run(move |cx| run_pipeline(cx, text, config)) {
+    match result {
         Ok(Ok(report)) => {
             print!("{report}");
             ExitCode::SUCCESS

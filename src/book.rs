@@ -38,6 +38,12 @@ pub struct Lifecycle;
 #[doc = include_str!("../book/src/routing.md")]
 pub struct Routing;
 
+#[doc = include_str!("../book/src/tutorial-chat.md")]
+pub struct TutorialChat;
+
+#[doc = include_str!("../book/src/tutorial-pipeline.md")]
+pub struct TutorialPipeline;
+
 #[doc = include_str!("../book/src/chat.md")]
 pub struct ChatExample;
 
@@ -49,6 +55,9 @@ pub struct ComingFromKiwi;
 
 #[doc = include_str!("../book/src/performance.md")]
 pub struct Performance;
+
+#[doc = include_str!("../book/src/benchmarking.md")]
+pub struct Benchmarking;
 
 #[doc = include_str!("../README.md")]
 pub struct Readme;

@@ -499,6 +499,46 @@ impl Cx {
         self.shared.rt.groups.join(group, &self.me())
     }
 
+    /// Joins `group`, as [`join`](Self::join): the name that cannot be mistaken for
+    /// [`Tasklet::join`](crate::Tasklet::join), which waits for a tasklet's end. Prefer it in new code;
+    /// `join` stays, as the short form kiwi readers know. Returns false if it was a member already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Group;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let news = Group::new("news");
+    ///     assert!(cx.join_group(&news));
+    ///     assert!(!cx.join_group(&news)); // member already
+    ///     assert!(cx.leave_group(&news));
+    ///     assert!(cx.runtime().members(&news).is_empty());
+    /// }).unwrap();
+    /// ```
+    pub fn join_group(&self, group: &crate::Group) -> bool {
+        self.join(group)
+    }
+
+    /// Leaves `group`, as [`leave`](Self::leave); returns whether it was a member. The pair of
+    /// [`join_group`](Self::join_group).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Group;
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let news = Group::new("news");
+    ///     assert!(!cx.leave_group(&news)); // not a member
+    ///     cx.join_group(&news);
+    ///     assert!(cx.leave_group(&news));
+    /// }).unwrap();
+    /// ```
+    pub fn leave_group(&self, group: &crate::Group) -> bool {
+        self.leave(group)
+    }
+
     /// Leaves `group`; returns whether it was a member.
     ///
     /// # Examples

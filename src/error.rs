@@ -3,7 +3,15 @@
 //! Errors that concern a message hand it back ([`SendError::into_inner`]), so a failed send loses
 //! nothing. `Debug` never prints a message's value.
 
-use crate::message::Message;
+use crate::message::{Destination, Message};
+
+/// The destination name of a message refused for an unknown name, for the error's text.
+fn dest_name(msg: &Message) -> &str {
+    match msg.dest() {
+        Some(Destination::Name(name)) => name,
+        _ => "?",
+    }
+}
 
 /// Why [`Cx::send`](crate::Cx::send) or [`Addr::send`](crate::Addr::send) could not deliver a message.
 ///
@@ -29,7 +37,7 @@ pub enum SendError {
     #[error("message has no destination")]
     NoDestination(Message),
     /// No tasklet is registered under the destination name.
-    #[error("no tasklet is registered under that name")]
+    #[error("no tasklet is registered under the name `{}`", dest_name(.0))]
     NoSuchName(Message),
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]
@@ -64,9 +72,9 @@ impl SendError {
     /// ```
     /// use tasklets::{Message, SendError};
     ///
-    /// let err = SendError::NoSuchName(Message::new("job").value(1_i32));
+    /// let err = SendError::NoSuchName(Message::new("job").to("printer").value(1_i32));
     /// assert_eq!(err.message().get::<i32>(), Some(&1));
-    /// assert_eq!(err.to_string(), "no tasklet is registered under that name");
+    /// assert_eq!(err.to_string(), "no tasklet is registered under the name `printer`");
     /// ```
     pub fn message(&self) -> &Message {
         match self {
@@ -139,7 +147,7 @@ pub enum TrySendError {
     #[error("message has no destination")]
     NoDestination(Message),
     /// No tasklet is registered under the destination name.
-    #[error("no tasklet is registered under that name")]
+    #[error("no tasklet is registered under the name `{}`", dest_name(.0))]
     NoSuchName(Message),
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]

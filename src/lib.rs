@@ -1,6 +1,13 @@
 //! Supervised, message-passing tasklets on the smol stack: a Rust re-imagining of Python's
 //! `kiwi.tasklet`.
 //!
+//! **The guide is the book** in the repository's `book/` directory: build it with `mdbook build book`
+//! and open `book/book/index.html`, or read `book/src/*.md` directly. It starts with *Getting started*
+//! (`book/src/getting-started.md`: the dependency line, a first program, `?` in a tasklet), and its
+//! chapters *Build a chat server, step by step* and *Build a pipeline, step by step*
+//! (`book/src/tutorial-chat.md`, `book/src/tutorial-pipeline.md`) go from `cargo new` to a working
+//! service. Every code block of the book is compiled and run as a doc-test of this crate.
+//!
 //! A **tasklet** is an `async` body with a **mailbox**. It waits for events with [`Cx::wait`]; messages
 //! and the events of its conditions (timeouts, calls, other tasklets' ends, idle, …) all arrive in that one
 //! mailbox, in arrival order, so one receive loop sees everything.

@@ -1,6 +1,6 @@
 //! Messages: a name, a destination, an optional typed value and the sender.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,21 +30,24 @@ macro_rules! small {
         }
 
         impl Small {
-            /// `value` as a small scalar, if its type is one.
-            fn from_any(value: &dyn Any) -> Option<Small> {
-                $(if let Some(v) = value.downcast_ref::<$t>() {
-                    return Some(Small::$variant(*v));
+            /// `value` as a small scalar, if its type is one. `T` is known where this is
+            /// instantiated, so the type tests fold away: no call through `dyn Any` per message.
+            fn from_value<T: Any>(value: &T) -> Option<Small> {
+                let value: &dyn Any = value;
+                $(if TypeId::of::<T>() == TypeId::of::<$t>() {
+                    return value.downcast_ref::<$t>().map(|v| Small::$variant(*v));
                 })*
                 None
             }
-            fn as_any(&self) -> &dyn Any {
+            /// The scalar as a `&T`, if it is one (the type tests fold away per `T`).
+            fn get<T: Any>(&self) -> Option<&T> {
                 match self {
-                    $(Small::$variant(v) => v,)*
+                    $(Small::$variant(v) => (v as &dyn Any).downcast_ref::<T>(),)*
                 }
             }
-            fn as_any_mut(&mut self) -> &mut dyn Any {
+            fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
                 match self {
-                    $(Small::$variant(v) => v,)*
+                    $(Small::$variant(v) => (v as &mut dyn Any).downcast_mut::<T>(),)*
                 }
             }
             /// The scalar as a `T`, if it is one (no allocation: it is written into an `Option<T>`).
@@ -84,7 +87,7 @@ small!(
 impl Payload {
     pub(crate) fn new<T: Any + Send + Sync>(value: T) -> Payload {
         if std::mem::size_of::<T>() <= 8 {
-            if let Some(small) = Small::from_any(&value) {
+            if let Some(small) = Small::from_value(&value) {
                 return Payload::Small(small);
             }
         }
@@ -99,7 +102,7 @@ impl Payload {
     pub(crate) fn get<T: Any>(&self) -> Option<&T> {
         match self {
             Payload::Empty => None,
-            Payload::Small(s) => s.as_any().downcast_ref(),
+            Payload::Small(s) => s.get(),
             Payload::Owned(b) => b.downcast_ref(),
             Payload::Shared(a) => a.downcast_ref(),
         }
@@ -107,7 +110,7 @@ impl Payload {
     pub(crate) fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
         match self {
             Payload::Empty => None,
-            Payload::Small(s) => s.as_any_mut().downcast_mut(),
+            Payload::Small(s) => s.get_mut(),
             Payload::Owned(b) => b.downcast_mut(),
             Payload::Shared(a) => Arc::get_mut(a)?.downcast_mut(),
         }
@@ -562,6 +565,14 @@ impl Message {
 
     pub(crate) fn set_sender(&mut self, sender: Addr) {
         self.sender = Some(sender);
+    }
+
+    /// Puts back a destination taken for routing, so an error can name it.
+    pub(crate) fn with_dest(mut self, dest: Option<Destination>) -> Message {
+        if dest.is_some() {
+            self.dest = dest;
+        }
+        self
     }
 
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {

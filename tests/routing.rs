@@ -188,7 +188,10 @@ fn an_unknown_name_gives_the_message_back_and_records_a_dead_letter() {
             .await
             .unwrap_err();
         assert!(matches!(err, SendError::NoSuchName(_)), "{err:?}");
-        assert_eq!(err.to_string(), "no tasklet is registered under that name");
+        assert_eq!(
+            err.to_string(),
+            "no tasklet is registered under the name `nobody`"
+        );
         assert_eq!(err.into_inner().get::<u32>(), Some(&5), "value given back");
         let err = cx
             .try_send(Message::new("again").to("nobody").value(6_u32))

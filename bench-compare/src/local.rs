@@ -15,15 +15,16 @@ fn run_tasklets(rt: &Runtime, w: Workload, s: Sizes) {
         Workload::Ask => tl::call(rt, s.calls),
         Workload::Spawn => tl::spawn_one(rt, s.spawn),
         Workload::Ring => tl::ring(rt, s.ring_nodes, s.ring_laps),
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
 /// Seconds for the measured run (bytes per tasklet for `Memory`) on `rt`.
 pub fn tasklets(rt: Runtime, w: Workload, s: Sizes) -> f64 {
-    if w == Workload::Memory {
-        let warm = tl::idle(&rt, s.warm_up().idle);
-        let bytes = per_actor(s.idle, |n| tl::idle(&rt, n), || {});
+    if w.is_memory() {
+        let poke = w == Workload::MemoryUsed;
+        let warm = tl::idle(&rt, s.warm_up().idle, poke);
+        let bytes = per_actor(s.idle, |n| tl::idle(&rt, n, poke), || {});
         drop(warm);
         return bytes;
     }
@@ -39,16 +40,17 @@ fn run_raw(ex: &LocalExecutor<'static>, w: Workload, s: Sizes) {
         Workload::Ask => raw::call_oneshot(ex, s.calls),
         Workload::Spawn => raw::spawn_one(ex, s.spawn),
         Workload::Ring => raw::ring(ex, s.ring_nodes, s.ring_laps),
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
 /// Seconds for the measured run (bytes per task + channel for `Memory`) on one `LocalExecutor`.
 pub fn raw(w: Workload, s: Sizes) -> f64 {
     let ex = LocalExecutor::new();
-    if w == Workload::Memory {
-        let warm = raw::idle(&ex, s.warm_up().idle);
-        let bytes = per_actor(s.idle, |n| raw::idle(&ex, n), || {});
+    if w.is_memory() {
+        let poke = w == Workload::MemoryUsed;
+        let warm = raw::idle(&ex, s.warm_up().idle, poke);
+        let bytes = per_actor(s.idle, |n| raw::idle(&ex, n, poke), || {});
         drop(warm);
         return bytes;
     }

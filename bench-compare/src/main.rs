@@ -88,17 +88,20 @@ pub enum Workload {
     Ask,
     Spawn,
     Memory,
+    /// Memory per actor once each has handled one message (and waits for the next).
+    MemoryUsed,
     Ring,
 }
 
 impl Workload {
-    const ALL: [Workload; 7] = [
+    const ALL: [Workload; 8] = [
         Workload::PingPong,
         Workload::FanIn,
         Workload::RequestReply,
         Workload::Ask,
         Workload::Spawn,
         Workload::Memory,
+        Workload::MemoryUsed,
         Workload::Ring,
     ];
 
@@ -110,8 +113,14 @@ impl Workload {
             Workload::Ask => "ask",
             Workload::Spawn => "spawn",
             Workload::Memory => "memory",
+            Workload::MemoryUsed => "memory-used",
             Workload::Ring => "ring",
         }
+    }
+
+    /// Measured in bytes per actor, not time.
+    pub fn is_memory(self) -> bool {
+        matches!(self, Workload::Memory | Workload::MemoryUsed)
     }
 
     fn parse(s: &str) -> Option<Workload> {
@@ -129,6 +138,10 @@ impl Workload {
             ),
             Workload::Spawn => format!("spawn {}, one message each", count(s.spawn)),
             Workload::Memory => format!("memory per idle actor ({} live)", count(s.idle)),
+            Workload::MemoryUsed => format!(
+                "memory per actor after one message ({} live)",
+                count(s.idle)
+            ),
             Workload::Ring => format!("ring of {}, {} laps", count(s.ring_nodes), s.ring_laps),
         }
     }
@@ -140,7 +153,7 @@ impl Workload {
             Workload::FanIn => s.fan_in,
             Workload::RequestReply | Workload::Ask => s.calls,
             Workload::Spawn => s.spawn,
-            Workload::Memory => 1,
+            Workload::Memory | Workload::MemoryUsed => 1,
             Workload::Ring => s.ring_nodes * s.ring_laps,
         }
     }
@@ -151,7 +164,7 @@ impl Workload {
             Workload::FanIn => "msgs/s",
             Workload::RequestReply | Workload::Ask => "calls/s",
             Workload::Spawn => "actors/s",
-            Workload::Memory => "bytes/actor",
+            Workload::Memory | Workload::MemoryUsed => "bytes/actor",
             Workload::Ring => "hops/s",
         }
     }
@@ -162,6 +175,8 @@ impl Workload {
 pub enum Lib {
     Tasklets,
     Tasklets2,
+    /// Two workers in a process pinned to one CPU (`taskset -c 0`): the oversubscribed case.
+    Tasklets2Pinned,
     Raw,
     Actix,
     Ractor,
@@ -170,9 +185,10 @@ pub enum Lib {
 }
 
 impl Lib {
-    const ALL: [Lib; 7] = [
+    const ALL: [Lib; 8] = [
         Lib::Tasklets,
         Lib::Tasklets2,
+        Lib::Tasklets2Pinned,
         Lib::Raw,
         Lib::Actix,
         Lib::Ractor,
@@ -184,6 +200,7 @@ impl Lib {
         match self {
             Lib::Tasklets => "tasklets",
             Lib::Tasklets2 => "tasklets-2w",
+            Lib::Tasklets2Pinned => "tasklets-2w-pinned",
             Lib::Raw => "raw",
             Lib::Actix => "actix",
             Lib::Ractor => "ractor",
@@ -196,6 +213,7 @@ impl Lib {
         match self {
             Lib::Tasklets => "tasklets (1 worker)",
             Lib::Tasklets2 => "tasklets (2 workers)",
+            Lib::Tasklets2Pinned => "tasklets (2 workers, 1 CPU)",
             Lib::Raw => "raw async-channel",
             Lib::Actix => "actix 0.13",
             Lib::Ractor => "ractor 0.16",
@@ -211,7 +229,12 @@ impl Lib {
     /// Whether the library runs the workload (2 workers only where placement changes anything:
     /// spawned children and idle tasklets sit on their parent's thread either way).
     fn runs(self, w: Workload) -> bool {
-        !(self == Lib::Tasklets2 && matches!(w, Workload::Spawn | Workload::Memory))
+        !(matches!(self, Lib::Tasklets2 | Lib::Tasklets2Pinned)
+            && matches!(w, Workload::Spawn | Workload::Memory | Workload::MemoryUsed))
+    }
+
+    fn is_tasklets(self) -> bool {
+        matches!(self, Lib::Tasklets | Lib::Tasklets2 | Lib::Tasklets2Pinned)
     }
 }
 
@@ -272,12 +295,12 @@ pub fn timed(f: impl FnOnce()) -> f64 {
 // Child: one measurement.
 
 fn child(lib: Lib, w: Workload, s: Sizes) -> f64 {
-    if w == Workload::Memory {
+    if w.is_memory() {
         COUNTING.store(true, Relaxed);
     }
     match lib {
         Lib::Tasklets => local::tasklets(tasklets::Runtime::new(), w, s),
-        Lib::Tasklets2 => {
+        Lib::Tasklets2 | Lib::Tasklets2Pinned => {
             local::tasklets(tasklets::Runtime::builder().worker_threads(2).build(), w, s)
         }
         Lib::Raw => local::raw(w, s),
@@ -359,7 +382,14 @@ fn main() {
 /// One fresh-process measurement; `Err` says why it failed.
 fn measure_once(opts: &Opts, lib: Lib, w: Workload) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = if lib == Lib::Tasklets2Pinned {
+        // Both workers on one CPU: any spinning while the other worker waits shows here.
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "0"]).arg(exe);
+        cmd
+    } else {
+        Command::new(exe)
+    };
     cmd.args(["--lib", lib.key(), "--workload", w.key()]);
     if opts.quick {
         cmd.arg("--quick");
@@ -443,7 +473,7 @@ fn parent(opts: &Opts, s: Sizes) {
             let mut failure = None;
             for _ in 0..opts.runs {
                 match measure_once(opts, lib, w) {
-                    Ok(v) if w == Workload::Memory => values.push(v),
+                    Ok(v) if w.is_memory() => values.push(v),
                     Ok(secs) => values.push(w.ops(&s) as f64 / secs),
                     Err(e) => {
                         failure = Some(e);
@@ -495,7 +525,7 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
         let vals: Vec<String> = row
             .iter()
             .map(|c| match c {
-                Ok(c) if *w == Workload::Memory => format!("{:.0} B", c.value),
+                Ok(c) if w.is_memory() => format!("{:.0} B", c.value),
                 Ok(c) => format!("{} ({}–{})", rate(c.value), rate(c.lo), rate(c.hi)),
                 Err(e) => e.clone(),
             })
@@ -511,10 +541,10 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
     // Ratios: tasklets (each setting) against every other library; above 1 means tasklets is ahead
     // (faster, or fewer bytes per actor).
     let ours: Vec<usize> = (0..opts.libs.len())
-        .filter(|&i| matches!(opts.libs[i], Lib::Tasklets | Lib::Tasklets2))
+        .filter(|&i| opts.libs[i].is_tasklets())
         .collect();
     let theirs: Vec<usize> = (0..opts.libs.len())
-        .filter(|&i| !matches!(opts.libs[i], Lib::Tasklets | Lib::Tasklets2))
+        .filter(|&i| !opts.libs[i].is_tasklets())
         .collect();
     if !ours.is_empty() && !theirs.is_empty() {
         let _ = writeln!(
@@ -533,7 +563,7 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
                 let vals: Vec<String> = theirs
                     .iter()
                     .map(|&t| match &row[t] {
-                        Ok(c) if *w == Workload::Memory => format!("{:.2}×", c.value / mine.value),
+                        Ok(c) if w.is_memory() => format!("{:.2}×", c.value / mine.value),
                         Ok(c) => format!("{:.2}×", mine.value / c.value),
                         Err(e) => e.clone(),
                     })
@@ -542,13 +572,46 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
                     out,
                     "| {} | {} | {} |",
                     w.key(),
-                    if opts.libs[o] == Lib::Tasklets {
-                        "1 worker"
-                    } else {
-                        "2 workers"
+                    match opts.libs[o] {
+                        Lib::Tasklets => "1 worker",
+                        Lib::Tasklets2 => "2 workers",
+                        _ => "2 workers, 1 CPU",
                     },
                     vals.join(" | ")
                 );
+            }
+        }
+    }
+    // Workers: each multi-worker setting against the same workload on one worker.
+    let one = opts.libs.iter().position(|&l| l == Lib::Tasklets);
+    let multi: Vec<usize> = (0..opts.libs.len())
+        .filter(|&i| matches!(opts.libs[i], Lib::Tasklets2 | Lib::Tasklets2Pinned))
+        .collect();
+    if let (Some(one), false) = (one, multi.is_empty()) {
+        let mut rows = Vec::new();
+        for (w, row) in opts.workloads.iter().zip(cells) {
+            let Ok(base) = &row[one] else { continue };
+            let vals: Vec<String> = multi
+                .iter()
+                .map(|&m| match &row[m] {
+                    Ok(c) => format!("{:.2}×", c.value / base.value),
+                    Err(e) => e.clone(),
+                })
+                .collect();
+            if !w.is_memory() && vals.iter().any(|v| v != "—") {
+                rows.push(format!("| {} | {} |", w.key(), vals.join(" | ")));
+            }
+        }
+        if !rows.is_empty() {
+            let titles: Vec<&str> = multi.iter().map(|&i| opts.libs[i].title()).collect();
+            let _ = writeln!(
+                out,
+                "\n## Workers: tasklets on 2 workers ÷ tasklets on 1 worker (above 1 = 2 workers faster)\n"
+            );
+            let _ = writeln!(out, "| workload | {} |", titles.join(" | "));
+            let _ = writeln!(out, "| --- |{}", " --- |".repeat(titles.len()));
+            for r in rows {
+                let _ = writeln!(out, "{r}");
             }
         }
     }

@@ -279,15 +279,30 @@ pub mod tl {
     }
 
     /// `n` tasklets that wait forever for a message that never comes. Returns their handles (keep them).
-    pub fn idle(rt: &Runtime, n: u64) -> Vec<tasklets::Tasklet<()>> {
+    /// `n` tasklets waiting for a message that never comes; with `poke`, each first handles one
+    /// message (memory after use: what its mailbox keeps once emptied).
+    pub fn idle(rt: &Runtime, n: u64, poke: bool) -> Vec<tasklets::Tasklet<()>> {
         let v: Vec<_> = (0..n)
             .map(|_| {
-                rt.spawn(|cx| async move {
+                rt.spawn(move |cx| async move {
+                    if poke {
+                        black_box(cx.receive(&WaitForMessages::new().accept(&DATA)).await);
+                    }
                     cx.receive(&WaitForMessages::new().accept(&NEVER)).await;
                 })
             })
             .collect();
-        while !v.iter().all(|t| t.state() == tasklets::State::Waiting) {
+        if poke {
+            for t in &v {
+                t.addr()
+                    .try_send(Message::new(&DATA).value(1_u64))
+                    .expect("alive");
+            }
+        }
+        while !v
+            .iter()
+            .all(|t| t.state() == tasklets::State::Waiting && t.addr().is_empty())
+        {
             rt.block_on(futures_lite::future::yield_now());
         }
         v
@@ -633,13 +648,15 @@ pub mod raw {
     }
 
     /// `n` idle tasks, each waiting on its own channel; returns the senders and tasks (keep them).
-    pub fn idle(ex: &LocalExecutor<'static>, n: u64) -> Vec<(Sender<u64>, Task<()>)> {
+    /// `n` tasks waiting on their channel; with `poke`, each first receives one value.
+    pub fn idle(ex: &LocalExecutor<'static>, n: u64, poke: bool) -> Vec<(Sender<u64>, Task<()>)> {
         let v: Vec<_> = (0..n)
             .map(|_| {
                 let (tx, rx) = unbounded::<u64>();
-                let t = ex.spawn(async move {
-                    let _ = rx.recv().await;
-                });
+                let t = ex.spawn(async move { while rx.recv().await.is_ok() {} });
+                if poke {
+                    tx.try_send(1).expect("open");
+                }
                 (tx, t)
             })
             .collect();

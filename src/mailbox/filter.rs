@@ -110,6 +110,14 @@ impl Filter {
     }
 
     /// Adds a condition's key.
+    /// Turns this filter into one that admits only `key`'s events, keeping its buffer; returns the
+    /// rules it had (to drop outside the mailbox lock).
+    pub(crate) fn admit_only(&mut self, key: Key) -> Option<Arc<Rules>> {
+        self.conds.clear();
+        self.conds.push(key);
+        self.rules.take()
+    }
+
     pub(crate) fn add_cond(&mut self, key: Key) {
         if !self.conds.contains(&key) {
             self.conds.push(key);

@@ -82,15 +82,22 @@ pub(crate) struct Index<E> {
     // Boxed: 8 bytes in every idle mailbox instead of 24; the index is rarely built.
     #[allow(clippy::box_collection)]
     heads: Option<Box<BTreeMap<u64, Key>>>,
+    /// One emptied FIFO's buffer, kept for the next new key: a call files its reply under a key of its
+    /// own, and without this every call would allocate and free a FIFO.
+    spare: Fifo<E>,
     next_seq: u64,
     len: usize,
 }
+
+/// A FIFO buffer larger than this (in entries) is freed rather than kept as the spare.
+const SPARE_MAX: usize = 16;
 
 impl<E> Default for Index<E> {
     fn default() -> Self {
         Index {
             queues: HashMap::default(),
             heads: None,
+            spare: VecDeque::new(),
             next_seq: 0,
             len: 0,
         }
@@ -102,7 +109,11 @@ impl<E> Index<E> {
     pub(crate) fn push(&mut self, key: Key, entry: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let fifo = self.queues.entry(key).or_default();
+        let spare = &mut self.spare;
+        let fifo = self
+            .queues
+            .entry(key)
+            .or_insert_with(|| std::mem::take(spare));
         if fifo.is_empty() {
             if let Some(heads) = &mut self.heads {
                 heads.insert(seq, key);
@@ -131,7 +142,9 @@ impl<E> Index<E> {
         match fifo.front() {
             Some(_) => {}
             None if many => {
-                self.queues.remove(&key);
+                if let Some(fifo) = self.queues.remove(&key) {
+                    self.keep_spare(fifo);
+                }
             }
             None => {}
         }
@@ -141,14 +154,28 @@ impl<E> Index<E> {
 
     /// Removes every entry under `key`, oldest first.
     pub(crate) fn purge(&mut self, key: Key) -> Vec<E> {
-        let Some(fifo) = self.queues.remove(&key) else {
+        let Some(mut fifo) = self.queues.remove(&key) else {
             return Vec::new();
         };
         if let (Some((seq, _)), Some(heads)) = (fifo.front(), &mut self.heads) {
             heads.remove(seq);
         }
         self.len -= fifo.len();
-        fifo.into_iter().map(|(_, e)| e).collect()
+        let gone = if fifo.is_empty() {
+            Vec::new()
+        } else {
+            fifo.drain(..).map(|(_, e)| e).collect()
+        };
+        self.keep_spare(fifo);
+        gone
+    }
+
+    /// Keeps an emptied FIFO's buffer as the spare, if there is none and it is small.
+    fn keep_spare(&mut self, fifo: Fifo<E>) {
+        debug_assert!(fifo.is_empty());
+        if self.spare.capacity() == 0 && fifo.capacity() <= SPARE_MAX {
+            self.spare = fifo;
+        }
     }
 
     /// The heads index, built on first use.

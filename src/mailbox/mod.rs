@@ -431,6 +431,12 @@ impl Mailbox {
         drop(old);
     }
 
+    /// Installs a wait that admits only `key` (a call's reply slot), reusing the filter's buffer.
+    pub(crate) fn begin_wait_on(&self, key: Key) {
+        let old = self.lock().filter.admit_only(key);
+        drop(old);
+    }
+
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.
     pub(crate) fn poll_wait(&self, waker: Option<&Waker>) -> Poll<(Key, Entry)> {
         let mut later = Later::default();

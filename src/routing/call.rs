@@ -9,10 +9,10 @@ use futures_lite::FutureExt;
 use super::{resolve, ReplyTo, Target};
 use crate::cx::Cx;
 use crate::dead_letters::DeadLetterReason;
-use crate::error::{RequestError, SendError};
+use crate::error::RequestError;
 use crate::mailbox::Key;
 use crate::message::{Destination, Message};
-use crate::tasklet::{Addr, SendFut, Shared};
+use crate::tasklet::{Addr, Shared};
 use crate::wait::{CondId, EventSink};
 
 /// The timeout of [`Cx::call`] when none is given.
@@ -51,6 +51,9 @@ impl Cx {
     /// ([`DeadLetterReason::ReplyTooLate`](crate::DeadLetterReason::ReplyTooLate)) instead of reaching a
     /// later call. Conditions armed by earlier waits stay armed during the call.
     ///
+    /// Unrelated to [`WaitForCall`](crate::WaitForCall), kiwi's callable condition that *others* invoke
+    /// and whose calls this tasklet takes in a wait. In other actor libraries this is `ask`.
+    ///
     /// # Errors
     ///
     /// - [`RequestError::Timeout`] when no reply came in time;
@@ -78,6 +81,8 @@ impl Cx {
     ///     assert_eq!(reply.get::<u64>(), Some(&42));
     /// }).unwrap();
     /// ```
+    #[doc(alias = "ask")]
+    #[doc(alias = "request")]
     pub async fn call(
         &self,
         dest: impl Into<Destination>,
@@ -91,7 +96,12 @@ impl Cx {
             Ok(Target::One(addr)) => addr,
             Ok(Target::Many(_)) => return Err(RequestError::NotOneRecipient(msg)),
             Ok(Target::Reply(to)) => to.addr,
-            Err(make) => return Err(RequestError::Send(super::record(rt, make(msg)))),
+            Err((make, dest)) => {
+                return Err(RequestError::Send(super::record(
+                    rt,
+                    make(msg.with_dest(dest)),
+                )))
+            }
         };
         let _calling = Calling::start(shared, &target);
         if cycle(&target, &self.me()) {
@@ -111,10 +121,12 @@ impl Cx {
             key,
             open: Arc::clone(&slot.open),
         });
-        SendFut::new(&target.0, msg)
-            .from(shared)
-            .await
-            .map_err(|e: SendError| RequestError::Send(super::record(rt, e)))?;
+        let sent = match super::deliver_now(rt, &target, msg) {
+            Ok(None) => Ok(()),
+            Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(RequestError::Send)?;
 
         // The callee's end also ends the call: its `Finished` is filed under the same key.
         target
@@ -122,10 +134,15 @@ impl Cx {
             .watch(key, EventSink::new(Arc::clone(shared), key, false));
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
-        shared.mailbox.begin_wait(|f| f.add_cond(key));
+        shared.mailbox.begin_wait_on(key);
+        // The deadline lives in the worker's own table, not the reactor's (see runtime/deadlines.rs).
+        let deadline = crate::runtime::deadline(timeout);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                async_io::Timer::after(timeout).await;
+                match deadline {
+                    Some(d) => d.await,
+                    None => futures_lite::future::pending().await,
+                }
                 None
             })
             .await;

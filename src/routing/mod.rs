@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crate::dead_letters::DeadLetterReason;
 use crate::error::{SendError, TrySendError};
-use crate::mailbox::Key;
+use crate::mailbox::{Key, Refused};
 use crate::message::{Destination, Message};
 use crate::runtime::RtShared;
 use crate::tasklet::{Addr, SendFut, Shared};
@@ -127,23 +127,22 @@ enum Target {
     Reply(ReplyTo),
 }
 
+/// Why a destination did not resolve: the error to give back, and the destination to put back in the
+/// message (an unknown name, so the error can say which).
+type Unresolved = (fn(Message) -> SendError, Option<Destination>);
+
 /// Resolves a destination; on failure returns the error to give back.
-fn resolve(
-    rt: &RtShared,
-    dest: Destination,
-    msg: &Message,
-) -> Result<Target, fn(Message) -> SendError> {
+fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Unresolved> {
     match dest {
         Destination::Addr(a) => Ok(Target::One(a)),
-        Destination::Name(n) => rt
-            .registry
-            .whereis(&n)
-            .map(Target::One)
-            .ok_or(SendError::NoSuchName),
+        Destination::Name(n) => match rt.registry.whereis(&n) {
+            Some(a) => Ok(Target::One(a)),
+            None => Err((SendError::NoSuchName, Some(Destination::Name(n)))),
+        },
         Destination::Group(g) => {
             let members = rt.groups.members(&g);
             if members.is_empty() {
-                Err(SendError::NoRecipient)
+                Err((SendError::NoRecipient, None))
             } else {
                 Ok(Target::Many(members))
             }
@@ -154,7 +153,7 @@ fn resolve(
             r.pick(&members, key)
                 .cloned()
                 .map(Target::One)
-                .ok_or(SendError::NoRecipient)
+                .ok_or((SendError::NoRecipient, None))
         }
         Destination::Reply(r) => Ok(Target::Reply(r)),
     }
@@ -210,12 +209,12 @@ fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
 
 /// Resolves `msg`'s destination and delivers to groups and replies at once (they never wait); a single
 /// recipient is handed back for the caller to deliver its own way.
-fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
+pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
     let Some(dest) = msg.take_dest() else {
         return Err(record(rt, SendError::NoDestination(msg)));
     };
     match resolve(rt, dest, &msg) {
-        Err(make) => Err(record(rt, make(msg))),
+        Err((make, dest)) => Err(record(rt, make(msg.with_dest(dest)))),
         Ok(Target::One(addr)) => Ok(Some((addr, msg))),
         Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
@@ -234,9 +233,36 @@ pub(crate) async fn send(
     me: Option<&Shared>,
     msg: Message,
 ) -> Result<(), SendError> {
-    let Some((addr, msg)) = route(rt, msg)? else {
-        return Ok(());
-    };
+    match route(rt, msg)? {
+        None => Ok(()),
+        Some((addr, msg)) => match deliver_now(rt, &addr, msg)? {
+            None => Ok(()),
+            Some(msg) => wait_for_room(rt, me, &addr, msg).await,
+        },
+    }
+}
+
+/// Files `msg` with `addr` if it has room: `Ok(None)` when filed, `Ok(Some(msg))` when the mailbox
+/// is full (for [`wait_for_room`]). Most sends end here, without the machinery of a waiting send.
+pub(crate) fn deliver_now(
+    rt: &RtShared,
+    addr: &Addr,
+    msg: Message,
+) -> Result<Option<Message>, SendError> {
+    match addr.0.mailbox.deliver(msg, false) {
+        Ok(()) => Ok(None),
+        Err((msg, Refused::Full)) => Ok(Some(msg)),
+        Err((msg, Refused::Finished)) => Err(record(rt, SendError::Finished(msg))),
+    }
+}
+
+/// Files `msg` with `addr`, waiting while its mailbox is full; `me` (the sender) is `Sending` meanwhile.
+pub(crate) async fn wait_for_room(
+    rt: &RtShared,
+    me: Option<&Shared>,
+    addr: &Addr,
+    msg: Message,
+) -> Result<(), SendError> {
     let fut = SendFut::new(&addr.0, msg);
     let fut = match me {
         Some(me) => fut.from(me),

@@ -30,9 +30,13 @@
 //! | `builder.rs` | [`Builder`]: worker count and the other settings |
 //! | `handle.rs` | [`Handle`]: the `Send + Clone` way in from any thread (spawn, names, groups, dead letters) |
 //! | `worker.rs` | one worker: its executor, run loop, idle conditions, poll-then-sleep parking |
+//! | `run_queue.rs` | the tasklets of one worker and the queue of those ready to run |
+//! | `deadlines.rs` | the deadlines of the calls made on one worker, checked by its loop |
 
 mod builder;
+mod deadlines;
 mod handle;
+mod run_queue;
 mod worker;
 
 use std::fmt;
@@ -53,7 +57,7 @@ use builder::until_flag;
 pub use builder::Builder;
 pub use handle::Handle;
 use worker::{current, Enter, Job};
-pub(crate) use worker::{register_idle, spawn_task, Worker};
+pub(crate) use worker::{deadline, register_idle, spawn_task, Worker};
 
 /// Options for one spawn.
 ///

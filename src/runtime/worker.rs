@@ -7,7 +7,8 @@ use std::pin::pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use async_executor::{LocalExecutor, Task};
 use futures_lite::future;
@@ -18,6 +19,8 @@ use crate::error::Exit;
 use crate::tasklet::{panic_message, Core, OnEnd, Runner, Shared, Tasklet};
 use crate::wait::{CondId, Disarm, EventSink};
 
+use super::deadlines::{DeadlineId, Deadlines};
+use super::run_queue::RunQueue;
 use super::{RtShared, SpawnOptions};
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<Worker>) + Send>;
@@ -27,6 +30,8 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// One worker: a thread's executor and the idle conditions armed on it.
 pub(crate) struct Worker {
+    /// The tasklets of this worker (dropped before the executor's helper tasks).
+    pub(super) run: RunQueue,
     ex: LocalExecutor<'static>,
     /// Whether to spin briefly before sleeping (multi-worker runtimes).
     spin: bool,
@@ -34,6 +39,8 @@ pub(crate) struct Worker {
     pub(super) rt: Arc<RtShared>,
     me: Weak<Worker>,
     idle: RefCell<Vec<(CondId, EventSink)>>,
+    /// Deadlines of the calls made by this worker's tasklets (see `deadlines.rs`).
+    deadlines: RefCell<Deadlines>,
 }
 
 thread_local! {
@@ -42,6 +49,19 @@ thread_local! {
 
 pub(super) fn current() -> Option<Rc<Worker>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with the current worker, without touching its reference count (`None` off a runtime
+/// thread, or while the thread is exiting).
+pub(super) fn with_current<R>(f: impl FnOnce(Option<&Rc<Worker>>) -> R) -> R {
+    let mut f = Some(f);
+    match CURRENT.try_with(|c| match c.try_borrow() {
+        Ok(w) => (f.take().expect("called once"))(w.as_ref()),
+        Err(_) => (f.take().expect("called once"))(None),
+    }) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("called once"))(None),
+    }
 }
 
 /// Sets the current worker while driving; restores the previous one after.
@@ -85,6 +105,64 @@ pub(crate) fn register_idle(id: CondId, sink: EventSink) -> Disarm {
     })
 }
 
+/// A deadline `timeout` from now on the current worker: completes when it passes. `None` for a
+/// timeout too long to express (`Duration::MAX`): it never passes.
+///
+/// # Panics
+///
+/// Panics outside a runtime thread.
+pub(crate) fn deadline(timeout: Duration) -> Option<Deadline> {
+    let worker = current().expect("deadlines are set inside a tasklets runtime");
+    if timeout.is_zero() {
+        // Passed already: the first poll says so, as a zero-length timer would.
+        return Some(Deadline {
+            worker: Rc::downgrade(&worker),
+            id: None,
+        });
+    }
+    let at = Instant::now().checked_add(timeout)?;
+    let id = worker.deadlines.borrow_mut().insert(at);
+    Some(Deadline {
+        worker: Rc::downgrade(&worker),
+        id: Some(id),
+    })
+}
+
+/// One pending deadline of a worker; completes when it passes, and is forgotten when dropped.
+pub(crate) struct Deadline {
+    worker: Weak<Worker>,
+    /// `None`: passed from the start (a zero timeout).
+    id: Option<DeadlineId>,
+}
+
+impl Future for Deadline {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(id) = self.id else {
+            return Poll::Ready(());
+        };
+        let Some(worker) = self.worker.upgrade() else {
+            return Poll::Pending; // the worker is going away with everything on it
+        };
+        let (passed, old) = worker.deadlines.borrow_mut().poll(id, cx.waker());
+        drop(old);
+        if passed {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if let (Some(id), Some(worker)) = (self.id, self.worker.upgrade()) {
+            let old = worker.deadlines.borrow_mut().remove(id);
+            drop(old);
+        }
+    }
+}
+
 impl Worker {
     pub(super) fn new(
         index: usize,
@@ -93,12 +171,14 @@ impl Worker {
     ) -> Rc<Worker> {
         let spin = rt.jobs.len() > 1;
         let worker = Rc::new_cyclic(|me| Worker {
+            run: RunQueue::new(),
             ex: LocalExecutor::new(),
             spin,
             index,
             rt,
             me: me.clone(),
             idle: RefCell::new(Vec::new()),
+            deadlines: RefCell::new(Deadlines::default()),
         });
         let weak = Rc::downgrade(&worker);
         worker
@@ -145,7 +225,7 @@ impl Worker {
     {
         let cx = Cx::new(Arc::clone(end.shared()), self.me.clone());
         match catch_unwind(AssertUnwindSafe(move || f(cx))) {
-            Ok(body) => self.ex.spawn(Runner::new(body, end)).detach(),
+            Ok(body) => self.run.spawn(Box::pin(Runner::new(body, end))),
             Err(panic) => end.ended(Err(Exit::Panicked(panic_message(&*panic)))),
         }
     }
@@ -169,11 +249,54 @@ impl Worker {
         let start = std::time::Instant::now();
         while start.elapsed() < SPIN {
             std::thread::yield_now();
-            if self.ex.try_tick() {
+            if self.run.run_one() || self.ex.try_tick() {
                 return true;
             }
         }
         false
+    }
+
+    /// Runs up to `limit` ready tasklets and up to `limit` helper tasks; how many ran.
+    fn run_batch(&self, limit: usize) -> usize {
+        let mut ran = 0;
+        while ran < limit && self.run.run_one() {
+            ran += 1;
+        }
+        let mut helpers = 0;
+        while helpers < limit && self.ex.try_tick() {
+            helpers += 1;
+        }
+        ran + helpers
+    }
+
+    /// Completes (with `None`) once a tasklet is ready to run: at once if one is queued, else when
+    /// another thread wakes one.
+    async fn tasklet_ready<T>(&self) -> Option<T> {
+        let mut listener = None;
+        future::poll_fn(|cx| loop {
+            if self.run.has_ready() {
+                return Poll::Ready(None);
+            }
+            match &mut listener {
+                // Listen first, then check again: a wake in between is not missed.
+                None => listener = Some(self.run.listen()),
+                Some(l) => {
+                    std::task::ready!(std::pin::Pin::new(l).poll(cx));
+                    listener = None;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Wakes the calls whose deadlines have passed. Reads the clock only while a deadline is pending.
+    fn pass_deadlines(&self) {
+        if self.deadlines.borrow().is_empty() {
+            return;
+        }
+        let mut wake: Vec<Waker> = Vec::new();
+        self.deadlines.borrow_mut().pass(Instant::now(), &mut wake);
+        wake.into_iter().for_each(Waker::wake);
     }
 
     /// Pushes an idle event to each idle condition; true if any was queued anew.
@@ -195,11 +318,9 @@ impl Worker {
                 if let Some(out) = future::poll_once(until.as_mut()).await {
                     return out;
                 }
-                let mut ran = 0;
-                while ran < 256 && self.ex.try_tick() {
-                    ran += 1;
-                }
-                if ran == 256 {
+                self.pass_deadlines();
+                let ran = self.run_batch(128);
+                if ran >= 128 {
                     // Busy: let the reactor deliver due timers and IO, then go on.
                     future::yield_now().await;
                     continue;
@@ -216,7 +337,10 @@ impl Worker {
                 if self.spin && self.spin_for_work() {
                     continue;
                 }
-                // Nothing to run: sleep until a task wakes or `until` completes.
+                // Nothing to run: sleep until a task wakes, `until` completes or the earliest call
+                // deadline passes.
+                let earliest = self.deadlines.borrow_mut().earliest();
+                self.run.set_sleeping(true);
                 let done = future::poll_fn(|cx| match until.as_mut().poll(cx) {
                     Poll::Ready(out) => Poll::Ready(Some(out)),
                     Poll::Pending => Poll::Pending,
@@ -225,7 +349,17 @@ impl Worker {
                     self.ex.tick().await;
                     None
                 })
+                // Polled after `until` each time: a tasklet that `until` woke on this thread runs.
+                .or(self.tasklet_ready())
+                .or(async {
+                    match earliest {
+                        Some(at) => async_io::Timer::at(at).await,
+                        None => future::pending().await,
+                    };
+                    None
+                })
                 .await;
+                self.run.set_sleeping(false);
                 if let Some(out) = done {
                     return out;
                 }

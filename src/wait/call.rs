@@ -24,6 +24,10 @@ struct Inner<A, R> {
 /// Waits until its [`Caller`] is called; the event carries the call's arguments `A`, and the call returns
 /// the current return value `R` to the caller.
 ///
+/// Not to be confused with [`Cx::call`](crate::Cx::call), which sends a request *message* to another
+/// tasklet and awaits its reply message: a `WaitForCall` is a function-like [`Caller`] that others
+/// invoke, and whose event this tasklet takes in a wait (kiwi's `WaitForCall`, hence the name).
+///
 /// The caller is `Send + Clone`: hand it to callbacks, other threads or other tasklets. Each call queues
 /// one event. A call made while the condition is not armed (before the tasklet's first wait on it, or
 /// while its waits leave it out) is kept by the condition, in order, and filed in the mailbox when a

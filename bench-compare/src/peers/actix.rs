@@ -170,9 +170,21 @@ struct Idle;
 impl Actor for Idle {
     type Context = Context<Self>;
 }
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Poke;
+impl Handler<Poke> for Idle {
+    type Result = ();
+    fn handle(&mut self, _: Poke, _: &mut Context<Self>) {}
+}
 
-async fn idle(n: u64) -> Vec<Addr<Idle>> {
-    let v = (0..n).map(|_| Idle.start()).collect();
+async fn idle(n: u64, poke: bool) -> Vec<Addr<Idle>> {
+    let v: Vec<Addr<Idle>> = (0..n).map(|_| Idle.start()).collect();
+    if poke {
+        for a in &v {
+            a.do_send(Poke);
+        }
+    }
     actix::clock::sleep(SETTLE).await;
     v
 }
@@ -184,17 +196,17 @@ async fn run(w: Workload, s: Sizes) {
         Workload::RequestReply | Workload::Ask => request_reply(s.calls).await,
         Workload::Spawn => spawn(s.spawn).await,
         Workload::Ring => ring(s.ring_nodes, s.ring_nodes * s.ring_laps).await,
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
 /// Seconds for the measured run (bytes per actor for `Memory`).
 pub fn measure(w: Workload, s: Sizes) -> f64 {
     System::new().block_on(async move {
-        if w == Workload::Memory {
-            let warm = idle(s.warm_up().idle).await;
+        if w.is_memory() {
+            let warm = idle(s.warm_up().idle, w == Workload::MemoryUsed).await;
             let before = live_bytes();
-            let keep = idle(s.idle).await;
+            let keep = idle(s.idle, w == Workload::MemoryUsed).await;
             let after = live_bytes();
             drop((warm, keep));
             return (after - before) as f64 / s.idle as f64;

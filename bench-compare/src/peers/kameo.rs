@@ -171,10 +171,21 @@ async fn spawn(n: u64) {
 struct Idle;
 plain_actor!(Idle);
 
-async fn idle(n: u64) -> Vec<ActorRef<Idle>> {
-    let v = (0..n)
+struct Poke;
+impl Message<Poke> for Idle {
+    type Reply = ();
+    async fn handle(&mut self, _: Poke, _: &mut Context<Self, ()>) {}
+}
+
+async fn idle(n: u64, poke: bool) -> Vec<ActorRef<Idle>> {
+    let v: Vec<ActorRef<Idle>> = (0..n)
         .map(|_| Idle::spawn_with_mailbox(Idle, mailbox::unbounded()))
         .collect();
+    if poke {
+        for a in &v {
+            a.tell(Poke).await.expect("alive");
+        }
+    }
     tokio::time::sleep(SETTLE).await;
     v
 }
@@ -186,7 +197,7 @@ async fn run(w: Workload, s: Sizes) {
         Workload::RequestReply | Workload::Ask => request_reply(s.calls).await,
         Workload::Spawn => spawn(s.spawn).await,
         Workload::Ring => ring(s.ring_nodes, s.ring_nodes * s.ring_laps).await,
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
@@ -197,10 +208,10 @@ pub fn measure(w: Workload, s: Sizes) -> f64 {
         .build()
         .expect("tokio runtime");
     rt.block_on(async move {
-        if w == Workload::Memory {
-            let warm = idle(s.warm_up().idle).await;
+        if w.is_memory() {
+            let warm = idle(s.warm_up().idle, w == Workload::MemoryUsed).await;
             let before = live_bytes();
-            let keep = idle(s.idle).await;
+            let keep = idle(s.idle, w == Workload::MemoryUsed).await;
             let after = live_bytes();
             drop((warm, keep));
             return (after - before) as f64 / s.idle as f64;

@@ -200,10 +200,15 @@ impl Actor for Idle {
     }
 }
 
-async fn idle(n: u64) -> Vec<ActorRef<()>> {
+async fn idle(n: u64, poke: bool) -> Vec<ActorRef<()>> {
     let mut v = Vec::with_capacity(n as usize);
     for _ in 0..n {
         v.push(Actor::spawn(None, Idle, ()).await.expect("spawned").0);
+    }
+    if poke {
+        for a in &v {
+            a.cast(()).expect("alive");
+        }
     }
     tokio::time::sleep(SETTLE).await;
     v
@@ -216,7 +221,7 @@ async fn run(w: Workload, s: Sizes) {
         Workload::RequestReply | Workload::Ask => request_reply(s.calls).await,
         Workload::Spawn => spawn(s.spawn).await,
         Workload::Ring => ring(s.ring_nodes, s.ring_nodes * s.ring_laps).await,
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
@@ -227,10 +232,10 @@ pub fn measure(w: Workload, s: Sizes) -> f64 {
         .build()
         .expect("tokio runtime");
     rt.block_on(async move {
-        if w == Workload::Memory {
-            let warm = idle(s.warm_up().idle).await;
+        if w.is_memory() {
+            let warm = idle(s.warm_up().idle, w == Workload::MemoryUsed).await;
             let before = live_bytes();
-            let keep = idle(s.idle).await;
+            let keep = idle(s.idle, w == Workload::MemoryUsed).await;
             let after = live_bytes();
             drop((warm, keep));
             return (after - before) as f64 / s.idle as f64;

@@ -200,8 +200,19 @@ async fn spawn(ex: Ex, n: u64) {
 struct Idle;
 plain_actor!(Idle);
 
-async fn idle(ex: Ex, n: u64) -> Vec<Address<Idle>> {
-    let v = (0..n).map(|_| start(ex, Idle)).collect();
+struct Poke;
+impl Handler<Poke> for Idle {
+    type Return = ();
+    async fn handle(&mut self, _: Poke, _: &mut Context<Self>) {}
+}
+
+async fn idle(ex: Ex, n: u64, poke: bool) -> Vec<Address<Idle>> {
+    let v: Vec<Address<Idle>> = (0..n).map(|_| start(ex, Idle)).collect();
+    if poke {
+        for a in &v {
+            drop(a.send(Poke).detach().await.expect("alive"));
+        }
+    }
     async_io::Timer::after(SETTLE).await;
     v
 }
@@ -213,7 +224,7 @@ async fn run(ex: Ex, w: Workload, s: Sizes) {
         Workload::RequestReply | Workload::Ask => request_reply(ex, s.calls).await,
         Workload::Spawn => spawn(ex, s.spawn).await,
         Workload::Ring => ring(ex, s.ring_nodes, s.ring_nodes * s.ring_laps).await,
-        Workload::Memory => unreachable!("measured apart"),
+        Workload::Memory | Workload::MemoryUsed => unreachable!("measured apart"),
     }
 }
 
@@ -221,10 +232,10 @@ async fn run(ex: Ex, w: Workload, s: Sizes) {
 pub fn measure(w: Workload, s: Sizes) -> f64 {
     let ex: Ex = Box::leak(Box::new(LocalExecutor::new()));
     async_io::block_on(ex.run(async move {
-        if w == Workload::Memory {
-            let warm = idle(ex, s.warm_up().idle).await;
+        if w.is_memory() {
+            let warm = idle(ex, s.warm_up().idle, w == Workload::MemoryUsed).await;
             let before = live_bytes();
-            let keep = idle(ex, s.idle).await;
+            let keep = idle(ex, s.idle, w == Workload::MemoryUsed).await;
             let after = live_bytes();
             drop((warm, keep));
             return (after - before) as f64 / s.idle as f64;

@@ -1,0 +1,245 @@
+//! The tasklets of one worker and the queue of those ready to run, polled by the worker's loop.
+//!
+//! A tasklet is woken far more often than anything else on a worker: every message that its wait
+//! admits wakes it. An executor task pays for being general on each wake (a shared queue, a state
+//! machine of several atomic steps, a notification of other threads). Here a wake from the worker's own
+//! thread, the common case when a family of tasklets talks among itself, is one atomic swap (the
+//! "already scheduled" flag) and a push on a thread-local queue; a wake from another thread pushes on
+//! a concurrent queue and wakes the worker.
+//!
+//! Each tasklet incarnation has a slot (its boxed future) and one [`Waker`] made once, so the mailbox
+//! sees the same waker at every wait and never clones a new one.
+//!
+//! Helper tasks (a condition's timer, an IO watcher) still run on the worker's `LocalExecutor`; the loop
+//! takes turns between the two (see `worker.rs`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+
+use concurrent_queue::ConcurrentQueue;
+use event_listener::{Event, EventListener};
+
+type Body = Pin<Box<dyn Future<Output = ()>>>;
+
+/// What another thread needs to wake a tasklet of this worker.
+pub(crate) struct Remote {
+    /// Slots woken from other threads, for the worker to move to its ready queue.
+    woken: ConcurrentQueue<usize>,
+    /// Told when `woken` gets a slot, so a sleeping worker wakes up.
+    event: Event,
+}
+
+/// The waker of one tasklet incarnation.
+struct SlotWaker {
+    remote: Arc<Remote>,
+    slot: usize,
+    /// Queued to run already: further wakes before it runs are free.
+    scheduled: AtomicBool,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // On the worker's own thread: its thread-local queue, no atomics beyond the flag.
+        let local = super::worker::with_current(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.run.remote, &self.remote) => {
+                w.run.ready.borrow_mut().push_back(self.slot);
+                if w.run.sleeping.get() {
+                    // Woken by the reactor (a timer, IO) while the worker waits in it: nothing
+                    // else would make the worker look at its queue again.
+                    w.run.remote.event.notify_additional(1);
+                }
+                true
+            }
+            _ => false,
+        });
+        if !local {
+            // The queue is unbounded: a push fails only once closed, and it is never closed.
+            let _ = self.remote.woken.push(self.slot);
+            self.remote.event.notify_additional(1);
+        }
+    }
+}
+
+struct Slot {
+    body: Option<Body>,
+    /// Made once per incarnation; shared with each poll without touching an atomic count.
+    waker: Rc<Waker>,
+    state: Arc<SlotWaker>,
+}
+
+/// A worker's tasklets: their futures by slot, and the slots ready to run.
+pub(crate) struct RunQueue {
+    slots: RefCell<Vec<Option<Slot>>>,
+    free: RefCell<Vec<usize>>,
+    ready: RefCell<VecDeque<usize>>,
+    remote: Arc<Remote>,
+    /// The worker is asleep in the reactor: a wake on its own thread (from a timer or IO event the
+    /// reactor delivers) must also wake the worker.
+    sleeping: std::cell::Cell<bool>,
+}
+
+impl RunQueue {
+    pub(crate) fn new() -> RunQueue {
+        RunQueue {
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            ready: RefCell::new(VecDeque::new()),
+            remote: Arc::new(Remote {
+                woken: ConcurrentQueue::unbounded(),
+                event: Event::new(),
+            }),
+            sleeping: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Adds a tasklet body and queues it to run.
+    pub(crate) fn spawn(&self, body: Body) {
+        let slot = self.free.borrow_mut().pop();
+        let mut slots = self.slots.borrow_mut();
+        let slot = slot.unwrap_or_else(|| {
+            slots.push(None);
+            slots.len() - 1
+        });
+        let state = Arc::new(SlotWaker {
+            remote: Arc::clone(&self.remote),
+            slot,
+            scheduled: AtomicBool::new(true),
+        });
+        slots[slot] = Some(Slot {
+            body: Some(body),
+            waker: Rc::new(Waker::from(Arc::clone(&state))),
+            state,
+        });
+        drop(slots);
+        self.ready.borrow_mut().push_back(slot);
+    }
+
+    /// Polls one ready tasklet; false if none was ready.
+    pub(crate) fn run_one(&self) -> bool {
+        let next = self.ready.borrow_mut().pop_front();
+        let slot = match next {
+            Some(slot) => slot,
+            None => match self.remote.woken.pop() {
+                Ok(slot) => slot,
+                Err(_) => return false,
+            },
+        };
+        // Take the body out while it runs: it may spawn (adding slots) or wake other tasklets.
+        let taken = {
+            let mut slots = self.slots.borrow_mut();
+            match slots.get_mut(slot).and_then(Option::as_mut) {
+                Some(s) => {
+                    s.state.scheduled.store(false, Ordering::Release);
+                    s.body.take().map(|b| (b, Rc::clone(&s.waker)))
+                }
+                None => None, // a stale wake of a finished tasklet's slot
+            }
+        };
+        let Some((mut body, waker)) = taken else {
+            return true;
+        };
+        let done = body
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready();
+        let mut slots = self.slots.borrow_mut();
+        if done {
+            let gone = slots[slot].take();
+            drop(slots);
+            self.free.borrow_mut().push(slot);
+            drop(gone);
+            drop(body); // a finished runner has already dropped its body and reported its end
+        } else if let Some(s) = slots[slot].as_mut() {
+            s.body = Some(body);
+        }
+        true
+    }
+
+    /// Whether a tasklet is queued to run.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.borrow().is_empty() || !self.remote.woken.is_empty()
+    }
+
+    /// Marks the worker asleep (true) or awake (false); see `sleeping`.
+    pub(crate) fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.set(sleeping);
+    }
+
+    /// Listens for wakes from other threads (then check [`has_ready`](Self::has_ready) before
+    /// sleeping on it).
+    pub(crate) fn listen(&self) -> EventListener {
+        self.remote.event.listen()
+    }
+
+    /// Drops every tasklet body (runtime shutdown). Bodies dropped may spawn or wake others; those
+    /// are dropped in turn, with no borrow of ours held while any of them runs.
+    pub(crate) fn clear(&self) {
+        loop {
+            let bodies: Vec<Body> = {
+                let mut slots = self.slots.borrow_mut();
+                slots
+                    .iter_mut()
+                    .filter_map(|s| s.take().and_then(|s| s.body))
+                    .collect()
+            };
+            if bodies.is_empty() {
+                // Bodies being polled right now (a clear from inside a poll) are not in their slots;
+                // they are dropped by the poll that holds them.
+                break;
+            }
+            drop(bodies);
+        }
+        self.free.borrow_mut().clear();
+        self.slots.borrow_mut().clear();
+        self.ready.borrow_mut().clear();
+        while self.remote.woken.pop().is_ok() {}
+    }
+
+    /// How many tasklet slots are in use (for tests of this module).
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| s.is_some()).count()
+    }
+}
+
+impl Drop for RunQueue {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_slot_is_reused_and_a_stale_wake_of_it_is_harmless() {
+        let q = RunQueue::new();
+        q.spawn(Box::pin(async {}));
+        assert!(q.run_one());
+        assert_eq!(q.live(), 0);
+        // A stale wake of slot 0 (the finished tasklet's) while nothing lives there.
+        q.ready.borrow_mut().push_back(0);
+        assert!(q.run_one());
+        assert!(!q.run_one());
+        q.spawn(Box::pin(futures_lite::future::pending::<()>()));
+        assert_eq!(q.slots.borrow().len(), 1, "the slot was reused");
+        assert!(q.run_one());
+        assert_eq!(q.live(), 1);
+        q.clear();
+        assert_eq!(q.live(), 0);
+    }
+}

@@ -1,0 +1,335 @@
+//! The chat and pipeline examples driven as a user drives them: the built programs, started as
+//! processes with flags, talked to over TCP, stopped with `SIGTERM`, fed a generated 50 MB file.
+//!
+//! The binaries are the ones `cargo test` builds next to this test (`target/<profile>/examples/`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::within_thread;
+
+/// The built example `name`, next to this test's own binary.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this test's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+/// Kills the process when dropped, so a failed or hung test leaves nothing running.
+struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `VmHWM` (peak resident memory) of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn chat_help_lists_every_setting() {
+    let out = Command::new(example("chat"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--bind",
+        "--queue",
+        "--rate",
+        "--burst",
+        "--grace",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "no {flag} in:\n{help}");
+    }
+    assert!(
+        help.contains("127.0.0.1:7000"),
+        "the default address in:\n{help}"
+    );
+}
+
+#[test]
+fn pipeline_help_lists_every_setting() {
+    let out = Command::new(example("pipeline"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "[FILE]",
+        "--parsers",
+        "--counters",
+        "--capacity",
+        "--top",
+        "--crash",
+        "--progress",
+        "--verbose",
+    ] {
+        assert!(help.contains(flag), "no {flag} in:\n{help}");
+    }
+}
+
+#[test]
+fn a_bad_flag_is_refused_with_a_reason() {
+    let out = Command::new(example("chat"))
+        .args(["--queue", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--queue"), "{err}");
+
+    let out = Command::new(example("pipeline"))
+        .arg("/no/such/file")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot read /no/such/file"), "{err}");
+}
+
+/// A line client, as `nc` would be.
+struct Client {
+    lines: BufReader<TcpStream>,
+    socket: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let socket = TcpStream::connect(addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let lines = BufReader::new(socket.try_clone().unwrap());
+        Client { lines, socket }
+    }
+    fn send(&mut self, line: &str) {
+        writeln!(self.socket, "{line}").unwrap();
+    }
+    fn next(&mut self) -> String {
+        let mut line = String::new();
+        self.lines.read_line(&mut line).unwrap();
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+    /// Reads up to `want`; panics at the end of the stream.
+    fn expect(&mut self, want: &str) {
+        loop {
+            match self.next() {
+                line if line == want => return,
+                line if line.is_empty() => panic!("the server hung up before {want:?}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn the_chat_serves_users_over_tcp_logs_what_happens_and_stops_on_sigterm() {
+    let child = Command::new(example("chat"))
+        .args(["--bind", "127.0.0.1:0", "--rate", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
+    let stdout = guard.child().stdout.take().unwrap();
+    let stderr = guard.child().stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let summary = within_thread("chat over TCP", Duration::from_secs(60), move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let addr: SocketAddr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {first:?}"))
+            .parse()
+            .unwrap();
+
+        let (mut alice, mut bob) = (Client::connect(addr), Client::connect(addr));
+        alice.send("/nick alice");
+        alice.expect("* you are now alice");
+        bob.send("/nick bob");
+        bob.expect("* you are now bob");
+        alice.send("/join lobby");
+        alice.expect("* alice joined lobby");
+        bob.send("/join lobby");
+        alice.expect("* bob joined lobby");
+        bob.send("hi \x1b[2Jalice");
+        alice.expect("[lobby] bob: hi ^[[2Jalice");
+        alice.send("/msg bob psst");
+        bob.expect("[msg from alice] psst");
+
+        // What Ctrl-C or a service manager does.
+        let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        alice.expect("* server shutting down");
+        bob.expect("* server shutting down");
+        assert_eq!(alice.next(), "", "then the end of the stream");
+
+        std::io::read_to_string(stdout).unwrap() // what it prints on its way out
+    });
+    let exit = guard.0.take().unwrap().wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(summary.trim(), "stopped: 2 connections, 0 too slow");
+    let logs = logs.join().unwrap();
+    for event in [
+        "connected",
+        "nick nick=alice",
+        "joined nick=alice room=lobby",
+        "joined nick=bob room=lobby",
+        "stopped",
+    ] {
+        assert!(logs.contains(event), "no {event:?} in the log:\n{logs}");
+    }
+    assert!(
+        !logs.contains('\x1b'),
+        "colours only on a terminal:\n{logs}"
+    );
+}
+
+/// A deterministic word list: 2000 words of 8 to 40 letters.
+fn vocabulary() -> Vec<String> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..2000)
+        .map(|_| {
+            let len = 8 + (next() % 33) as usize;
+            (0..len)
+                .map(|_| (b'a' + (next() % 26) as u8) as char)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_pipeline_streams_a_50_mb_file_with_bounded_memory_and_shows_progress() {
+    // The file: 50 MB of lines from a fixed vocabulary (long words keep the debug build's run short;
+    // the cost of the pipeline is per word). Its exact counts are known here.
+    let dir = std::env::temp_dir().join(format!("tasklets-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fifty.txt");
+    let words = vocabulary();
+    let mut expected: HashMap<&str, u64> = HashMap::new();
+    let (mut lines, mut total_words, mut bytes) = (0_u64, 0_u64, 0_usize);
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut i = 0_usize;
+        while bytes < 50 * 1024 * 1024 {
+            let mut line = String::new();
+            for k in 0..(3 + i % 9) {
+                let w = &words[(i * 7 + k * 131 + i / 3) % words.len()];
+                *expected.entry(w).or_default() += 1;
+                total_words += 1;
+                if k > 0 {
+                    line.push(' ');
+                }
+                line.push_str(w);
+            }
+            line.push('\n');
+            bytes += line.len();
+            out.write_all(line.as_bytes()).unwrap();
+            lines += 1;
+            i += 1;
+        }
+        out.flush().unwrap();
+    }
+    let distinct = expected.len();
+
+    let child = Command::new(example("pipeline"))
+        .arg(&path)
+        .args(["--progress", "0.2", "--top", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
+    let stdout = guard.child().stdout.take().unwrap();
+    let stderr = guard.child().stderr.take().unwrap();
+    let report = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    // Generous: about 70 s in a debug build on a loaded 2-core machine.
+    let (progress, peak_kib, last) =
+        within_thread("the 50 MB pipeline", Duration::from_secs(600), move || {
+            let (mut progress, mut peak, mut last) = (0, 0, String::new());
+            for line in BufReader::new(stderr).lines() {
+                let line = line.unwrap();
+                // Each progress line is a moment to look at the process's memory.
+                if let Some(kib) = peak_rss_kib(pid) {
+                    peak = peak.max(kib);
+                }
+                if line.contains(" lines/s; queued: parsers [") {
+                    progress += 1;
+                }
+                last = line;
+            }
+            (progress, peak, last)
+        });
+    let exit = guard.0.take().unwrap().wait().unwrap();
+    let report = report.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(exit.success(), "{exit:?}: {last}");
+
+    let first = report.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!("{lines} lines, {total_words} words, {distinct} distinct")
+    );
+    let mut ranked: Vec<(&str, u64)> = expected.into_iter().collect();
+    ranked.sort_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
+    let (top_word, top_count) = ranked[0];
+    assert!(
+        report.contains(&format!("{top_count:>6}  {top_word}")),
+        "the most frequent word ({top_count} {top_word}) in:\n{report}"
+    );
+    assert!(
+        progress >= 1,
+        "no progress line; stderr ended with {last:?}"
+    );
+    assert!(last.starts_with("pipeline: read "), "{last}");
+    // Streaming: the process never held the file. (The counts for 2000 words are small.)
+    assert!(peak_kib > 0, "no memory sample");
+    assert!(
+        peak_kib < 48 * 1024,
+        "peak resident memory {peak_kib} KiB for a 50 MB input"
+    );
+}
