@@ -6,8 +6,10 @@
 //! ```
 //!
 //! `--rate 0` (the default) lifts the limit ([`chat::Config::rate`] at `u32::MAX` lines per second and
-//! burst), so the benchmark measures the server, not its limiter. The first line printed is
-//! `listening on 127.0.0.1:PORT`; `SIGINT`/`SIGTERM` stop it the way they stop the example.
+//! burst: what the example's own `--rate 4294967295 --burst 4294967295` flags set), so the benchmark
+//! measures the server, not its limiter. No log subscriber is installed (the example with `-q` keeps
+//! one for errors). The first line printed is `listening on 127.0.0.1:PORT`; `SIGINT`/`SIGTERM` stop it
+//! the way they stop the example.
 
 #[path = "../../../examples/chat.rs"]
 #[allow(dead_code)]
