@@ -13,9 +13,11 @@
 //! What it shows:
 //!
 //! - **Two tasklets per connection.** The *connection* tasklet owns the client's state (nick, room)
-//!   and its socket's write side; a *reader* tasklet turns socket bytes into `input` messages, one line
-//!   in flight at a time (it waits for an `ack` before reading on), so a client cannot flood its own
-//!   connection's mailbox.
+//!   and its socket's write side; a *reader* tasklet turns socket bytes into `input` messages, one
+//!   message per read with every line it holds, one message in flight at a time (it waits for an `ack`
+//!   before reading on), so a client cannot flood its own connection's mailbox.
+//! - **One write per wakeup.** The connection takes every message already waiting (up to [`BATCH`]
+//!   bytes of output) before it writes, so a busy room costs a client one `write` for many lines.
 //! - **Rooms are groups** (`Group::new("room:NAME")`, `cx.join`), and a line is one group send: one
 //!   copy per member, the text shared. **Nicknames are registered names** (`nick:alice`), so a taken
 //!   nick is a `RegistryError::Taken` and a finished connection frees its nick by itself.
@@ -55,6 +57,9 @@ use tasklets::{
 
 /// The longest line a client may send, in bytes (not counting the line end).
 pub const MAX_LINE: usize = 4096;
+
+/// How many bytes of output a connection gathers from waiting messages before it writes them.
+pub const BATCH: usize = 64 * 1024;
 
 /// The server's settings.
 #[derive(Clone, Debug)]
@@ -398,8 +403,8 @@ impl Lines {
     }
 }
 
-/// The reader tasklet: socket bytes to `input` messages for `owner`, one at a time (it waits for the
-/// `ack` of each), then `eof`.
+/// The reader tasklet: socket bytes to `input` messages for `owner` (each the lines of one read, a
+/// `Vec<Input>`), one at a time (it waits for the `ack` of each), then `eof`.
 async fn reader(cx: Cx, stream: Arc<Async<TcpStream>>, owner: Addr) {
     let readable = WaitForIO::readable(&stream);
     let ack = WaitForMessages::new().accept("ack");
@@ -427,8 +432,10 @@ async fn reader(cx: Cx, stream: Arc<Async<TcpStream>>, owner: Addr) {
                 break; // hand these over before reading more
             }
         }
-        for input in inputs.drain(..) {
-            let msg = Message::new("input").to(&owner).value(input);
+        if !inputs.is_empty() {
+            let msg = Message::new("input")
+                .to(&owner)
+                .value(std::mem::take(&mut inputs));
             if cx.send(msg).await.is_err() {
                 return; // the connection is gone
             }
@@ -540,49 +547,68 @@ impl Conn<'_> {
             }
             // While output is pending the client is not keeping up: take no more messages (they wait
             // in the bounded mailbox) until the socket takes the pending bytes.
-            let ev = if self.out.is_empty() {
+            let mut ev = if self.out.is_empty() {
                 self.cx.wait((&inbox, kicked)).await
             } else {
                 self.cx.wait((&writable, kicked)).await
             };
-            if ev.is(kicked) {
-                return End::Kicked(ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown));
-            }
-            let Some(mut msg) = ev.into_message() else {
-                continue; // writable: flush at the top of the loop
-            };
-            match msg.name().as_str() {
-                "say" => {
-                    if let Some(line) = msg.get::<String>() {
-                        self.line(line);
-                    }
+            // Handle every message already waiting (up to BATCH bytes of output), then write them all
+            // with one syscall at the top of the loop.
+            loop {
+                if ev.is(kicked) {
+                    return End::Kicked(ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown));
                 }
-                "input" => {
-                    let input = msg.take::<Input>();
-                    // The reader waits for the ack: holding it back slows the client down.
+                let Some(msg) = ev.into_message() else {
+                    break; // writable: flush at the top of the loop
+                };
+                if let Some(end) = self.handle(msg, kicked).await {
+                    return end;
+                }
+                if self.out.len() >= BATCH {
+                    break;
+                }
+                match self.cx.try_wait((&inbox, kicked)) {
+                    Some(next) => ev = next,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Handles one message; `Some` when the connection ends.
+    async fn handle(&mut self, mut msg: Message, kicked: &WaitForSignal) -> Option<End> {
+        match msg.name().as_str() {
+            "say" => {
+                if let Some(line) = msg.get::<String>() {
+                    self.line(line);
+                }
+            }
+            "input" => {
+                for input in msg.take::<Vec<Input>>().unwrap_or_default() {
+                    // Each line waits for its turn: holding the ack back slows the client down.
                     if let Err(end) = self.throttle(kicked).await {
-                        return end;
+                        return Some(end);
                     }
-                    let _ = self.cx.send(msg.reply("ack")).await;
                     let quit = match input {
-                        Some(Input::Line(line)) => self.command(&line).await,
-                        Some(Input::NotUtf8) => {
+                        Input::Line(line) => self.command(&line).await,
+                        Input::NotUtf8 => {
                             self.line("! invalid UTF-8: line ignored");
                             false
                         }
-                        Some(Input::TooLong) => {
+                        Input::TooLong => {
                             self.line(&format!("! line too long (max {MAX_LINE} bytes): ignored"));
                             false
                         }
-                        None => false,
                     };
                     if quit {
-                        return End::Quit;
+                        return Some(End::Quit);
                     }
                 }
-                _ => return End::Eof,
+                let _ = self.cx.send(msg.reply("ack")).await;
             }
+            _ => return Some(End::Eof),
         }
+        None
     }
 
     /// Waits until the client may send another line; the first wait of a flood tells the client.
