@@ -168,3 +168,45 @@ fn tasklets_on_two_workers_exchange_request_and_reply() {
         echo.join().await.unwrap();
     }));
 }
+
+#[test]
+fn a_tasklet_spawned_near_another_runs_on_its_worker_started_or_not() {
+    use tasklets::SpawnOptions;
+    let rt = Runtime::builder().worker_threads(3).build();
+    let mut pairs = Vec::new();
+    for _ in 0..9 {
+        // The server may not have started yet when its neighbour is placed.
+        let server = rt.spawn(|_cx| async { std::thread::current().id() });
+        let near = rt.spawn_with(SpawnOptions::new().near(&server.addr()), |_cx| async {
+            std::thread::current().id()
+        });
+        pairs.push((server, near));
+    }
+    let mut threads = std::collections::HashSet::new();
+    for (server, near) in pairs {
+        let at = rt.block_on(server.join()).unwrap();
+        assert_eq!(rt.block_on(near.join()).unwrap(), at);
+        threads.insert(at);
+    }
+    assert_eq!(threads.len(), 3, "the servers themselves still go round-robin");
+}
+
+#[test]
+fn near_an_address_of_another_runtime_falls_back_to_round_robin() {
+    use tasklets::SpawnOptions;
+    let other = Runtime::new();
+    let stranger = other.spawn(|_cx| async {});
+    let rt = Runtime::builder().worker_threads(2).build();
+    let threads: std::collections::HashSet<_> = (0..4)
+        .map(|_| {
+            rt.spawn_with(SpawnOptions::new().near(&stranger.addr()), |_cx| async {
+                std::thread::current().id()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| rt.block_on(t.join()).unwrap())
+        .collect();
+    assert_eq!(threads.len(), 2);
+    other.run();
+}

@@ -177,6 +177,10 @@ pub enum Lib {
     Tasklets2,
     /// Two workers in a process pinned to one CPU (`taskset -c 0`): the oversubscribed case.
     Tasklets2Pinned,
+    /// Two workers, each pair (or ring) that talks placed on one worker with `SpawnOptions::near`.
+    Tasklets2Near,
+    /// The same pinned to one CPU.
+    Tasklets2NearPinned,
     Raw,
     Actix,
     Ractor,
@@ -185,10 +189,12 @@ pub enum Lib {
 }
 
 impl Lib {
-    const ALL: [Lib; 8] = [
+    const ALL: [Lib; 10] = [
         Lib::Tasklets,
         Lib::Tasklets2,
         Lib::Tasklets2Pinned,
+        Lib::Tasklets2Near,
+        Lib::Tasklets2NearPinned,
         Lib::Raw,
         Lib::Actix,
         Lib::Ractor,
@@ -201,6 +207,8 @@ impl Lib {
             Lib::Tasklets => "tasklets",
             Lib::Tasklets2 => "tasklets-2w",
             Lib::Tasklets2Pinned => "tasklets-2w-pinned",
+            Lib::Tasklets2Near => "tasklets-2w-near",
+            Lib::Tasklets2NearPinned => "tasklets-2w-near-pinned",
             Lib::Raw => "raw",
             Lib::Actix => "actix",
             Lib::Ractor => "ractor",
@@ -214,12 +222,38 @@ impl Lib {
             Lib::Tasklets => "tasklets (1 worker)",
             Lib::Tasklets2 => "tasklets (2 workers)",
             Lib::Tasklets2Pinned => "tasklets (2 workers, 1 CPU)",
+            Lib::Tasklets2Near => "tasklets (2 workers, pairs together)",
+            Lib::Tasklets2NearPinned => "tasklets (2 workers, pairs together, 1 CPU)",
             Lib::Raw => "raw async-channel",
             Lib::Actix => "actix 0.13",
             Lib::Ractor => "ractor 0.16",
             Lib::Kameo => "kameo 0.22",
             Lib::Xtra => "xtra 0.6",
         }
+    }
+
+    /// The row label of a tasklets setting in the ratio table.
+    fn setting(self) -> &'static str {
+        match self {
+            Lib::Tasklets2 => "2 workers",
+            Lib::Tasklets2Pinned => "2 workers, 1 CPU",
+            Lib::Tasklets2Near => "2 workers, pairs together",
+            Lib::Tasklets2NearPinned => "2 workers, pairs together, 1 CPU",
+            _ => "1 worker",
+        }
+    }
+
+    /// Whether this is a two-worker setting.
+    fn is_multi(self) -> bool {
+        matches!(
+            self,
+            Lib::Tasklets2 | Lib::Tasklets2Pinned | Lib::Tasklets2Near | Lib::Tasklets2NearPinned
+        )
+    }
+
+    /// Whether the process is pinned to one CPU (`taskset -c 0`).
+    fn is_pinned(self) -> bool {
+        matches!(self, Lib::Tasklets2Pinned | Lib::Tasklets2NearPinned)
     }
 
     fn parse(s: &str) -> Option<Lib> {
@@ -229,12 +263,11 @@ impl Lib {
     /// Whether the library runs the workload (2 workers only where placement changes anything:
     /// spawned children and idle tasklets sit on their parent's thread either way).
     fn runs(self, w: Workload) -> bool {
-        !(matches!(self, Lib::Tasklets2 | Lib::Tasklets2Pinned)
-            && matches!(w, Workload::Spawn | Workload::Memory | Workload::MemoryUsed))
+        !(self.is_multi() && matches!(w, Workload::Spawn | Workload::Memory | Workload::MemoryUsed))
     }
 
     fn is_tasklets(self) -> bool {
-        matches!(self, Lib::Tasklets | Lib::Tasklets2 | Lib::Tasklets2Pinned)
+        self == Lib::Tasklets || self.is_multi()
     }
 }
 
@@ -301,6 +334,10 @@ fn child(lib: Lib, w: Workload, s: Sizes) -> f64 {
     match lib {
         Lib::Tasklets => local::tasklets(tasklets::Runtime::new(), w, s),
         Lib::Tasklets2 | Lib::Tasklets2Pinned => {
+            local::tasklets(tasklets::Runtime::builder().worker_threads(2).build(), w, s)
+        }
+        Lib::Tasklets2Near | Lib::Tasklets2NearPinned => {
+            crate::workloads::tl::keep_pairs_together(true);
             local::tasklets(tasklets::Runtime::builder().worker_threads(2).build(), w, s)
         }
         Lib::Raw => local::raw(w, s),
@@ -382,7 +419,7 @@ fn main() {
 /// One fresh-process measurement; `Err` says why it failed.
 fn measure_once(opts: &Opts, lib: Lib, w: Workload) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = if lib == Lib::Tasklets2Pinned {
+    let mut cmd = if lib.is_pinned() {
         // Both workers on one CPU: any spinning while the other worker waits shows here.
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "0"]).arg(exe);
@@ -572,11 +609,7 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
                     out,
                     "| {} | {} | {} |",
                     w.key(),
-                    match opts.libs[o] {
-                        Lib::Tasklets => "1 worker",
-                        Lib::Tasklets2 => "2 workers",
-                        _ => "2 workers, 1 CPU",
-                    },
+                    opts.libs[o].setting(),
                     vals.join(" | ")
                 );
             }
@@ -585,7 +618,7 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
     // Workers: each multi-worker setting against the same workload on one worker.
     let one = opts.libs.iter().position(|&l| l == Lib::Tasklets);
     let multi: Vec<usize> = (0..opts.libs.len())
-        .filter(|&i| matches!(opts.libs[i], Lib::Tasklets2 | Lib::Tasklets2Pinned))
+        .filter(|&i| opts.libs[i].is_multi())
         .collect();
     if let (Some(one), false) = (one, multi.is_empty()) {
         let mut rows = Vec::new();
@@ -618,7 +651,8 @@ fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Dura
     let _ = writeln!(
         out,
         "\nOne thread per library unless noted (tasklets 2 workers: `Runtime::builder().worker_threads(2)`, \
-         tasklets placed round-robin). Unbounded mailboxes. actix on its System (tokio current-thread); \
+         tasklets placed round-robin by `Runtime::spawn`; \"pairs together\": each client placed on its \
+         server's worker, and every ring node on the first node's, with `SpawnOptions::near`). Unbounded mailboxes. actix on its System (tokio current-thread); \
          ractor and kameo on a tokio current-thread runtime; xtra and raw async-channel on one \
          async-executor `LocalExecutor`. Took {:.0} s.",
         took.as_secs_f64()

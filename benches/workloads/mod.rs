@@ -51,6 +51,27 @@ pub fn child_work(work: u64) -> u64 {
 /// Tasklets versions. Each takes a long-lived runtime and returns when every tasklet it spawned has ended.
 pub mod tl {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tasklets::SpawnOptions;
+
+    /// Whether tasklets that talk to each other are placed on one worker (`SpawnOptions::near`)
+    /// rather than round-robin. Set once per process, before any workload runs (`bench-compare`'s
+    /// "pairs together" settings); only multi-worker runtimes see a difference.
+    static TOGETHER: AtomicBool = AtomicBool::new(false);
+
+    /// Places each client beside its server, and every ring node beside the first, from now on.
+    pub fn keep_pairs_together(on: bool) {
+        TOGETHER.store(on, Ordering::Relaxed);
+    }
+
+    /// Options for a tasklet that talks mostly to `peer`.
+    fn beside(peer: &Addr) -> SpawnOptions {
+        if TOGETHER.load(Ordering::Relaxed) {
+            SpawnOptions::new().near(peer)
+        } else {
+            SpawnOptions::new()
+        }
+    }
 
     pub fn ping_pong(rt: &Runtime, n: u64) {
         let ponger = rt.spawn(move |cx| async move {
@@ -69,7 +90,7 @@ pub mod tl {
             }
         });
         let to = ponger.addr();
-        rt.spawn(move |cx| async move {
+        rt.spawn_with(beside(&to), move |cx| async move {
             let pongs = WaitForMessages::new().accept(&PONG);
             for i in 0..n {
                 cx.send(Message::new(&PING).to(&to).value(i))
@@ -158,7 +179,7 @@ pub mod tl {
 
     pub fn call_reply(rt: &Runtime, n: u64) {
         let to = doubler(rt, n);
-        rt.spawn(move |cx| async move {
+        rt.spawn_with(beside(&to), move |cx| async move {
             let replies = WaitForMessages::new().accept(&REPLY);
             for i in 0..n {
                 cx.send(Message::new(&REQUEST).to(&to).value(i))
@@ -174,7 +195,7 @@ pub mod tl {
     /// `n` sequential `cx.call`s with the default timeout: request-reply the documented way.
     pub fn call(rt: &Runtime, n: u64) {
         let to = doubler(rt, n);
-        rt.spawn(move |cx| async move {
+        rt.spawn_with(beside(&to), move |cx| async move {
             for i in 0..n {
                 let reply = cx
                     .call(&to, Message::new(&REQUEST).value(i), None)
@@ -187,27 +208,30 @@ pub mod tl {
     }
 
     pub fn ring(rt: &Runtime, nodes: u64, laps: u64) {
-        let ring: Vec<_> = (0..nodes)
-            .map(|_| {
-                rt.spawn(move |cx| async move {
-                    let init = WaitForMessages::new().accept(&INIT);
-                    let next: Addr = cx
-                        .receive(&init)
-                        .await
-                        .take::<Addr>()
-                        .expect("the next node");
-                    let token = WaitForMessages::new().accept(&TOKEN);
-                    for _ in 0..laps {
-                        let left = *cx.receive(&token).await.get::<u64>().expect("a u64");
-                        if left > 0 {
-                            cx.send(Message::new(&TOKEN).to(&next).value(left - 1))
-                                .await
-                                .expect("next node alive");
-                        }
+        let mut ring: Vec<tasklets::Tasklet<()>> = Vec::with_capacity(nodes as usize);
+        for _ in 0..nodes {
+            let options = match ring.first() {
+                Some(first) => beside(&first.addr()),
+                None => SpawnOptions::new(),
+            };
+            ring.push(rt.spawn_with(options, move |cx| async move {
+                let init = WaitForMessages::new().accept(&INIT);
+                let next: Addr = cx
+                    .receive(&init)
+                    .await
+                    .take::<Addr>()
+                    .expect("the next node");
+                let token = WaitForMessages::new().accept(&TOKEN);
+                for _ in 0..laps {
+                    let left = *cx.receive(&token).await.get::<u64>().expect("a u64");
+                    if left > 0 {
+                        cx.send(Message::new(&TOKEN).to(&next).value(left - 1))
+                            .await
+                            .expect("next node alive");
                     }
-                })
-            })
-            .collect();
+                }
+            }));
+        }
         for (i, node) in ring.iter().enumerate() {
             let next = ring[(i + 1) % ring.len()].addr();
             node.addr()

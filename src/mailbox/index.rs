@@ -125,10 +125,7 @@ impl<E> Index<E> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let spare = &mut self.spare;
-        let fifo = self
-            .queues
-            .entry(key)
-            .or_insert_with(|| new_fifo(spare));
+        let fifo = self.queues.entry(key).or_insert_with(|| new_fifo(spare));
         if fifo.is_empty() {
             if let Some(heads) = &mut self.heads {
                 heads.insert(seq, key);

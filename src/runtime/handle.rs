@@ -76,13 +76,17 @@ impl Handle {
         Fut: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        let index = self.rt.pick_worker();
+        let index = match &options.near {
+            Some(addr) if Arc::ptr_eq(&addr.0.rt, &self.rt) => addr.0.worker(),
+            _ => self.rt.pick_worker(),
+        };
         if let Some(w) = current() {
             if Arc::ptr_eq(&w.rt, &self.rt) && w.index == index {
                 return w.spawn_here(options, f);
             }
         }
         let core = new_core(&self.rt, &options);
+        core.shared.set_worker(index);
         let pending = NotStarted(Some(Arc::clone(&core)));
         let job: Job = Box::new(move |worker| {
             let mut pending = pending;

@@ -77,6 +77,7 @@ pub(crate) use worker::{deadline, register_idle, spawn_task, Worker};
 #[derive(Clone, Debug, Default)]
 pub struct SpawnOptions {
     capacity: Option<usize>,
+    near: Option<crate::Addr>,
 }
 
 impl SpawnOptions {
@@ -118,6 +119,45 @@ impl SpawnOptions {
     pub fn capacity(mut self, capacity: usize) -> SpawnOptions {
         assert!(capacity > 0, "a mailbox capacity must be at least 1");
         self.capacity = Some(capacity);
+        self
+    }
+
+    /// Places the tasklet on the worker that runs `addr`'s tasklet, instead of the next worker in
+    /// round-robin order.
+    ///
+    /// Where a tasklet runs matters for tasklets that talk a lot: a message between two tasklets of
+    /// one worker is a push and a thread-local wake, while one between workers wakes the other thread
+    /// (a futex call, and a context switch when the cores are busy) — a ping-pong between workers runs
+    /// at about a third of its speed on one worker, and far slower when the two workers share a core.
+    /// [`Cx::spawn`](crate::Cx::spawn) keeps a tasklet's children on its worker; `near` does the same
+    /// for tasklets spawned from outside with [`Runtime::spawn_with`] or
+    /// [`Handle::spawn_with`](crate::Handle::spawn_with).
+    ///
+    /// Consulted only by those two (a child spawned with [`Cx::spawn_with`](crate::Cx::spawn_with)
+    /// always runs on its parent's worker, as its body need not be `Send`). An address of another
+    /// runtime, or of a tasklet that has finished, still names a worker index; one of another runtime
+    /// is ignored (round-robin).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::builder().worker_threads(2).build();
+    /// let server = rt.spawn(|cx| async move {
+    ///     let mut req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///     cx.send(req.reply("answer").value(std::thread::current().id())).await.unwrap();
+    /// });
+    /// let to = server.addr();
+    /// // The client runs on the server's worker, so its calls never cross threads.
+    /// let client = rt.spawn_with(SpawnOptions::new().near(&to), move |cx| async move {
+    ///     let reply = cx.call(&to, Message::new("ask"), None).await.unwrap();
+    ///     *reply.get::<std::thread::ThreadId>().unwrap() == std::thread::current().id()
+    /// });
+    /// assert_eq!(rt.block_on(client.join()), Ok(true));
+    /// ```
+    pub fn near(mut self, addr: &crate::Addr) -> SpawnOptions {
+        self.near = Some(addr.clone());
         self
     }
 }

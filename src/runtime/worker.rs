@@ -223,6 +223,7 @@ impl Worker {
         Fut: Future + 'static,
         E: OnEnd<Fut::Output> + 'static,
     {
+        end.shared().set_worker(self.index);
         let cx = Cx::new(Arc::clone(end.shared()), self.me.clone());
         match catch_unwind(AssertUnwindSafe(move || f(cx))) {
             Ok(body) => self.run.spawn(Box::pin(Runner::new(body, end))),

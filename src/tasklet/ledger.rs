@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(super) waker: AtomicWaker,
     watchers: Mutex<Watchers>,
     supervised: bool,
+    /// The index of the worker that runs (or will run) this tasklet, for `SpawnOptions::near`.
+    worker: std::sync::atomic::AtomicU32,
     pub(crate) rt: Arc<RtShared>,
 }
 
@@ -165,8 +167,19 @@ impl Shared {
             waker: AtomicWaker::new(),
             watchers: Mutex::new(Watchers::default()),
             supervised,
+            worker: std::sync::atomic::AtomicU32::new(0),
             rt,
         }
+    }
+
+    /// The index of the worker that runs this tasklet.
+    pub(crate) fn worker(&self) -> usize {
+        self.worker.load(Ordering::Relaxed) as usize
+    }
+
+    /// Records that worker `index` runs this tasklet (at spawn, and at each restart).
+    pub(crate) fn set_worker(&self, index: usize) {
+        self.worker.store(index as u32, Ordering::Relaxed);
     }
 
     pub(crate) fn id(&self) -> TaskletId {
