@@ -43,6 +43,7 @@ pub struct TutorialChat;
 
 #[doc = include_str!("../book/src/tutorial-pipeline.md")]
 pub struct TutorialPipeline;
+
 #[doc = include_str!("../book/src/scaling-out.md")]
 pub struct ScalingOut;
 

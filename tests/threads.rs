@@ -188,7 +188,11 @@ fn a_tasklet_spawned_near_another_runs_on_its_worker_started_or_not() {
         assert_eq!(rt.block_on(near.join()).unwrap(), at);
         threads.insert(at);
     }
-    assert_eq!(threads.len(), 3, "the servers themselves still go round-robin");
+    assert_eq!(
+        threads.len(),
+        3,
+        "the servers themselves still go round-robin"
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 #[path = "../../benches/workloads/mod.rs"]
 mod workloads;
 
+mod chart;
 mod local;
 mod peers;
 
@@ -357,11 +358,13 @@ struct Opts {
     libs: Vec<Lib>,
     workloads: Vec<Workload>,
     timeout: Duration,
+    /// Where to write the ratio chart (SVG), if anywhere.
+    svg: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench-compare [--quick] [--runs N] [--libs a,b,..] [--workloads a,b,..]\n\
+        "usage: bench-compare [--quick] [--runs N] [--libs a,b,..] [--workloads a,b,..] [--svg PATH]\n\
          \x20      bench-compare --lib LIB --workload WORKLOAD [--quick]   (one measurement)\n\
          libs: {}\nworkloads: {}",
         Lib::ALL.map(Lib::key).join(", "),
@@ -378,11 +381,13 @@ fn main() {
     let mut workload = None;
     let mut libs = Lib::ALL.to_vec();
     let mut workloads = Workload::ALL.to_vec();
+    let mut svg = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().unwrap_or_else(|| usage());
         match a.as_str() {
             "--quick" => quick = true,
+            "--svg" => svg = Some(value()),
             "--runs" => runs = Some(value().parse().unwrap_or_else(|_| usage())),
             "--lib" => lib = Some(Lib::parse(&value()).unwrap_or_else(|| usage())),
             "--workload" => workload = Some(Workload::parse(&value()).unwrap_or_else(|| usage())),
@@ -412,6 +417,7 @@ fn main() {
         libs,
         workloads,
         timeout: Duration::from_secs(if quick { 60 } else { 300 }),
+        svg,
     };
     parent(&opts, sizes);
 }
@@ -545,6 +551,52 @@ fn parent(opts: &Opts, s: Sizes) {
         cells.push(row);
     }
     print!("{}", render(opts, s, &cells, started.elapsed()));
+    if let Some(path) = &opts.svg {
+        if let Err(e) = std::fs::write(path, ratio_chart(opts, &cells)) {
+            eprintln!("bench-compare: cannot write {path}: {e}");
+            std::process::exit(1);
+        }
+        eprintln!("bench-compare: wrote the ratio chart to {path}");
+    }
+}
+
+/// The chart of tasklets on one worker ÷ each peer, one group per workload.
+fn ratio_chart(opts: &Opts, cells: &[Vec<Result<Cell, String>>]) -> String {
+    let Some(one) = opts.libs.iter().position(|&l| l == Lib::Tasklets) else {
+        return chart::render("no tasklets (1 worker) column in this run", &[], &[]);
+    };
+    let peers: Vec<usize> = (0..opts.libs.len())
+        .filter(|&i| !opts.libs[i].is_tasklets())
+        .collect();
+    let names: Vec<&str> = peers.iter().map(|&i| opts.libs[i].title()).collect();
+    let groups: Vec<chart::Group> = opts
+        .workloads
+        .iter()
+        .zip(cells)
+        .filter_map(|(w, row)| {
+            let mine = row[one].as_ref().ok()?;
+            let ratios = peers
+                .iter()
+                .map(|&p| {
+                    let theirs = row[p].as_ref().ok()?;
+                    Some(if w.is_memory() {
+                        theirs.value / mine.value
+                    } else {
+                        mine.value / theirs.value
+                    })
+                })
+                .collect();
+            Some(chart::Group {
+                label: w.key().to_string(),
+                ratios,
+            })
+        })
+        .collect();
+    chart::render(
+        "tasklets on 1 worker ÷ each peer (above 1×: tasklets ahead; memory: fewer bytes)",
+        &names,
+        &groups,
+    )
 }
 
 fn render(opts: &Opts, s: Sizes, cells: &[Vec<Result<Cell, String>>], took: Duration) -> String {
