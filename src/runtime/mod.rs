@@ -145,7 +145,7 @@ impl SpawnOptions {
     ///
     /// let rt = Runtime::builder().worker_threads(2).build();
     /// let server = rt.spawn(|cx| async move {
-    ///     let mut req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///     let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
     ///     cx.send(req.reply("answer").value(std::thread::current().id())).await.unwrap();
     /// });
     /// let to = server.addr();
