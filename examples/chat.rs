@@ -858,6 +858,7 @@ fn room_group(room: &str) -> Group {
     name = "chat",
     about = "A TCP chat server: talk to it with `nc HOST PORT`, then /nick NAME, /join ROOM, /help",
     after_help = "Ctrl-C (or SIGTERM) tells every client \"* server shutting down\" and exits.\n\
+                  SIGUSR1 prints a snapshot of every tasklet (state, mailbox, names, groups) to stderr.\n\
                   Logs go to standard error: connections, nicks, joins, kicks. -v for more, -q for errors only."
 )]
 #[allow(dead_code)] // unused when tests/chat.rs includes this file
@@ -944,12 +945,25 @@ fn main() -> std::process::ExitCode {
     };
     // Ctrl-C and SIGTERM no longer kill the process from here on: the server hears them and exits.
     let stop = WaitForSignal::os_any([OsSignal::Int, OsSignal::Term]);
+    // `kill -USR1 PID` prints a snapshot of every tasklet to stderr (installed before `ready`, so a
+    // SIGUSR1 sent after the "listening on" line never kills the process).
+    let usr1 = WaitForSignal::os(OsSignal::Usr1);
     let ready = |addr: SocketAddr| {
         println!("listening on {addr}");
         let _ = io::stdout().flush();
     };
     tracing::debug!(?config, "settings");
-    let served = tasklets::run(move |cx| serve(cx, listener, stop, config, ready));
+    let served = tasklets::run(move |cx| async move {
+        let snapshots = cx.spawn(|cx| async move {
+            loop {
+                cx.wait(&usr1).await;
+                eprint!("{}", cx.runtime().snapshot());
+            }
+        });
+        let served = serve(cx, listener, stop, config, ready).await;
+        snapshots.stop();
+        served
+    });
     tracing::info!("stopped");
     match served {
         Ok(Ok(summary)) => {

@@ -118,22 +118,35 @@ pub use mailbox::Action;
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
 pub use observe::{Counters, Deferred, Snapshot, TaskletSnapshot};
+// Items of the public modules, shown on the crate's first page as its own (not under "Re-exports"):
+// they are what a tasklet is written with.
+#[doc(inline)]
 pub use routing::{Group, GroupChange, Policy, ReplyTo, Router, GROUP_CHANGED};
+#[doc(inline)]
 pub use runtime::{run, spawn, Builder, Handle, Runtime, SpawnOptions};
 pub use tasklet::{
     Addr, Down, Finished, JoinCallbackId, MonitorId, Registrations, State, Tasklet, TaskletId,
 };
 pub use typed::{CallRequest, Key, Request, Typed, ValueError};
+#[doc(inline)]
 pub use wait::call::{Caller, WaitForCall};
+#[doc(inline)]
 pub use wait::idle::WaitForIdle;
+#[doc(inline)]
 pub use wait::messages::{IntoNames, WaitForMessages};
+#[doc(inline)]
 pub use wait::tasklet::WaitForTasklet;
+#[doc(inline)]
 pub use wait::timeout::WaitForTimeout;
 // event sources
+#[doc(inline)]
 pub use wait::io::{Readiness, WaitForIO};
+#[doc(inline)]
 pub use wait::process::{ProcessExit, WaitForProcess};
+#[doc(inline)]
 pub use wait::signal::{OsSignal, Signal, SignalClosed, WaitForSignal};
 
+#[doc(inline)]
 pub use wait::{CondId, Delivery, Disarm, Event, EventSink, WaitCondition, WaitSet};
 
 /// `#[tasklets::task]` on an `async fn(cx: Cx, args…) -> T` makes calling it spawn a tasklet (on the

@@ -575,13 +575,16 @@ impl Snapshot {
             State::Sending => "sending",
             State::Finished => "finished",
         };
-        write!(
-            f,
-            "{indent}{} [{}] {state} mailbox {}",
-            t.label(),
-            t.id,
-            t.mailbox_len
-        )?;
+        let label = t.label();
+        if label == t.id.to_string() {
+            write!(f, "{indent}{label} {state} mailbox {}", t.mailbox_len)?;
+        } else {
+            write!(
+                f,
+                "{indent}{label} [{}] {state} mailbox {}",
+                t.id, t.mailbox_len
+            )?;
+        }
         if !t.deferred.is_empty() {
             let parts: Vec<String> = t
                 .deferred

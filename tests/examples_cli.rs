@@ -222,6 +222,71 @@ fn the_chat_serves_users_over_tcp_logs_what_happens_and_stops_on_sigterm() {
     );
 }
 
+#[test]
+fn sigusr1_makes_the_chat_print_a_snapshot_of_its_tasklets() {
+    let child = Command::new(example("chat"))
+        .args(["--bind", "127.0.0.1:0", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let mut guard = KillOnDrop(Some(child));
+    let stdout = guard.child().stdout.take().unwrap();
+    let stderr = guard.child().stderr.take().unwrap();
+    let snapshot = within_thread(
+        "a snapshot on SIGUSR1",
+        Duration::from_secs(60),
+        move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut first = String::new();
+            stdout.read_line(&mut first).unwrap();
+            let addr: SocketAddr = first
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("first line: {first:?}"))
+                .parse()
+                .unwrap();
+            let mut alice = Client::connect(addr);
+            alice.send("/nick alice");
+            alice.expect("* you are now alice");
+            alice.send("/join lobby");
+            alice.expect("* alice joined lobby");
+
+            rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
+            // Read the snapshot: a header line, then one line per tasklet, until alice's connection.
+            let mut stderr = BufReader::new(stderr);
+            let mut snapshot = String::new();
+            loop {
+                let mut line = String::new();
+                assert!(
+                    stderr.read_line(&mut line).unwrap() > 0,
+                    "stderr ended:\n{snapshot}"
+                );
+                snapshot.push_str(&line);
+                if line.contains("nick:alice") {
+                    break;
+                }
+            }
+            // Still serving afterwards.
+            alice.send("still here");
+            alice.expect("[lobby] alice: still here");
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+            alice.expect("* server shutting down");
+            // Read what it prints on its way out (a closed pipe would fail its last print).
+            (snapshot, std::io::read_to_string(stdout).unwrap())
+        },
+    );
+    let (snapshot, summary) = snapshot;
+    let exit = guard.0.take().unwrap().wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(summary.trim(), "stopped: 1 connections, 0 too slow");
+    assert!(snapshot.contains(" tasklets; sent "), "{snapshot}");
+    let alice = snapshot.lines().find(|l| l.contains("nick:alice")).unwrap();
+    assert!(alice.contains("groups [\"room:lobby\"]"), "{alice}");
+    assert!(alice.contains(" waiting "), "{alice}");
+}
+
 /// A deterministic word list: 2000 words of 8 to 40 letters.
 fn vocabulary() -> Vec<String> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
