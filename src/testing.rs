@@ -3,8 +3,11 @@
 //! [`TestRuntime`] is a single-worker [`Runtime`] whose clock moves only when the test calls
 //! [`advance`](TestRuntime::advance): every [`WaitForTimeout`](crate::WaitForTimeout), supervisor
 //! backoff and intensity window, [`Cx::call`](crate::Cx::call) deadline and shutdown grace period
-//! follows it, so timing logic runs in microseconds and cannot flake. Tasks run in FIFO order on the
-//! test's thread, and the seed fixes the crate's randomness on it (backoff jitter, random routers).
+//! follows it, so timing logic runs in microseconds and cannot flake. Tasklets run on the test's
+//! thread, and the seed fixes both the order in which ready tasklets run (picked at random among the
+//! ready ones: the same seed, the same interleaving) and the crate's randomness on that thread
+//! (backoff jitter, random routers). Run a test over many seeds to try many interleavings, and print
+//! the seed when one fails.
 //!
 //! Behind the `testing` cargo feature; without it the crate reads the real clock directly.
 //!
@@ -74,6 +77,7 @@ impl TestRuntime {
             "this thread already has a tasklets TestRuntime"
         );
         fastrand::seed(seed);
+        crate::runtime::run_queue::schedule::install(Some(seed));
         TestRuntime {
             rt: Runtime::new(),
             clock,
@@ -198,5 +202,6 @@ impl std::fmt::Debug for TestRuntime {
 impl Drop for TestRuntime {
     fn drop(&mut self) {
         install(None);
+        crate::runtime::run_queue::schedule::install(None);
     }
 }

@@ -270,3 +270,39 @@ fn supervision_holds_over_a_thousand_seeds() {
     }
     println!("1 000 seeds in {:?}", started.elapsed());
 }
+
+/// The order in which five ready tasklets first run, and then run again after one yield each.
+fn interleaving(seed: u64) -> Vec<u32> {
+    let rt = TestRuntime::new(seed);
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..5 {
+        let order = order.clone();
+        rt.spawn(move |_cx| async move {
+            order.lock().unwrap().push(i);
+            tasklets::future::yield_now().await;
+            order.lock().unwrap().push(10 + i);
+        });
+    }
+    rt.settle();
+    let order = order.lock().unwrap().clone();
+    order
+}
+
+#[test]
+fn the_seed_fixes_the_interleaving_and_other_seeds_try_others() {
+    for seed in 0..20 {
+        let first = interleaving(seed);
+        assert_eq!(first.len(), 10);
+        assert_eq!(
+            interleaving(seed),
+            first,
+            "seed {seed}: same seed, same order"
+        );
+    }
+    let orders: std::collections::HashSet<Vec<u32>> = (0..20).map(interleaving).collect();
+    assert!(
+        orders.len() > 10,
+        "20 seeds gave only {} interleavings",
+        orders.len()
+    );
+}

@@ -36,7 +36,7 @@
 mod builder;
 mod deadlines;
 mod handle;
-mod run_queue;
+pub(crate) mod run_queue;
 mod worker;
 
 use std::fmt;

@@ -27,6 +27,40 @@ use event_listener::{Event, EventListener};
 
 type Body = Pin<Box<dyn Future<Output = ()>>>;
 
+/// Seeded scheduling for the test runtime: which ready tasklet runs next.
+///
+/// Any ready tasklet may run next (on several workers they run at once), so a test that passes only
+/// in FIFO order depends on an accident. A [`TestRuntime`](crate::testing::TestRuntime) installs a
+/// generator seeded from its seed on its thread, and the worker then picks the next tasklet from its
+/// ready queue at random: the same seed gives the same interleaving, another seed another one.
+#[cfg(feature = "testing")]
+pub(crate) mod schedule {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    thread_local! {
+        static ORDER: RefCell<Option<fastrand::Rng>> = const { RefCell::new(None) };
+    }
+
+    /// Picks ready tasklets at random from now on, seeded by `seed` (`None`: FIFO again).
+    pub(crate) fn install(seed: Option<u64>) {
+        ORDER.with(|o| *o.borrow_mut() = seed.map(fastrand::Rng::with_seed));
+    }
+
+    /// Moves a randomly chosen ready slot to the front, when a seed is installed.
+    pub(super) fn shuffle_front(ready: &mut VecDeque<usize>) {
+        if ready.len() < 2 {
+            return;
+        }
+        ORDER.with(|o| {
+            if let Some(rng) = o.borrow_mut().as_mut() {
+                let pick = rng.usize(..ready.len());
+                ready.swap(0, pick);
+            }
+        });
+    }
+}
+
 /// What another thread needs to wake a tasklet of this worker.
 pub(crate) struct Remote {
     /// Slots woken from other threads, for the worker to move to its ready queue.
@@ -140,6 +174,8 @@ impl RunQueue {
 
     /// Polls one ready tasklet.
     pub(crate) fn run_one(&self) -> Polled {
+        #[cfg(feature = "testing")]
+        schedule::shuffle_front(&mut self.ready.borrow_mut());
         let next = self.ready.borrow_mut().pop_front();
         let slot = match next {
             Some(slot) => slot,
