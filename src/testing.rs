@@ -166,6 +166,36 @@ impl TestRuntime {
     }
 }
 
+/// Delivers the OS signal `sig` to every tasklet waiting for it (a [`WaitForSignal::os`] armed in
+/// some wait), exactly as if the OS had sent it to the process, and returns how many waiters it
+/// reached. Nothing is sent to the process, so a test cannot kill itself or disturb other tests, and
+/// the signal need not be one a test could raise. A tasklet not waiting for `sig` hears nothing (as with
+/// a real signal).
+///
+/// Child-process exits and IO readiness need no such help: a real child (`true`) and a real socket
+/// pair are cheap and deterministic enough for tests.
+///
+/// [`WaitForSignal::os`]: crate::WaitForSignal::os
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::testing::{deliver_os_signal, TestRuntime};
+/// use tasklets::wait::signal::OsSignal;
+/// use tasklets::WaitForSignal;
+///
+/// let rt = TestRuntime::new(1);
+/// let hangup = WaitForSignal::os(OsSignal::Hup);
+/// let t = rt.spawn(move |cx| async move { cx.wait(&hangup).await.get::<OsSignal>().copied() });
+/// rt.settle(); // it waits now
+/// assert_eq!(deliver_os_signal(OsSignal::Hup), 1);
+/// rt.settle();
+/// assert_eq!(rt.block_on(t.join()), Ok(Some(OsSignal::Hup)));
+/// ```
+pub fn deliver_os_signal(sig: crate::wait::signal::OsSignal) -> usize {
+    crate::wait::signal::deliver_os_signal(sig)
+}
+
 /// The time by the clock of this thread: a [`TestRuntime`]'s virtual time on its thread (inside its
 /// tasklets too), the real time elsewhere.
 ///

@@ -306,3 +306,39 @@ fn the_seed_fixes_the_interleaving_and_other_seeds_try_others() {
         orders.len()
     );
 }
+
+#[test]
+fn an_injected_os_signal_reaches_exactly_the_tasklets_waiting_for_it() {
+    use tasklets::testing::deliver_os_signal;
+    use tasklets::wait::signal::OsSignal;
+    use tasklets::WaitForSignal;
+    let rt = TestRuntime::new(3);
+    let waiter = |sig: OsSignal| {
+        let cond = WaitForSignal::os(sig);
+        rt.spawn(move |cx| async move {
+            let ev = cx
+                .wait((&cond, &WaitForTimeout::new(Duration::from_secs(60))))
+                .await;
+            ev.get::<OsSignal>().copied()
+        })
+    };
+    let (a, b, other) = (
+        waiter(OsSignal::Usr2),
+        waiter(OsSignal::Usr2),
+        waiter(OsSignal::Winch),
+    );
+    rt.settle();
+    assert_eq!(deliver_os_signal(OsSignal::Usr2), 2);
+    rt.settle();
+    assert!(a.is_finished() && b.is_finished() && !other.is_finished());
+    assert_eq!(rt.block_on(a.join()), Ok(Some(OsSignal::Usr2)));
+    assert_eq!(rt.block_on(b.join()), Ok(Some(OsSignal::Usr2)));
+    // The one waiting for another signal times out, on virtual time.
+    rt.advance(Duration::from_secs(60));
+    assert_eq!(rt.block_on(other.join()), Ok(None));
+    assert_eq!(
+        deliver_os_signal(OsSignal::Usr2),
+        0,
+        "nobody waits any more"
+    );
+}

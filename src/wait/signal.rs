@@ -87,8 +87,10 @@ struct OsHub {
     waiters: Mutex<HashMap<OsSignal, Waiters>>,
 }
 
+/// The hub, made by the first OS-signal condition.
+static HUB: OnceLock<OsHub> = OnceLock::new();
+
 fn hub() -> io::Result<&'static OsHub> {
-    static HUB: OnceLock<OsHub> = OnceLock::new();
     static INIT: Mutex<()> = Mutex::new(());
     if let Some(hub) = HUB.get() {
         return Ok(hub);
@@ -124,21 +126,39 @@ async fn pump(hub: &'static OsHub) {
             }
             None => return,
         };
-        let waiters = hub.waiters.lock();
+        hub.deliver(sig);
+    }
+}
+
+impl OsHub {
+    /// Queues `sig` to every armed waiter for it; how many there were.
+    fn deliver(&self, sig: OsSignal) -> usize {
+        let waiters = self.waiters.lock();
         match waiters.get(&sig) {
             Some(w) if !w.list.is_empty() => {
                 for (_, sink) in &w.list {
                     sink.send(sig);
                 }
+                w.list.len()
             }
-            _ => tracing::debug!(signal = ?sig, "OS signal with no tasklet waiting: dropped"),
+            _ => {
+                tracing::debug!(signal = ?sig, "OS signal with no tasklet waiting: dropped");
+                0
+            }
         }
+    }
+
+    fn listen(&self, signals: &[OsSignal]) -> io::Result<()> {
+        self.signals.lock().add_signals(signals)
     }
 }
 
-impl OsHub {
-    fn listen(&self, signals: &[OsSignal]) -> io::Result<()> {
-        self.signals.lock().add_signals(signals)
+/// Delivers `sig` to the tasklets waiting for it as if the OS had (for `testing::deliver_os_signal`).
+#[cfg(feature = "testing")]
+pub(crate) fn deliver_os_signal(sig: OsSignal) -> usize {
+    match HUB.get() {
+        Some(hub) => hub.deliver(sig),
+        None => 0,
     }
 }
 
