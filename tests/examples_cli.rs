@@ -121,6 +121,18 @@ fn a_bad_flag_is_refused_with_a_reason() {
     assert!(err.contains("cannot read /no/such/file"), "{err}");
 }
 
+/// The address the chat prints on its first line ("listening on ADDR").
+fn listening_addr(stdout: &mut impl BufRead) -> SocketAddr {
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .parse()
+        .unwrap()
+}
+
 /// A line client, as `nc` would be.
 struct Client {
     lines: BufReader<TcpStream>,
@@ -171,14 +183,7 @@ fn the_chat_serves_users_over_tcp_logs_what_happens_and_stops_on_sigterm() {
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
     let summary = within_thread("chat over TCP", Duration::from_secs(60), move || {
         let mut stdout = BufReader::new(stdout);
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let addr: SocketAddr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {first:?}"))
-            .parse()
-            .unwrap();
+        let addr = listening_addr(&mut stdout);
 
         let (mut alice, mut bob) = (Client::connect(addr), Client::connect(addr));
         alice.send("/nick alice");
@@ -239,14 +244,7 @@ fn sigusr1_makes_the_chat_print_a_snapshot_of_its_tasklets() {
         Duration::from_secs(60),
         move || {
             let mut stdout = BufReader::new(stdout);
-            let mut first = String::new();
-            stdout.read_line(&mut first).unwrap();
-            let addr: SocketAddr = first
-                .trim()
-                .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("first line: {first:?}"))
-                .parse()
-                .unwrap();
+            let addr = listening_addr(&mut stdout);
             let mut alice = Client::connect(addr);
             alice.send("/nick alice");
             alice.expect("* you are now alice");
