@@ -197,6 +197,9 @@ struct Later {
 impl Later {
     fn run(self, room: &Room) {
         room.tell(self.room);
+        if self.discarded.is_empty() {
+            return; // every wait comes here: skip building and dropping an iterator (2 % of a ping-pong)
+        }
         for entry in self.discarded {
             if let Entry::Message(msg) = &entry {
                 tracing::debug!(name = %msg.name(), "message discarded by wait");
