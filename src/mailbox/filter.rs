@@ -194,16 +194,24 @@ impl Filter {
         let key = if otherwise == Action::Accept {
             index.oldest_where(|k| self.admits(k))?
         } else {
-            let mut best: Option<(u64, Key)> = None;
             let accepts = self.rules.iter().flat_map(|r| r.keys(Action::Accept));
-            for key in accepts.chain(self.conds.iter().copied()) {
-                if let Some(seq) = index.head_seq(key) {
-                    if best.is_none_or(|(s, _)| seq < s) {
-                        best = Some((seq, key));
+            let mut candidates = accepts.chain(self.conds.iter().copied()).peekable();
+            let first = candidates.next()?;
+            if candidates.peek().is_none() {
+                // One admitted key (the common receive loop): `pop` finds its head or nothing, one
+                // lookup instead of two.
+                first
+            } else {
+                let mut best: Option<(u64, Key)> = None;
+                for key in std::iter::once(first).chain(candidates) {
+                    if let Some(seq) = index.head_seq(key) {
+                        if best.is_none_or(|(s, _)| seq < s) {
+                            best = Some((seq, key));
+                        }
                     }
                 }
+                best?.1
             }
-            best?.1
         };
         let entry = index.pop(key)?;
         Some((key, entry))
