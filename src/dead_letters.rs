@@ -350,7 +350,7 @@ impl DeadLetters {
     /// assert_eq!(letter.reason, DeadLetterReason::NoDestination);
     /// assert_eq!(letter.message.sender(), Some(&t.addr()));
     /// drop((rt, t, letter)); // the letter's sender is an address of the runtime, too
-    /// assert!(futures_lite::future::block_on(letters.recv()).is_none()); // the runtime is gone
+    /// assert!(tasklets::future::block_on(letters.recv()).is_none()); // the runtime is gone
     /// ```
     pub async fn recv(&self) -> Option<DeadLetter> {
         loop {

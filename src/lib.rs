@@ -228,11 +228,13 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 /// }).unwrap();
 /// ```
 pub mod future {
-    pub use futures_lite::future::yield_now;
+    pub use futures_lite::future::{block_on, yield_now};
 }
 
 /// IO sources a tasklet waits on with [`WaitForIO`]: `async-io`'s [`Async`](io::Async)
-/// wrapper, re-exported so that `tasklets` is the only dependency you need.
+/// wrapper, and `futures-lite`'s [`AsyncReadExt`](io::AsyncReadExt) and
+/// [`AsyncWriteExt`](io::AsyncWriteExt) (`read`, `write_all`, … on a child's pipes), re-exported so
+/// that `tasklets` is the only dependency you need.
 ///
 /// # Examples
 ///
@@ -257,6 +259,7 @@ pub mod future {
 /// ```
 pub mod io {
     pub use async_io::Async;
+    pub use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 }
 
 /// Child processes a tasklet owns with [`Cx::command`](crate::Cx::command) and waits for with

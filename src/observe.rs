@@ -366,7 +366,7 @@ pub(crate) fn take(rt: &Arc<RtShared>) -> Snapshot {
 ///     cx.register("printer").unwrap();
 ///     cx.receive(&WaitForMessages::new().accept("quit")).await;
 /// });
-/// rt.block_on(futures_lite::future::yield_now()); // let it register and wait
+/// rt.block_on(tasklets::future::yield_now()); // let it register and wait
 /// printer.addr().try_send(Message::new("print").value(1)).unwrap();
 /// let snap = rt.handle().snapshot();
 /// let t = snap.tasklets.iter().find(|t| t.id == printer.id()).unwrap();
@@ -394,7 +394,7 @@ pub struct Snapshot {
 /// ```
 /// let rt = tasklets::Runtime::new();
 /// let t = rt.spawn(|cx| async move { cx.receive(&tasklets::WaitForMessages::new().accept("go")).await; });
-/// rt.block_on(futures_lite::future::yield_now());
+/// rt.block_on(tasklets::future::yield_now());
 /// let snap = rt.handle().snapshot();
 /// assert_eq!(snap.tasklets[0].id, t.id());
 /// assert_eq!(snap.tasklets[0].state, tasklets::State::Waiting);
@@ -445,7 +445,7 @@ impl TaskletSnapshot {
     /// ```
     /// let rt = tasklets::Runtime::new();
     /// let t = rt.spawn(|cx| async move { cx.receive(&tasklets::WaitForMessages::new().accept("go")).await; });
-    /// rt.block_on(futures_lite::future::yield_now());
+    /// rt.block_on(tasklets::future::yield_now());
     /// assert_eq!(rt.handle().snapshot().tasklets[0].label(), t.id().to_string());
     /// t.stop();
     /// rt.run();
@@ -467,7 +467,7 @@ impl TaskletSnapshot {
 ///
 /// let rt = Runtime::new();
 /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("go")).await; });
-/// rt.block_on(futures_lite::future::yield_now());
+/// rt.block_on(tasklets::future::yield_now());
 /// t.addr().try_send(Message::new("work")).unwrap();
 /// t.addr().try_send(Message::new("work")).unwrap();
 /// let snap = rt.handle().snapshot();

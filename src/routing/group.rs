@@ -54,7 +54,7 @@ pub static GROUP_CHANGED: StaticName = StaticName::new("group-changed");
 ///         })
 ///         .collect();
 ///     while cx.runtime().members(&room).len() < 3 {
-///         futures_lite::future::yield_now().await;
+///         tasklets::future::yield_now().await;
 ///     }
 ///     cx.send(Message::new("hello").to(&room).value(String::from("hi all"))).await.unwrap();
 ///     for m in members {

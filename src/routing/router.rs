@@ -55,7 +55,7 @@ pub enum Policy {
 ///         })
 ///         .collect();
 ///     while cx.runtime().members(&pool).len() < 2 {
-///         futures_lite::future::yield_now().await;
+///         tasklets::future::yield_now().await;
 ///     }
 ///     let router = Router::round_robin(&pool);
 ///     for i in 0..4_u32 {

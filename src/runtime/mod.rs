@@ -412,9 +412,9 @@ impl Runtime {
     /// let letters = rt.handle().dead_letters();
     /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("never")).await; });
     /// t.addr().try_send(Message::new("leftover")).unwrap();
-    /// rt.block_on(futures_lite::future::yield_now()); // let it start waiting
+    /// rt.block_on(tasklets::future::yield_now()); // let it start waiting
     /// rt.shutdown();
-    /// assert_eq!(futures_lite::future::block_on(t.join()), Err(Exit::Stopped));
+    /// assert_eq!(tasklets::future::block_on(t.join()), Err(Exit::Stopped));
     /// let letter = letters.try_recv().unwrap();
     /// assert_eq!((letter.message.name().as_str(), letter.reason), ("leftover", DeadLetterReason::Finished));
     /// ```

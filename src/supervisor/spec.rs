@@ -39,7 +39,7 @@ use super::{Backoff, ShutdownReport, SupervisorError};
 /// sup.child("a").unwrap().try_send(Message::new("fail")).unwrap();
 /// rt.block_on(async {
 ///     while sup.snapshot().children[0].restarts < 1 {
-///         futures_lite::future::yield_now().await;
+///         tasklets::future::yield_now().await;
 ///     }
 /// });
 /// let restarts: Vec<u32> = sup.snapshot().children.iter().map(|c| c.restarts).collect();
@@ -75,7 +75,7 @@ pub enum Strategy {
 /// let once = sup.child("once").unwrap();
 /// rt.block_on(async {
 ///     while !once.is_finished() {
-///         futures_lite::future::yield_now().await;
+///         tasklets::future::yield_now().await;
 ///     }
 /// });
 /// let child = &sup.snapshot().children[0];
@@ -229,7 +229,7 @@ impl ChildSpec {
     ///         if !inner.children.is_empty() {
     ///             break inner.children.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     ///         }
-    ///         futures_lite::future::yield_now().await;
+    ///         tasklets::future::yield_now().await;
     ///     }
     /// });
     /// assert_eq!(leaves, ["leaf"]);
@@ -265,7 +265,7 @@ impl ChildSpec {
     /// let job = sup.child("job").unwrap();
     /// rt.block_on(async {
     ///     while !job.is_finished() {
-    ///         futures_lite::future::yield_now().await;
+    ///         tasklets::future::yield_now().await;
     ///     }
     /// });
     /// assert_eq!(sup.snapshot().children[0].restarts, 0);
@@ -340,7 +340,7 @@ impl ChildSpec {
     /// sup.child("cache").unwrap().try_send(Message::new("crash")).unwrap();
     /// rt.block_on(async {
     ///     while sup.snapshot().children[1].restarts < 1 {
-    ///         futures_lite::future::yield_now().await;
+    ///         tasklets::future::yield_now().await;
     ///     }
     /// });
     /// assert_eq!(sup.snapshot().children[0].restarts, 0); // still waiting out its minute
@@ -431,7 +431,7 @@ impl fmt::Debug for ChildSpec {
 /// echo.try_send(Message::new("boom")).unwrap(); // handled by the second incarnation
 /// rt.block_on(async {
 ///     while sup.snapshot().children[0].restarts < 2 {
-///         futures_lite::future::yield_now().await;
+///         tasklets::future::yield_now().await;
 ///     }
 /// });
 /// assert_eq!(sup.child("echo").unwrap(), echo); // same address

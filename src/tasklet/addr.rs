@@ -149,7 +149,7 @@ impl Addr {
     /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("go")).await; });
     /// let addr = t.addr();
     /// assert_eq!(addr.state(), State::Running); // not started yet
-    /// rt.block_on(futures_lite::future::yield_now());
+    /// rt.block_on(tasklets::future::yield_now());
     /// assert_eq!(addr.state(), State::Waiting);
     /// addr.try_send(Message::new("go")).unwrap();
     /// rt.run();
@@ -173,7 +173,7 @@ impl Addr {
     /// addr.try_send(Message::new("a")).unwrap();
     /// addr.try_send(Message::new("b")).unwrap();
     /// assert_eq!(addr.len(), 2);
-    /// rt.block_on(futures_lite::future::yield_now());
+    /// rt.block_on(tasklets::future::yield_now());
     /// assert!(t.is_finished());
     /// assert_eq!(addr.len(), 0); // "b" was received; "a" went to the dead letters at the end
     /// ```

@@ -36,7 +36,7 @@ pub(crate) use runner::{panic_message, OnEnd, Runner};
 ///
 /// let rt = Runtime::new();
 /// let t = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("go")).await; });
-/// rt.block_on(futures_lite::future::yield_now());
+/// rt.block_on(tasklets::future::yield_now());
 /// assert_eq!(t.state(), State::Waiting);
 /// t.addr().try_send(tasklets::Message::new("go")).unwrap();
 /// rt.run();

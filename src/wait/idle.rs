@@ -22,7 +22,7 @@ use super::{CondId, Disarm, EventSink, WaitCondition};
 ///     let busy = cx.spawn(move |_cx| async move {
 ///         for i in 0..3 {
 ///             me.try_send(Message::new("work").value(i)).unwrap();
-///             futures_lite::future::yield_now().await;
+///             tasklets::future::yield_now().await;
 ///         }
 ///     });
 ///     cx.wait(&WaitForIdle::new()).await; // only once `busy` is done yielding

@@ -410,7 +410,7 @@ impl WaitForProcess {
     ///
     /// ```
     /// use async_process::{Command, Stdio};
-    /// use futures_lite::io::AsyncWriteExt;
+    /// use tasklets::io::AsyncWriteExt;
     /// use tasklets::wait::process::ProcessExit;
     ///
     /// tasklets::run(|cx| async move {
@@ -437,7 +437,7 @@ impl WaitForProcess {
     ///
     /// ```
     /// use async_process::{Command, Stdio};
-    /// use futures_lite::io::AsyncReadExt;
+    /// use tasklets::io::AsyncReadExt;
     ///
     /// let out = tasklets::run(|cx| async move {
     ///     let child = cx.command(Command::new("echo").arg("hi").stdout(Stdio::piped()))?;
@@ -461,7 +461,7 @@ impl WaitForProcess {
     ///
     /// ```
     /// use async_process::{Command, Stdio};
-    /// use futures_lite::io::AsyncReadExt;
+    /// use tasklets::io::AsyncReadExt;
     ///
     /// let err = tasklets::run(|cx| async move {
     ///     let child = cx.command(

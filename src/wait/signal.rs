@@ -206,7 +206,7 @@ struct EmitterState {
 ///     v
 /// });
 /// // Run until the tasklet is waiting, then emit and drop the emitter.
-/// rt.block_on(futures_lite::future::yield_now());
+/// rt.block_on(tasklets::future::yield_now());
 /// assert_eq!(clicked.emit(123), 1);
 /// drop(clicked);
 /// assert_eq!(rt.block_on(t.join()), Ok(123));
