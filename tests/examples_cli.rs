@@ -55,14 +55,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What `EXAMPLE --help` prints (it must succeed).
+fn help_of(name: &str) -> String {
+    let out = Command::new(example(name)).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{name} --help: {:?}", out.status);
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn chat_help_lists_every_setting() {
-    let out = Command::new(example("chat"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = help_of("chat");
     for flag in [
         "--bind",
         "--queue",
@@ -78,16 +80,12 @@ fn chat_help_lists_every_setting() {
         help.contains("127.0.0.1:7000"),
         "the default address in:\n{help}"
     );
+    assert!(help.contains("SIGUSR1"), "the snapshot signal in:\n{help}");
 }
 
 #[test]
 fn pipeline_help_lists_every_setting() {
-    let out = Command::new(example("pipeline"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = help_of("pipeline");
     for flag in [
         "[FILE]",
         "--parsers",
