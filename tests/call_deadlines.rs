@@ -15,6 +15,20 @@ fn mute(cx: &tasklets::Cx) -> tasklets::Tasklet<()> {
     })
 }
 
+/// Answers every `ask` with `answer` until `stop`.
+fn echo(cx: &tasklets::Cx) -> tasklets::Tasklet<()> {
+    cx.spawn(|cx| async move {
+        let asks = WaitForMessages::new().accept(["ask", "stop"]);
+        loop {
+            let req = cx.receive(&asks).await;
+            if req.name() == "stop" {
+                return;
+            }
+            cx.send(req.reply("answer")).await.unwrap();
+        }
+    })
+}
+
 #[test]
 fn a_call_times_out_while_its_worker_never_sleeps() {
     watchdog("busy worker", || {
@@ -108,16 +122,7 @@ fn concurrent_calls_time_out_in_deadline_order() {
 fn zero_and_max_timeouts() {
     watchdog("zero and max", || {
         tasklets::run(|cx| async move {
-            let echo = cx.spawn(|cx| async move {
-                let asks = WaitForMessages::new().accept(["ask", "stop"]);
-                loop {
-                    let req = cx.receive(&asks).await;
-                    if req.name() == "stop" {
-                        return;
-                    }
-                    cx.send(req.reply("answer")).await.unwrap();
-                }
-            });
+            let echo = echo(&cx);
             // Zero: the deadline has passed at the first look, before the callee can run.
             let err = cx
                 .call(&echo, Message::new("ask"), Duration::ZERO)
@@ -140,16 +145,7 @@ fn zero_and_max_timeouts() {
 fn thousands_of_answered_calls_leave_no_deadline_behind() {
     watchdog("many calls", || {
         tasklets::run(|cx| async move {
-            let echo = cx.spawn(|cx| async move {
-                let asks = WaitForMessages::new().accept(["ask", "stop"]);
-                loop {
-                    let req = cx.receive(&asks).await;
-                    if req.name() == "stop" {
-                        return;
-                    }
-                    cx.send(req.reply("answer")).await.unwrap();
-                }
-            });
+            let echo = echo(&cx);
             for _ in 0..20_000 {
                 cx.call(&echo, Message::new("ask"), Duration::from_secs(60))
                     .await

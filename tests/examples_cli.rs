@@ -30,6 +30,29 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Starts an example with its output piped: the guard that kills it, its pid, stdout and stderr.
+fn spawn_example(
+    name: &str,
+    args: &[&str],
+) -> (
+    KillOnDrop,
+    u32,
+    std::process::ChildStdout,
+    std::process::ChildStderr,
+) {
+    let child = Command::new(example(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut guard = KillOnDrop(Some(child));
+    let stdout = guard.child().stdout.take().unwrap();
+    let stderr = guard.child().stderr.take().unwrap();
+    (guard, pid, stdout, stderr)
+}
+
 /// Kills the process when dropped, so a failed or hung test leaves nothing running.
 struct KillOnDrop(Option<Child>);
 
@@ -168,16 +191,8 @@ impl Client {
 
 #[test]
 fn the_chat_serves_users_over_tcp_logs_what_happens_and_stops_on_sigterm() {
-    let child = Command::new(example("chat"))
-        .args(["--bind", "127.0.0.1:0", "--rate", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
-    let stdout = guard.child().stdout.take().unwrap();
-    let stderr = guard.child().stderr.take().unwrap();
+    let (mut guard, pid, stdout, stderr) =
+        spawn_example("chat", &["--bind", "127.0.0.1:0", "--rate", "50"]);
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
     let summary = within_thread("chat over TCP", Duration::from_secs(60), move || {
         let mut stdout = BufReader::new(stdout);
@@ -227,16 +242,8 @@ fn the_chat_serves_users_over_tcp_logs_what_happens_and_stops_on_sigterm() {
 
 #[test]
 fn sigusr1_makes_the_chat_print_a_snapshot_of_its_tasklets() {
-    let child = Command::new(example("chat"))
-        .args(["--bind", "127.0.0.1:0", "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    let mut guard = KillOnDrop(Some(child));
-    let stdout = guard.child().stdout.take().unwrap();
-    let stderr = guard.child().stderr.take().unwrap();
+    let (mut guard, pid, stdout, stderr) = spawn_example("chat", &["--bind", "127.0.0.1:0", "-q"]);
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     let snapshot = within_thread(
         "a snapshot on SIGUSR1",
         Duration::from_secs(60),
@@ -336,17 +343,9 @@ fn the_pipeline_streams_a_50_mb_file_with_bounded_memory_and_shows_progress() {
     }
     let distinct = expected.len();
 
-    let child = Command::new(example("pipeline"))
-        .arg(&path)
-        .args(["--progress", "0.2", "--top", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut guard = KillOnDrop(Some(child));
-    let stdout = guard.child().stdout.take().unwrap();
-    let stderr = guard.child().stderr.take().unwrap();
+    let path_arg = path.to_str().expect("a UTF-8 temporary path");
+    let (mut guard, pid, stdout, stderr) =
+        spawn_example("pipeline", &[path_arg, "--progress", "0.2", "--top", "3"]);
     let report = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
     // Generous: about 70 s in a debug build on a loaded 2-core machine.
     let (progress, peak_kib, last) =

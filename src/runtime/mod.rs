@@ -134,9 +134,9 @@ impl SpawnOptions {
     /// [`Handle::spawn_with`](crate::Handle::spawn_with).
     ///
     /// Consulted only by those two (a child spawned with [`Cx::spawn_with`](crate::Cx::spawn_with)
-    /// always runs on its parent's worker, as its body need not be `Send`). An address of another
-    /// runtime, or of a tasklet that has finished, still names a worker index; one of another runtime
-    /// is ignored (round-robin).
+    /// always runs on its parent's worker, as its body need not be `Send`). The address of a finished
+    /// tasklet still names the worker it ran on; an address of another runtime is ignored (the tasklet
+    /// goes round-robin).
     ///
     /// # Examples
     ///
