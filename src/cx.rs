@@ -388,6 +388,11 @@ impl Cx {
     /// Sends `msg` to its destination, with this tasklet as sender. Waits (state
     /// [`Sending`](crate::State::Sending)) while the destination's mailbox is full.
     ///
+    /// A send that finds room delivers at once, without suspending. So that a tasklet sending in a
+    /// loop does not keep its worker to itself, one run of a tasklet (from one suspension to the next)
+    /// makes at most 128 sends this way; the next send first lets the worker's other tasklets run, then
+    /// delivers.
+    ///
     /// # Errors
     ///
     /// [`SendError::Finished`] if the destination has finished, [`SendError::NoDestination`] if `msg` has
@@ -399,7 +404,9 @@ impl Cx {
     ///
     /// If the future is dropped before the mailbox took the message (a timeout won the race, or the
     /// sender was stopped while [`Sending`](crate::State::Sending)), the message is not delivered: it goes
-    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full).
+    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full), or
+    /// [`DeadLetterReason::Cancelled`](crate::DeadLetterReason::Cancelled) if it was dropped while it let
+    /// the other tasklets run. A send never delivers and then reports nothing.
     ///
     /// # Examples
     ///

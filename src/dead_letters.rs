@@ -65,6 +65,10 @@ pub enum DeadLetterReason {
     Full,
     /// A reply that came after its call had returned (timed out or abandoned).
     ReplyTooLate,
+    /// Its send was cancelled (dropped) while it waited for its turn to run: a tasklet that has made
+    /// many sends in one go lets the others run before the next one, and the send was dropped there,
+    /// before it delivered anything.
+    Cancelled,
     /// It was meant for another process and could not be delivered there (the reason is inside),
     /// as recorded through [`Handle::dead_letter`](crate::Handle::dead_letter).
     Remote(String),
@@ -82,6 +86,7 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::NoDestination => f.write_str("no destination"),
             DeadLetterReason::Full => f.write_str("the mailbox was full"),
             DeadLetterReason::ReplyTooLate => f.write_str("reply after its call had returned"),
+            DeadLetterReason::Cancelled => f.write_str("its send was cancelled before delivery"),
             DeadLetterReason::Remote(reason) => {
                 write!(f, "not delivered to another process: {reason}")
             }
@@ -117,7 +122,7 @@ pub struct DeadLetter {
     pub recipient: Option<TaskletId>,
 }
 /// Short labels of the reasons, in the order of [`reason_index`].
-const REASONS: [&str; 8] = [
+const REASONS: [&str; 9] = [
     "finished",
     "panicked",
     "no such name",
@@ -126,6 +131,7 @@ const REASONS: [&str; 8] = [
     "full",
     "reply too late",
     "remote",
+    "cancelled",
 ];
 
 fn reason_index(reason: &DeadLetterReason) -> usize {
@@ -138,6 +144,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
         DeadLetterReason::Full => 5,
         DeadLetterReason::ReplyTooLate => 6,
         DeadLetterReason::Remote(_) => 7,
+        DeadLetterReason::Cancelled => 8,
     }
 }
 
@@ -145,7 +152,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
 /// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
-    by_reason: [AtomicU64; 8],
+    by_reason: [AtomicU64; 9],
     capacity: usize,
     /// The queue of the live handles; dangling while there are none, so that nothing is retained.
     queue: Mutex<Weak<Queue>>,

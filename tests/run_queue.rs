@@ -143,3 +143,83 @@ fn what_a_finished_tasklet_armed_is_released_before_its_joiner_runs_on() {
         .unwrap();
     });
 }
+
+/// A tasklet that sends in a loop to an unbounded mailbox lets the others of its worker run between
+/// its sends (its poll has a budget of sends), so the receiver keeps up instead of finding the whole
+/// stream filed before it runs once.
+#[test]
+fn a_tasklet_sending_in_a_loop_lets_its_receiver_run_between_sends() {
+    watchdog("send budget", || {
+        const SENT: u64 = 100_000;
+        let rt = Runtime::new();
+        let receiver = rt.spawn(|cx| async move {
+            let mut deepest = 0;
+            for _ in 0..SENT {
+                deepest = deepest.max(cx.me().len());
+                cx.receive(&WaitForMessages::new().accept("n")).await;
+            }
+            deepest
+        });
+        let to = receiver.addr();
+        rt.spawn(move |cx| async move {
+            for i in 0..SENT {
+                cx.send(Message::new("n").to(&to).value(i)).await.unwrap();
+            }
+        });
+        rt.run();
+        let deepest = rt.block_on(receiver.join()).unwrap();
+        assert!(
+            deepest <= 1_000,
+            "the receiver found {deepest} messages waiting: the sender did not let it run"
+        );
+    });
+}
+
+/// A send dropped while it lets the others run (its tasklet spent its budget) has delivered nothing:
+/// its message becomes a `Cancelled` dead letter, and the receiver never sees it.
+#[test]
+fn a_send_cancelled_while_it_yields_is_a_cancelled_dead_letter_not_a_delivery() {
+    watchdog("cancelled send", || {
+        let rt = Runtime::new();
+        let letters = rt.handle().dead_letters();
+        let sink = rt.spawn(|cx| async move {
+            let mut got = Vec::new();
+            loop {
+                let msg = cx
+                    .receive(&WaitForMessages::new().accept("n").accept("end"))
+                    .await;
+                if msg.name() == "end" {
+                    return got;
+                }
+                got.push(*msg.get::<u64>().unwrap());
+            }
+        });
+        let to = sink.addr();
+        rt.spawn(move |cx| async move {
+            let mut cancelled = None;
+            // No await that suspends in this loop: it runs in one poll until a send must yield.
+            for i in 0..10_000_u64 {
+                let send = cx.send(Message::new("n").to(&to).value(i));
+                if tasklets::future::poll_once(send).await.is_none() {
+                    cancelled = Some(i);
+                    break;
+                }
+            }
+            let cancelled = cancelled.expect("some send yielded");
+            cx.send(Message::new("end").to(&to)).await.unwrap();
+            cancelled
+        });
+        rt.run();
+        let got = rt.block_on(sink.join()).unwrap();
+        let letter = letters
+            .try_recv()
+            .expect("the cancelled send's dead letter");
+        assert_eq!(letter.reason, tasklets::DeadLetterReason::Cancelled);
+        let lost = *letter.message.get::<u64>().unwrap();
+        assert!(
+            !got.contains(&lost),
+            "the cancelled message was delivered too"
+        );
+        assert_eq!(got, (0..lost).collect::<Vec<_>>());
+    });
+}

@@ -278,12 +278,61 @@ pub(crate) async fn send(
     me: Option<&Shared>,
     msg: Message,
 ) -> Result<(), SendError> {
+    let msg = take_turn(rt, msg).await;
     match route(rt, msg)? {
         None => Ok(()),
         Some((addr, msg)) => match deliver_now(rt, &addr, msg)? {
             None => Ok(()),
             Some(msg) => wait_for_room(rt, me, &addr, msg).await,
         },
+    }
+}
+
+/// Takes one send from the running tasklet's budget; when it is spent, first lets the worker's other
+/// tasklets run (see `runtime/budget.rs`). Gives the message back to send.
+pub(crate) async fn take_turn(rt: &RtShared, msg: Message) -> Message {
+    if crate::runtime::budget::take() {
+        return msg;
+    }
+    YieldFirst {
+        rt,
+        msg: Some(msg),
+        yielded: false,
+    }
+    .await
+}
+
+/// Gives the worker back once, holding a message not yet sent: a send dropped here had no effect, and
+/// its message becomes a [`DeadLetterReason::Cancelled`] dead letter rather than vanish.
+struct YieldFirst<'a> {
+    rt: &'a RtShared,
+    msg: Option<Message>,
+    yielded: bool,
+}
+
+impl std::future::Future for YieldFirst<'_> {
+    type Output = Message;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Message> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(self.msg.take().expect("YieldFirst polled after completion"))
+    }
+}
+
+impl Drop for YieldFirst<'_> {
+    fn drop(&mut self) {
+        if let Some(msg) = self.msg.take() {
+            self.rt
+                .dead_letters
+                .publish(msg, DeadLetterReason::Cancelled, None);
+        }
     }
 }
 

@@ -31,8 +31,10 @@
 //! | `handle.rs` | [`Handle`]: the `Send + Clone` way in from any thread (spawn, names, groups, dead letters) |
 //! | `worker.rs` | one worker: its executor, run loop, idle conditions, poll-then-sleep parking |
 //! | `run_queue.rs` | the tasklets of one worker and the queue of those ready to run |
+//! | `budget.rs` | how many sends one poll of a tasklet makes before it lets the others run |
 //! | `deadlines.rs` | the deadlines of the calls made on one worker, checked by its loop |
 
+pub(crate) mod budget;
 mod builder;
 mod deadlines;
 mod handle;

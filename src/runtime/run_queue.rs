@@ -198,10 +198,12 @@ impl RunQueue {
         let Some((mut body, waker)) = taken else {
             return Polled::Ran;
         };
+        super::budget::refill();
         let done = body
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_ready();
+        super::budget::unlimited();
         let mut slots = self.slots.borrow_mut();
         if done {
             let gone = slots[slot].take();

@@ -90,7 +90,10 @@ impl Addr {
     ///
     /// If the future is dropped before the mailbox took the message (a timeout won the race, or the
     /// sender was stopped while [`Sending`](crate::State::Sending)), the message is not delivered: it goes
-    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full).
+    /// to the runtime's dead letters with [`DeadLetterReason::Full`](crate::DeadLetterReason::Full)
+    /// (or [`Cancelled`](crate::DeadLetterReason::Cancelled) if it was dropped while it let the other
+    /// tasklets of its worker run: a tasklet makes at most 128 sends per run, as [`Cx::send`](crate::Cx::send)
+    /// describes).
     ///
     /// # Examples
     ///
@@ -109,6 +112,7 @@ impl Addr {
     /// Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     /// ```
     pub async fn send(&self, msg: Message) -> Result<(), SendError> {
+        let msg = crate::routing::take_turn(&self.0.rt, msg).await;
         SendFut::new(&self.0, msg).await
     }
 

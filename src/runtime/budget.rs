@@ -1,0 +1,42 @@
+//! The send budget: how many sends one poll of a tasklet may make before it lets the others run.
+//!
+//! A send that finds room delivers at once, so a tasklet that sends in a loop to an unbounded
+//! mailbox would never return to its worker: one sender could file millions of messages before the
+//! receiver ran once (the mailbox grows past every cache, and every other tasklet of the worker
+//! waits). So each poll of a tasklet gets [`PER_POLL`] sends; the send after the last one first yields
+//! (the tasklet is queued to run again at once) and then delivers. The yield comes **before** the
+//! delivery: a send cancelled while it yields has had no effect (its message becomes a dead letter,
+//! see [`Cx::send`](crate::Cx::send)), never "delivered, but the future did not say so".
+//!
+//! Outside a tasklet's poll (a future on a plain executor) the budget is unlimited.
+
+use std::cell::Cell;
+
+/// Sends per poll of one tasklet before the next one yields first.
+pub(crate) const PER_POLL: u32 = 128;
+
+thread_local! {
+    static LEFT: Cell<u32> = const { Cell::new(u32::MAX) };
+}
+
+/// A tasklet's poll starts: it gets a fresh budget.
+pub(crate) fn refill() {
+    LEFT.with(|l| l.set(PER_POLL));
+}
+
+/// The poll ended: outside tasklets, sends are not limited.
+pub(crate) fn unlimited() {
+    LEFT.with(|l| l.set(u32::MAX));
+}
+
+/// Takes one send from the budget; `false` when it is spent (the send must yield first). A spent
+/// budget is refilled by the yield's next poll.
+pub(crate) fn take() -> bool {
+    LEFT.with(|l| match l.get() {
+        0 => false,
+        n => {
+            l.set(n - 1);
+            true
+        }
+    })
+}
