@@ -72,13 +72,113 @@ type Fifo<E> = VecDeque<(u64, E)>;
 /// How many empty FIFOs may be kept (with their buffers) before empty ones are dropped on the way.
 const KEEP_EMPTY: usize = 32;
 
+/// How many keys are kept in a plain list, searched front to back, before the FIFOs move to a hash
+/// map. Almost every tasklet waits on a handful of names at a time: a list of a few `(key, FIFO)`
+/// pairs is found faster than a hash (no hashing, one cache line or two) and is one small allocation
+/// instead of a table's buckets (about 140 bytes less per tasklet that has handled a message).
+const FEW: usize = 8;
+
+/// The FIFOs by key: a short list while there are few keys, a hash map once there are many.
+enum Queues<E> {
+    Few(Vec<(Key, Fifo<E>)>),
+    Many(HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>),
+}
+
+impl<E> Queues<E> {
+    fn get(&self, key: Key) -> Option<&Fifo<E>> {
+        match self {
+            Queues::Few(list) => list.iter().find(|(k, _)| *k == key).map(|(_, f)| f),
+            Queues::Many(map) => map.get(&key),
+        }
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut Fifo<E>> {
+        match self {
+            Queues::Few(list) => list.iter_mut().find(|(k, _)| *k == key).map(|(_, f)| f),
+            Queues::Many(map) => map.get_mut(&key),
+        }
+    }
+
+    /// The FIFO of `key`, made if missing: from an emptied FIFO of another key while the list is
+    /// full, else from `spare`, else new.
+    fn get_or_insert(&mut self, key: Key, spare: &mut Fifo<E>) -> &mut Fifo<E> {
+        if let Queues::Few(list) = self {
+            let at = match list.iter().position(|(k, _)| *k == key) {
+                Some(at) => Some(at),
+                None if list.len() < FEW => {
+                    if list.capacity() == 0 {
+                        list.reserve_exact(1); // most tasklets only ever see one key at a time
+                    }
+                    list.push((key, new_fifo(spare)));
+                    Some(list.len() - 1)
+                }
+                // Full: reuse an emptied key's place and buffer, or move to a map.
+                None => {
+                    let emptied = list.iter().position(|(_, f)| f.is_empty());
+                    if let Some(at) = emptied {
+                        list[at].0 = key;
+                    }
+                    emptied
+                }
+            };
+            match at {
+                Some(at) => {
+                    let Queues::Few(list) = self else {
+                        unreachable!()
+                    };
+                    return &mut list[at].1;
+                }
+                None => {
+                    let map = std::mem::take(list).into_iter().collect();
+                    *self = Queues::Many(map);
+                }
+            }
+        }
+        match self {
+            Queues::Many(map) => map.entry(key).or_insert_with(|| new_fifo(spare)),
+            Queues::Few(_) => unreachable!("a full list became a map above"),
+        }
+    }
+
+    fn remove(&mut self, key: Key) -> Option<Fifo<E>> {
+        match self {
+            Queues::Few(list) => {
+                let at = list.iter().position(|(k, _)| *k == key)?;
+                Some(list.swap_remove(at).1)
+            }
+            Queues::Many(map) => map.remove(&key),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Queues::Few(list) => list.len(),
+            Queues::Many(map) => map.len(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (Key, &Fifo<E>)> + '_> {
+        match self {
+            Queues::Few(list) => Box::new(list.iter().map(|(k, f)| (*k, f))),
+            Queues::Many(map) => Box::new(map.iter().map(|(k, f)| (*k, f))),
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Fifo<E>> {
+        match std::mem::replace(self, Queues::Few(Vec::new())) {
+            Queues::Few(list) => list.into_iter().map(|(_, f)| f).collect(),
+            Queues::Many(map) => map.into_values().collect(),
+        }
+    }
+}
+
 /// One FIFO per key plus an arrival-order index of the FIFO heads.
 ///
 /// The heads index is only needed by waits that accept every name (`accept_all`) or discard every
 /// unmentioned one; it is built on first use and maintained from then on, so a tasklet that only ever
 /// waits on named messages never pays for it.
 pub(crate) struct Index<E> {
-    queues: HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>,
+    queues: Queues<E>,
     // Boxed: 8 bytes in every idle mailbox instead of 24; the index is rarely built.
     #[allow(clippy::box_collection)]
     heads: Option<Box<BTreeMap<u64, Key>>>,
@@ -110,7 +210,7 @@ const SPARE_MAX: usize = 16;
 impl<E> Default for Index<E> {
     fn default() -> Self {
         Index {
-            queues: HashMap::default(),
+            queues: Queues::Few(Vec::new()),
             heads: None,
             spare: VecDeque::new(),
             next_seq: 0,
@@ -124,8 +224,7 @@ impl<E> Index<E> {
     pub(crate) fn push(&mut self, key: Key, entry: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let spare = &mut self.spare;
-        let fifo = self.queues.entry(key).or_insert_with(|| new_fifo(spare));
+        let fifo = self.queues.get_or_insert(key, &mut self.spare);
         if fifo.is_empty() {
             if let Some(heads) = &mut self.heads {
                 heads.insert(seq, key);
@@ -137,13 +236,13 @@ impl<E> Index<E> {
 
     /// The arrival number of the oldest entry under `key`.
     pub(crate) fn head_seq(&self, key: Key) -> Option<u64> {
-        self.queues.get(&key)?.front().map(|(seq, _)| *seq)
+        self.queues.get(key)?.front().map(|(seq, _)| *seq)
     }
 
     /// Removes and returns the oldest entry under `key`.
     pub(crate) fn pop(&mut self, key: Key) -> Option<E> {
         let many = self.queues.len() > KEEP_EMPTY;
-        let fifo = self.queues.get_mut(&key)?;
+        let fifo = self.queues.get_mut(key)?;
         let (seq, entry) = fifo.pop_front()?;
         if let Some(heads) = &mut self.heads {
             heads.remove(&seq);
@@ -154,7 +253,7 @@ impl<E> Index<E> {
         match fifo.front() {
             Some(_) => {}
             None if many => {
-                if let Some(fifo) = self.queues.remove(&key) {
+                if let Some(fifo) = self.queues.remove(key) {
                     self.keep_spare(fifo);
                 }
             }
@@ -166,7 +265,7 @@ impl<E> Index<E> {
 
     /// Removes every entry under `key`, oldest first.
     pub(crate) fn purge(&mut self, key: Key) -> Vec<E> {
-        let Some(mut fifo) = self.queues.remove(&key) else {
+        let Some(mut fifo) = self.queues.remove(key) else {
             return Vec::new();
         };
         if let (Some((seq, _)), Some(heads)) = (fifo.front(), &mut self.heads) {
@@ -197,7 +296,7 @@ impl<E> Index<E> {
             Box::new(
                 queues
                     .iter()
-                    .filter_map(|(key, fifo)| fifo.front().map(|(seq, _)| (*seq, *key)))
+                    .filter_map(|(key, fifo)| fifo.front().map(|(seq, _)| (*seq, key)))
                     .collect(),
             )
         })
@@ -215,7 +314,7 @@ impl<E> Index<E> {
 
     /// How many entries are filed under `key`.
     pub(crate) fn count(&self, key: Key) -> usize {
-        self.queues.get(&key).map_or(0, VecDeque::len)
+        self.queues.get(key).map_or(0, VecDeque::len)
     }
 
     /// How many entries there are.
@@ -227,20 +326,20 @@ impl<E> Index<E> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &E)> + '_ {
         self.queues
             .iter()
-            .flat_map(|(key, fifo)| fifo.iter().map(move |(_, e)| (*key, e)))
+            .flat_map(|(key, fifo)| fifo.iter().map(move |(_, e)| (key, e)))
     }
 
     /// Every non-empty FIFO: its key, length, the arrival number and the entry at its head.
     pub(crate) fn fifos(&self) -> impl Iterator<Item = (Key, usize, u64, &E)> + '_ {
         self.queues.iter().filter_map(|(key, fifo)| {
             fifo.front()
-                .map(|(seq, head)| (*key, fifo.len(), *seq, head))
+                .map(|(seq, head)| (key, fifo.len(), *seq, head))
         })
     }
 
     /// Removes every entry and returns them in arrival order.
     pub(crate) fn drain(&mut self) -> Vec<E> {
-        let mut all: Vec<(u64, E)> = self.queues.drain().flat_map(|(_, f)| f).collect();
+        let mut all: Vec<(u64, E)> = self.queues.drain().into_iter().flatten().collect();
         all.sort_unstable_by_key(|(seq, _)| *seq);
         if let Some(heads) = &mut self.heads {
             heads.clear();
@@ -262,10 +361,29 @@ mod tests {
     fn a_new_key_gets_room_for_one_entry_and_grows_when_it_queues_more() {
         let mut ix = Index::default();
         ix.push(k("a"), 1);
-        assert_eq!(ix.queues[&k("a")].capacity(), 1);
+        assert_eq!(ix.queues.get(k("a")).unwrap().capacity(), 1);
         ix.push(k("a"), 2);
-        assert!(ix.queues[&k("a")].capacity() >= 2);
+        assert!(ix.queues.get(k("a")).unwrap().capacity() >= 2);
         assert_eq!((ix.pop(k("a")), ix.pop(k("a"))), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn a_full_short_list_reuses_an_emptied_place_then_moves_to_a_map() {
+        let mut ix = Index::default();
+        let keys: Vec<Key> = (0..FEW).map(|i| k(&format!("few-{i}"))).collect();
+        for (i, key) in keys.iter().enumerate() {
+            ix.push(*key, i);
+        }
+        assert_eq!(ix.pop(keys[3]), Some(3));
+        ix.push(k("new"), 100); // takes the emptied place of keys[3]
+        assert!(matches!(ix.queues, Queues::Few(_)));
+        assert_eq!(ix.count(keys[3]), 0);
+        ix.push(k("one-more"), 101); // no emptied place left: a map
+        assert!(matches!(ix.queues, Queues::Many(_)));
+        assert_eq!(ix.pop(k("new")), Some(100));
+        assert_eq!(ix.pop(keys[7]), Some(7));
+        assert_eq!(ix.oldest_where(|_| true), Some(keys[0]));
+        assert_eq!(ix.drain(), vec![0, 1, 2, 4, 5, 6, 101]);
     }
 
     #[test]

@@ -242,6 +242,9 @@ impl Inner {
 
     /// Moves what the current wait discards into `later`, then takes the oldest admitted entry.
     fn select(&mut self, later: &mut Later) -> Option<(Key, Entry)> {
+        if self.index.len() == 0 {
+            return None; // a wait that finds its mailbox empty (every wait of a ping-pong) looks no further
+        }
         let Inner { index, filter, .. } = self;
         let mut gone = 0;
         let found = filter.select(index, |_, mut batch| {
