@@ -69,7 +69,8 @@ impl Hasher for KeyHasher {
 
 type Fifo<E> = VecDeque<(u64, E)>;
 
-/// How many empty FIFOs may be kept (with their buffers) before empty ones are dropped on the way.
+/// In the hash map, how many empty FIFOs may be kept (with their buffers) before empty ones are
+/// dropped on the way.
 const KEEP_EMPTY: usize = 32;
 
 /// How many keys are kept in a plain list, searched front to back, before the FIFOs move to a hash
@@ -78,10 +79,19 @@ const KEEP_EMPTY: usize = 32;
 /// instead of a table's buckets (about 140 bytes less per tasklet that has handled a message).
 const FEW: usize = 8;
 
+/// A FIFO emptied with a buffer larger than this (in entries) gives the buffer back.
+const KEEP_BUFFER: usize = 16;
+
 /// The FIFOs by key: a short list while there are few keys, a hash map once there are many.
+///
+/// In the list, an emptied FIFO keeps its place and its buffer, and the next new key takes the place
+/// over: a tasklet that receives one name after another, or makes call after call (each reply has a
+/// key of its own), keeps reusing one place and one buffer instead of allocating per key.
 enum Queues<E> {
     Few(Vec<(Key, Fifo<E>)>),
-    Many(HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>),
+    // Boxed: the list is what almost every mailbox holds, and the map's 32 bytes would size it.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<Key, Fifo<E>, BuildHasherDefault<KeyHasher>>>),
 }
 
 impl<E> Queues<E> {
@@ -99,27 +109,28 @@ impl<E> Queues<E> {
         }
     }
 
-    /// The FIFO of `key`, made if missing: from an emptied FIFO of another key while the list is
-    /// full, else from `spare`, else new.
-    fn get_or_insert(&mut self, key: Key, spare: &mut Fifo<E>) -> &mut Fifo<E> {
+    /// The FIFO of `key`, made if missing: in the list, an emptied key's place is taken over first.
+    fn get_or_insert(&mut self, key: Key) -> &mut Fifo<E> {
         if let Queues::Few(list) = self {
             let at = match list.iter().position(|(k, _)| *k == key) {
                 Some(at) => Some(at),
-                None if list.len() < FEW => {
-                    if list.capacity() == 0 {
-                        list.reserve_exact(1); // most tasklets only ever see one key at a time
-                    }
-                    list.push((key, new_fifo(spare)));
-                    Some(list.len() - 1)
-                }
-                // Full: reuse an emptied key's place and buffer, or move to a map.
-                None => {
-                    let emptied = list.iter().position(|(_, f)| f.is_empty());
-                    if let Some(at) = emptied {
+                None => match list.iter().position(|(_, f)| f.is_empty()) {
+                    Some(at) => {
                         list[at].0 = key;
+                        Some(at)
                     }
-                    emptied
-                }
+                    None if list.len() < FEW => {
+                        if list.capacity() == 0 {
+                            list.reserve_exact(1); // most tasklets only ever see one key at a time
+                        }
+                        // Most keys hold one entry at a time (a tasklet handles each message
+                        // before the next arrives, a call gets one reply) and an entry is a whole
+                        // message: room for one, not the four a growing `VecDeque` starts with.
+                        list.push((key, VecDeque::with_capacity(1)));
+                        Some(list.len() - 1)
+                    }
+                    None => None,
+                },
             };
             match at {
                 Some(at) => {
@@ -130,23 +141,34 @@ impl<E> Queues<E> {
                 }
                 None => {
                     let map = std::mem::take(list).into_iter().collect();
-                    *self = Queues::Many(map);
+                    *self = Queues::Many(Box::new(map));
                 }
             }
         }
         match self {
-            Queues::Many(map) => map.entry(key).or_insert_with(|| new_fifo(spare)),
+            Queues::Many(map) => map.entry(key).or_insert_with(|| VecDeque::with_capacity(1)),
             Queues::Few(_) => unreachable!("a full list became a map above"),
         }
     }
 
-    fn remove(&mut self, key: Key) -> Option<Fifo<E>> {
+    /// `key`'s FIFO was emptied: give a large buffer back, and in the map drop the FIFO once many
+    /// are kept. (In the list the place stays, for the next new key.)
+    fn emptied(&mut self, key: Key) {
         match self {
             Queues::Few(list) => {
-                let at = list.iter().position(|(k, _)| *k == key)?;
-                Some(list.swap_remove(at).1)
+                if let Some((_, fifo)) = list.iter_mut().find(|(k, _)| *k == key) {
+                    if fifo.capacity() > KEEP_BUFFER {
+                        *fifo = VecDeque::with_capacity(1);
+                    }
+                }
             }
-            Queues::Many(map) => map.remove(&key),
+            Queues::Many(map) => {
+                if map.len() > KEEP_EMPTY
+                    || map.get(&key).is_some_and(|f| f.capacity() > KEEP_BUFFER)
+                {
+                    map.remove(&key);
+                }
+            }
         }
     }
 
@@ -182,37 +204,15 @@ pub(crate) struct Index<E> {
     // Boxed: 8 bytes in every idle mailbox instead of 24; the index is rarely built.
     #[allow(clippy::box_collection)]
     heads: Option<Box<BTreeMap<u64, Key>>>,
-    /// One emptied FIFO's buffer, kept for the next new key: a call files its reply under a key of its
-    /// own, and without this every call would allocate and free a FIFO.
-    spare: Fifo<E>,
     next_seq: u64,
     len: usize,
 }
-
-/// A FIFO for a new key: the spare buffer if there is one, else room for exactly one entry.
-///
-/// Most keys hold one entry at a time (a tasklet handles each message before the next arrives, a call
-/// gets one reply), and an entry is large (a whole message), so a first buffer of one entry instead
-/// of the four a growing `VecDeque` starts with saves about 400 bytes per tasklet that has handled a
-/// message (`bench-compare`'s `memory-used`). A key that queues more grows to four at its second
-/// entry, as it would have at its first.
-fn new_fifo<E>(spare: &mut Fifo<E>) -> Fifo<E> {
-    if spare.capacity() > 0 {
-        std::mem::take(spare)
-    } else {
-        VecDeque::with_capacity(1)
-    }
-}
-
-/// A FIFO buffer larger than this (in entries) is freed rather than kept as the spare.
-const SPARE_MAX: usize = 16;
 
 impl<E> Default for Index<E> {
     fn default() -> Self {
         Index {
             queues: Queues::Few(Vec::new()),
             heads: None,
-            spare: VecDeque::new(),
             next_seq: 0,
             len: 0,
         }
@@ -224,7 +224,7 @@ impl<E> Index<E> {
     pub(crate) fn push(&mut self, key: Key, entry: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let fifo = self.queues.get_or_insert(key, &mut self.spare);
+        let fifo = self.queues.get_or_insert(key);
         if fifo.is_empty() {
             if let Some(heads) = &mut self.heads {
                 heads.insert(seq, key);
@@ -241,23 +241,17 @@ impl<E> Index<E> {
 
     /// Removes and returns the oldest entry under `key`.
     pub(crate) fn pop(&mut self, key: Key) -> Option<E> {
-        let many = self.queues.len() > KEEP_EMPTY;
         let fifo = self.queues.get_mut(key)?;
         let (seq, entry) = fifo.pop_front()?;
+        let next = fifo.front().map(|(next, _)| *next);
         if let Some(heads) = &mut self.heads {
             heads.remove(&seq);
-            if let Some((next, _)) = fifo.front() {
-                heads.insert(*next, key);
+            if let Some(next) = next {
+                heads.insert(next, key);
             }
         }
-        match fifo.front() {
-            Some(_) => {}
-            None if many => {
-                if let Some(fifo) = self.queues.remove(key) {
-                    self.keep_spare(fifo);
-                }
-            }
-            None => {}
+        if next.is_none() && (fifo.capacity() > KEEP_BUFFER || self.queues.len() > FEW) {
+            self.queues.emptied(key);
         }
         self.len -= 1;
         Some(entry)
@@ -265,28 +259,19 @@ impl<E> Index<E> {
 
     /// Removes every entry under `key`, oldest first.
     pub(crate) fn purge(&mut self, key: Key) -> Vec<E> {
-        let Some(mut fifo) = self.queues.remove(key) else {
+        let Some(fifo) = self.queues.get_mut(key) else {
             return Vec::new();
         };
+        if fifo.is_empty() {
+            return Vec::new();
+        }
         if let (Some((seq, _)), Some(heads)) = (fifo.front(), &mut self.heads) {
             heads.remove(seq);
         }
         self.len -= fifo.len();
-        let gone = if fifo.is_empty() {
-            Vec::new()
-        } else {
-            fifo.drain(..).map(|(_, e)| e).collect()
-        };
-        self.keep_spare(fifo);
+        let gone = fifo.drain(..).map(|(_, e)| e).collect();
+        self.queues.emptied(key);
         gone
-    }
-
-    /// Keeps an emptied FIFO's buffer as the spare, if there is none and it is small.
-    fn keep_spare(&mut self, fifo: Fifo<E>) {
-        debug_assert!(fifo.is_empty());
-        if self.spare.capacity() == 0 && fifo.capacity() <= SPARE_MAX {
-            self.spare = fifo;
-        }
     }
 
     /// The heads index, built on first use.

@@ -17,7 +17,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
@@ -108,9 +107,9 @@ impl Wake for SlotWaker {
 }
 
 struct Slot {
-    body: Option<Body>,
-    /// Made once per incarnation; shared with each poll without touching an atomic count.
-    waker: Rc<Waker>,
+    /// The body and its waker are taken out together while the body runs (the waker is made once per
+    /// incarnation and lent to each poll: no count touched, no allocation of its own).
+    body: Option<(Body, Waker)>,
     state: Arc<SlotWaker>,
 }
 
@@ -164,8 +163,7 @@ impl RunQueue {
             scheduled: AtomicBool::new(true),
         });
         slots[slot] = Some(Slot {
-            body: Some(body),
-            waker: Rc::new(Waker::from(Arc::clone(&state))),
+            body: Some((body, Waker::from(Arc::clone(&state)))),
             state,
         });
         drop(slots);
@@ -190,7 +188,7 @@ impl RunQueue {
             match slots.get_mut(slot).and_then(Option::as_mut) {
                 Some(s) => {
                     s.state.scheduled.store(false, Ordering::Release);
-                    s.body.take().map(|b| (b, Rc::clone(&s.waker)))
+                    s.body.take()
                 }
                 None => None, // a stale wake of a finished tasklet's slot
             }
@@ -211,9 +209,10 @@ impl RunQueue {
             self.free.borrow_mut().push(slot);
             drop(gone);
             drop(body); // a finished runner has already dropped its body and reported its end
+            drop(waker);
             return Polled::Finished;
         } else if let Some(s) = slots[slot].as_mut() {
-            s.body = Some(body);
+            s.body = Some((body, waker));
         }
         Polled::Ran
     }
@@ -238,7 +237,7 @@ impl RunQueue {
     /// are dropped in turn, with no borrow of ours held while any of them runs.
     pub(crate) fn clear(&self) {
         loop {
-            let bodies: Vec<Body> = {
+            let bodies: Vec<(Body, Waker)> = {
                 let mut slots = self.slots.borrow_mut();
                 slots
                     .iter_mut()
