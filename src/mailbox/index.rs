@@ -79,8 +79,11 @@ const KEEP_EMPTY: usize = 32;
 /// instead of a table's buckets (about 140 bytes less per tasklet that has handled a message).
 const FEW: usize = 8;
 
-/// A FIFO emptied with a buffer larger than this (in entries) gives the buffer back.
-const KEEP_BUFFER: usize = 16;
+/// A FIFO emptied with a buffer larger than this (in entries) gives the buffer back. A busy key
+/// (a receiver that several senders keep fed) empties and refills its FIFO all the time and keeps its
+/// buffer; a burst of many thousand deferred messages does not pin megabytes for the rest of the
+/// tasklet's life.
+const KEEP_BUFFER: usize = 1024;
 
 /// The FIFOs by key: a short list while there are few keys, a hash map once there are many.
 ///
