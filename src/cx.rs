@@ -429,7 +429,13 @@ impl Cx {
     /// ```
     pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
         msg.set_sender(self.me());
-        crate::routing::send(&self.shared.rt, Some(&self.shared), msg).await
+        // The first attempt is plain code; only a send that must wait builds the rest's future.
+        match crate::routing::send_now(&self.shared.rt, msg)? {
+            None => Ok(()),
+            Some(unsent) => {
+                crate::routing::send_rest(&self.shared.rt, Some(&self.shared), unsent).await
+            }
+        }
     }
 
     /// Sends `msg` now, with this tasklet as sender, or fails.

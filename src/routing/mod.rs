@@ -278,14 +278,59 @@ pub(crate) async fn send(
     me: Option<&Shared>,
     msg: Message,
 ) -> Result<(), SendError> {
-    let msg = take_turn(rt, msg).await;
-    match route(rt, msg)? {
+    match send_now(rt, msg)? {
         None => Ok(()),
-        Some((addr, msg)) => match deliver_now(rt, &addr, msg)? {
-            None => Ok(()),
-            Some(msg) => wait_for_room(rt, me, &addr, msg).await,
-        },
+        Some(unsent) => send_rest(rt, me, unsent).await,
     }
+}
+
+/// What the first, synchronous attempt of a send left to do.
+pub(crate) enum Unsent {
+    /// The tasklet's send budget is spent: yield first, then send (see `runtime/budget.rs`).
+    Yield(Message),
+    /// The recipient's mailbox is full: wait for room.
+    Full(Addr, Message),
+}
+
+/// The first attempt of a send, with no future involved: most sends end here (delivered, or failed).
+/// `Ok(Some(..))` says what is left to wait for, for [`send_rest`].
+pub(crate) fn send_now(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, SendError> {
+    if !crate::runtime::budget::take() {
+        return Ok(Some(Unsent::Yield(msg)));
+    }
+    deliver_routed(rt, msg)
+}
+
+fn deliver_routed(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, SendError> {
+    match route(rt, msg)? {
+        None => Ok(None),
+        Some((addr, msg)) => Ok(deliver_now(rt, &addr, msg)?.map(|msg| Unsent::Full(addr, msg))),
+    }
+}
+
+/// The rest of a send that [`send_now`] could not finish.
+pub(crate) async fn send_rest(
+    rt: &RtShared,
+    me: Option<&Shared>,
+    unsent: Unsent,
+) -> Result<(), SendError> {
+    let (addr, msg) = match unsent {
+        Unsent::Full(addr, msg) => (addr, msg),
+        Unsent::Yield(msg) => {
+            let msg = YieldFirst {
+                rt,
+                msg: Some(msg),
+                yielded: false,
+            }
+            .await;
+            match deliver_routed(rt, msg)? {
+                None => return Ok(()),
+                Some(Unsent::Full(addr, msg)) => (addr, msg),
+                Some(Unsent::Yield(_)) => unreachable!("deliver_routed does not yield"),
+            }
+        }
+    };
+    wait_for_room(rt, me, &addr, msg).await
 }
 
 /// Takes one send from the running tasklet's budget; when it is spent, first lets the worker's other
