@@ -42,6 +42,10 @@ impl Key {
     pub(crate) fn is_cond(self) -> bool {
         self.0 & COND_BIT != 0
     }
+    /// The key as one integer; never 0 for a condition's key (0 can mean "no key").
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
     /// The name id of a message key.
     pub(crate) fn id(self) -> u32 {
         debug_assert!(!self.is_cond());

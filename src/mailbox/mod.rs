@@ -180,6 +180,9 @@ struct Inner {
     /// name it did not mention, so no name is unknown.
     mentioned: Option<Vec<u32>>,
     closed: bool,
+    /// The key of the reply slot of the call this tasklet has open (a tasklet makes one call at a
+    /// time), 0 when none: a reply is filed only while its call is open.
+    open_call: u64,
 }
 
 /// What a wait leaves to do once the lock is released: telling blocked senders about the slots it
@@ -285,6 +288,7 @@ impl Mailbox {
                 received: 0,
                 mentioned: Some(Vec::new()),
                 closed: false,
+                open_call: 0,
             }),
             room: Room {
                 event: Event::new(),
@@ -350,19 +354,14 @@ impl Mailbox {
     /// Files a system message (a monitor's `down`, a child's end report, a membership change): it
     /// ignores the capacity, since dropping it would lose a fact the runtime cannot send again.
     pub(crate) fn deliver_system(&self, msg: Message) -> Result<(), Message> {
-        self.deliver_past_capacity(Key::name(msg.name()), msg, None)
+        self.deliver_past_capacity(Key::name(msg.name()), msg, false)
     }
 
-    /// Files a message under `key` whatever the capacity, unless the mailbox is closed or `gate` (a
-    /// call's "still open" flag, read under the lock) is shut.
-    fn deliver_past_capacity(
-        &self,
-        key: Key,
-        msg: Message,
-        gate: Option<&AtomicBool>,
-    ) -> Result<(), Message> {
+    /// Files a message under `key` whatever the capacity, unless the mailbox is closed or, for a
+    /// `reply`, its call is no longer open (checked under the lock).
+    fn deliver_past_capacity(&self, key: Key, msg: Message, reply: bool) -> Result<(), Message> {
         let mut inner = self.lock();
-        if inner.closed || gate.is_some_and(|open| !open.load(Ordering::Acquire)) {
+        if inner.closed || (reply && inner.open_call != key.raw()) {
             return Err(msg);
         }
         inner.messages += 1;
@@ -400,22 +399,30 @@ impl Mailbox {
         Ok(Filed::Queued)
     }
 
+    /// Opens a call's reply slot under `key`: from now until [`close_reply`](Self::close_reply),
+    /// replies under `key` are filed. A tasklet has one call open at a time.
+    pub(crate) fn open_reply(&self, key: Key) {
+        self.lock().open_call = key.raw();
+    }
+
+    /// Whether the call whose replies are filed under `key` is still open.
+    pub(crate) fn reply_open(&self, key: Key) -> bool {
+        self.lock().open_call == key.raw()
+    }
+
     /// Files a reply under its call's key, if the call is still open (checked under the lock, so a
     /// reply never lands after [`close_reply`](Self::close_reply)). Replies ignore the capacity.
-    pub(crate) fn deliver_reply(
-        &self,
-        key: Key,
-        msg: Message,
-        open: &AtomicBool,
-    ) -> Result<(), Message> {
-        self.deliver_past_capacity(key, msg, Some(open))
+    pub(crate) fn deliver_reply(&self, key: Key, msg: Message) -> Result<(), Message> {
+        self.deliver_past_capacity(key, msg, true)
     }
 
     /// Ends a call: later replies are refused, and the replies already filed but not taken are
     /// returned (oldest first) for the caller to turn into dead letters.
-    pub(crate) fn close_reply(&self, key: Key, open: &AtomicBool) -> Vec<Message> {
+    pub(crate) fn close_reply(&self, key: Key) -> Vec<Message> {
         let mut inner = self.lock();
-        open.store(false, Ordering::Release);
+        if inner.open_call == key.raw() {
+            inner.open_call = 0;
+        }
         let gone = inner.index.purge(key);
         let room = inner.remove_messages(count_messages(&gone));
         drop(inner);

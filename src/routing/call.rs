@@ -1,6 +1,5 @@
 //! Request/reply: `Cx::call`.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,16 +115,15 @@ impl Cx {
         let mut slot = ReplySlot {
             caller: shared,
             key: CondId::new().key(),
-            open: Arc::new(AtomicBool::new(true)),
             watching: None,
         };
         let key = slot.key;
+        shared.mailbox.open_reply(key);
         msg.clear_dest();
         msg.set_sender(self.me());
         msg.set_reply_to(ReplyTo {
             addr: self.me(),
             key,
-            open: Arc::clone(&slot.open),
         });
         let sent = match super::deliver_now(rt, &target, msg) {
             Ok(None) => Ok(()),
@@ -164,7 +162,6 @@ impl Cx {
 struct ReplySlot<'a> {
     caller: &'a Arc<Shared>,
     key: Key,
-    open: Arc<AtomicBool>,
     /// The callee, while its end is watched under `key`.
     watching: Option<Arc<Shared>>,
 }
@@ -174,7 +171,7 @@ impl Drop for ReplySlot<'_> {
         if let Some(callee) = self.watching.take() {
             callee.unwatch(self.key);
         }
-        let late = self.caller.mailbox.close_reply(self.key, &self.open);
+        let late = self.caller.mailbox.close_reply(self.key);
         for reply in late {
             self.caller.rt.dead_letters.publish(
                 reply,

@@ -24,7 +24,6 @@ pub(crate) mod registry;
 pub(crate) mod router;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::dead_letters::DeadLetterReason;
@@ -64,7 +63,6 @@ pub use router::{Policy, Router};
 pub struct ReplyTo {
     pub(crate) addr: Addr,
     pub(crate) key: Key,
-    pub(crate) open: Arc<AtomicBool>,
 }
 
 impl ReplyTo {
@@ -107,7 +105,7 @@ impl ReplyTo {
     /// .unwrap();
     /// ```
     pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Acquire)
+        self.addr.0.mailbox.reply_open(self.key)
     }
 }
 
@@ -241,7 +239,7 @@ fn broadcast(rt: &RtShared, members: &[Addr], mut msg: Message) {
 
 fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
     let replier = msg.sender().map(Addr::id);
-    match to.addr.0.mailbox.deliver_reply(to.key, msg, &to.open) {
+    match to.addr.0.mailbox.deliver_reply(to.key, msg) {
         // The caller has its answer: it no longer waits on the replier, even before it resumes (so
         // the replier calling it back right away is not a cycle).
         Ok(()) => to.addr.0.clear_calling(replier),
