@@ -53,13 +53,22 @@ fn main() {
                 }
             }
         }
-        Some(other) => panic!("unknown workload {other:?}: ping_pong, fan_in or call"),
+        Some("spawn") => {
+            for _ in 0..reps {
+                if raw_side {
+                    raw::spawn_one(&ex, 10_000)
+                } else {
+                    tl::spawn_one(&rt, 10_000)
+                }
+            }
+        }
+        Some(other) => panic!("unknown workload {other:?}: ping_pong, fan_in, call or spawn"),
         None => {
             tl::ping_pong(&rt, 100);
             raw::ping_pong(&ex, 100);
             tl::fan_in(&rt, 1_000);
             raw::fan_in(&ex, 1_000);
-            println!("profile: smoke run done (name a workload to profile: ping_pong | fan_in | call [tl|raw] [reps])");
+            println!("profile: smoke run done (name a workload to profile: ping_pong | fan_in | call | spawn [tl|raw] [reps])");
         }
     }
 }
