@@ -212,9 +212,15 @@ impl Shared {
     }
 
     pub(crate) fn unwatch(&self, key: Key) {
-        self.watchers()
+        let mut w = self.watchers();
+        // A key is watched once; the newest watch (a call's, ended now) is usually the last record.
+        let gone = w
             .links
-            .retain(|l| !matches!(l, Link::Sink(k, _) if *k == key));
+            .iter()
+            .rposition(|l| matches!(l, Link::Sink(k, _) if *k == key))
+            .map(|at| w.links.remove(at));
+        drop(w);
+        drop(gone); // an event sink: dropped with no lock of ours held
     }
 
     pub(crate) fn request_stop(&self) {
