@@ -119,6 +119,7 @@ impl Cx {
     ///     assert_eq!(cx.me().id(), cx.id());
     /// }).unwrap();
     /// ```
+    #[inline]
     pub fn me(&self) -> Addr {
         Addr(Arc::clone(&self.shared))
     }
@@ -304,6 +305,7 @@ impl Cx {
     ///     assert!(ev.is(&jobs));
     /// }).unwrap();
     /// ```
+    #[inline]
     pub fn wait<S: WaitSet>(&self, set: S) -> Wait<'_> {
         self.arm(&set);
         Wait {
@@ -362,6 +364,7 @@ impl Cx {
     ///     assert_eq!(cx.me().len(), 1); // "later" is deferred, not dropped
     /// }).unwrap();
     /// ```
+    #[inline]
     pub async fn receive(&self, filter: &WaitForMessages) -> Message {
         let ev = self.wait(filter).await;
         ev.into_message()
@@ -428,6 +431,7 @@ impl Cx {
     ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     /// }).unwrap().unwrap();
     /// ```
+    #[inline]
     pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
         msg.set_sender(self.me());
         // The first attempt is plain code; only a send that must wait builds the rest's future.
@@ -763,6 +767,7 @@ pub struct Wait<'a> {
 
 impl Future for Wait<'_> {
     type Output = Event;
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {

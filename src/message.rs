@@ -329,6 +329,7 @@ impl Message {
     /// assert!(msg.dest().is_none());
     /// assert!(!msg.has_value());
     /// ```
+    #[inline]
     pub fn new(name: impl Into<Name>) -> Message {
         Message {
             name: name.into(),
@@ -381,6 +382,7 @@ impl Message {
     /// assert_eq!(msg.name(), Name::new("print"));
     /// assert_eq!(msg.name(), "print");
     /// ```
+    #[inline]
     pub fn name(&self) -> Name {
         self.name
     }
@@ -417,6 +419,7 @@ impl Message {
     ///     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     /// }).unwrap().unwrap();
     /// ```
+    #[inline]
     pub fn sender(&self) -> Option<&Addr> {
         self.sender.as_ref()
     }
@@ -648,6 +651,7 @@ impl Message {
         reply
     }
 
+    #[inline]
     pub(crate) fn set_sender(&mut self, sender: Addr) {
         self.sender = Some(sender);
     }
@@ -660,6 +664,7 @@ impl Message {
         self
     }
 
+    #[inline]
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {
         self.dest.take()
     }

@@ -169,6 +169,7 @@ impl Filter {
     ///
     /// `on_discard` gets the discarded entries, one batch per key, oldest first. It owns them: the
     /// mailbox drops them once its lock is released (a value's `Drop` may send to the same mailbox).
+    #[inline]
     pub(crate) fn select<E>(
         &self,
         index: &mut Index<E>,

@@ -228,6 +228,7 @@ impl<E> Default for Index<E> {
 
 impl<E> Index<E> {
     /// Appends an entry under `key`.
+    #[inline]
     pub(crate) fn push(&mut self, key: Key, entry: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -247,6 +248,7 @@ impl<E> Index<E> {
     }
 
     /// Removes and returns the oldest entry under `key`.
+    #[inline]
     pub(crate) fn pop(&mut self, key: Key) -> Option<E> {
         let fifo = self.queues.get_mut(key)?;
         let (seq, entry) = fifo.pop_front()?;

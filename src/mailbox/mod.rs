@@ -214,6 +214,7 @@ impl Later {
 
 impl Inner {
     /// Files an entry and decides whether the waiting tasklet must be woken.
+    #[inline]
     fn push(&mut self, key: Key, entry: Entry) -> Option<Waker> {
         self.delivered += u64::from(matches!(entry, Entry::Message(_)));
         self.index.push(key, entry);
@@ -244,6 +245,7 @@ impl Inner {
     }
 
     /// Moves what the current wait discards into `later`, then takes the oldest admitted entry.
+    #[inline]
     fn select(&mut self, later: &mut Later) -> Option<(Key, Entry)> {
         if self.index.len() == 0 {
             return None; // a wait that finds its mailbox empty (every wait of a ping-pong) looks no further
@@ -307,6 +309,7 @@ impl Mailbox {
     /// `told` says the sender was told about room (it waited for it): if room is left after its
     /// message, because the message was discarded on arrival or several slots were freed at once, the
     /// next blocked sender is told in turn.
+    #[inline]
     pub(crate) fn deliver(&self, msg: Message, told: bool) -> Result<(), (Message, Refused)> {
         let key = Key::name(msg.name());
         let mut inner = self.lock();
@@ -490,6 +493,7 @@ impl Mailbox {
     }
 
     /// Takes the oldest admitted entry, or registers `waker` and enters the `Waiting` state.
+    #[inline]
     pub(crate) fn poll_wait(&self, waker: Option<&Waker>) -> Poll<(Key, Entry)> {
         let mut later = Later::default();
         let mut inner = self.lock();

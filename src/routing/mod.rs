@@ -175,6 +175,7 @@ enum Target {
 type Unresolved = (fn(Message) -> SendError, Option<Destination>);
 
 /// Resolves a destination; on failure returns the error to give back.
+#[inline]
 fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Unresolved> {
     match dest {
         Destination::Addr(a) => Ok(Target::One(a)),
@@ -252,6 +253,7 @@ fn reply(rt: &RtShared, to: ReplyTo, msg: Message) {
 
 /// Resolves `msg`'s destination and delivers to groups and replies at once (they never wait); a single
 /// recipient is handed back for the caller to deliver its own way.
+#[inline]
 pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Message)>, SendError> {
     let Some(dest) = msg.take_dest() else {
         return Err(record(rt, SendError::NoDestination(msg)));
@@ -292,6 +294,7 @@ pub(crate) enum Unsent {
 
 /// The first attempt of a send, with no future involved: most sends end here (delivered, or failed).
 /// `Ok(Some(..))` says what is left to wait for, for [`send_rest`].
+#[inline]
 pub(crate) fn send_now(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, SendError> {
     if !crate::runtime::budget::take() {
         return Ok(Some(Unsent::Yield(msg)));
@@ -299,6 +302,7 @@ pub(crate) fn send_now(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, Se
     deliver_routed(rt, msg)
 }
 
+#[inline]
 fn deliver_routed(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, SendError> {
     match route(rt, msg)? {
         None => Ok(None),
@@ -381,6 +385,7 @@ impl Drop for YieldFirst<'_> {
 
 /// Files `msg` with `addr` if it has room: `Ok(None)` when filed, `Ok(Some(msg))` when the mailbox
 /// is full (for [`wait_for_room`]). Most sends end here, without the machinery of a waiting send.
+#[inline]
 pub(crate) fn deliver_now(
     rt: &RtShared,
     addr: &Addr,

@@ -234,6 +234,7 @@ impl Shared {
     }
 
     /// Remembers (for supervised tasklets) which message the body is handling, so a panic can report it.
+    #[inline]
     pub(crate) fn track_in_flight(&self, entry: Option<&Message>) {
         if self.supervised {
             self.watchers().in_flight = entry.map(|m| (m.name(), m.sender().cloned()));

@@ -795,6 +795,7 @@ impl Event {
     ///     assert!(cx.wait(&child).await.into_message().is_none());
     /// }).unwrap();
     /// ```
+    #[inline]
     pub fn into_message(self) -> Option<Message> {
         match self.entry {
             Entry::Message(m) => Some(m),
