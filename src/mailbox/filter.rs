@@ -36,8 +36,64 @@ pub enum Action {
 /// `WaitForMessages` is built; shared by reference count with every mailbox that waits on it.
 #[derive(Clone, Default, Debug)]
 pub(crate) struct Rules {
-    explicit: Vec<(u32, Action)>,
+    explicit: Explicit,
     otherwise: Option<Action>,
+}
+
+/// How many named rules a `WaitForMessages` keeps in place, without a second allocation: most waits
+/// name one to three message names.
+const INLINE_RULES: usize = 3;
+
+/// The named rules, sorted by name id: in place while there are few, else in a vector.
+#[derive(Clone, Debug)]
+enum Explicit {
+    Inline(u8, [(u32, Action); INLINE_RULES]),
+    Heap(Vec<(u32, Action)>),
+}
+
+impl Default for Explicit {
+    fn default() -> Self {
+        Explicit::Inline(0, [(0, Action::Accept); INLINE_RULES])
+    }
+}
+
+impl std::ops::Deref for Explicit {
+    type Target = [(u32, Action)];
+    fn deref(&self) -> &[(u32, Action)] {
+        match self {
+            Explicit::Inline(len, items) => &items[..usize::from(*len)],
+            Explicit::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Explicit {
+    fn deref_mut(&mut self) -> &mut [(u32, Action)] {
+        match self {
+            Explicit::Inline(len, items) => &mut items[..usize::from(*len)],
+            Explicit::Heap(v) => v,
+        }
+    }
+}
+
+impl Explicit {
+    fn insert(&mut self, at: usize, item: (u32, Action)) {
+        match self {
+            Explicit::Inline(len, items) if usize::from(*len) < INLINE_RULES => {
+                let n = usize::from(*len);
+                items.copy_within(at..n, at + 1);
+                items[at] = item;
+                *len += 1;
+            }
+            Explicit::Inline(_, items) => {
+                let mut v = Vec::with_capacity(INLINE_RULES * 2);
+                v.extend_from_slice(items);
+                v.insert(at, item);
+                *self = Explicit::Heap(v);
+            }
+            Explicit::Heap(v) => v.insert(at, item),
+        }
+    }
 }
 
 impl Rules {
@@ -64,7 +120,7 @@ impl Rules {
     /// These rules and `other`'s together, with the same precedence across them.
     pub(crate) fn merged(&self, other: &Rules) -> Rules {
         let mut out = self.clone();
-        for &(id, action) in &other.explicit {
+        for &(id, action) in other.explicit.iter() {
             out.merge(id, action);
         }
         out.otherwise = match (self.otherwise, other.otherwise) {
@@ -118,7 +174,7 @@ impl Filter {
         if matches!(rules.otherwise, Some(Action::Accept | Action::Discard)) {
             return false;
         }
-        for &(id, _) in &rules.explicit {
+        for &(id, _) in rules.explicit.iter() {
             if let Err(at) = ids.binary_search(&id) {
                 ids.insert(at, id);
             }
