@@ -71,7 +71,8 @@ pub(crate) struct Remote {
 /// The waker of one tasklet incarnation.
 struct SlotWaker {
     remote: Arc<Remote>,
-    slot: usize,
+    /// `u32`: with the flag beside it, the cell is 8 bytes smaller for every tasklet.
+    slot: u32,
     /// Queued to run already: further wakes before it runs are free.
     scheduled: AtomicBool,
 }
@@ -88,7 +89,7 @@ impl Wake for SlotWaker {
         // On the worker's own thread: its thread-local queue, no atomics beyond the flag.
         let local = super::worker::with_current(|w| match w {
             Some(w) if Arc::ptr_eq(&w.run.remote, &self.remote) => {
-                w.run.ready.borrow_mut().push_back(self.slot);
+                w.run.ready.borrow_mut().push_back(self.slot as usize);
                 if w.run.sleeping.get() {
                     // Woken by the reactor (a timer, IO) while the worker waits in it: nothing
                     // else would make the worker look at its queue again.
@@ -100,7 +101,7 @@ impl Wake for SlotWaker {
         });
         if !local {
             // The queue is unbounded: a push fails only once closed, and it is never closed.
-            let _ = self.remote.woken.push(self.slot);
+            let _ = self.remote.woken.push(self.slot as usize);
             self.remote.event.notify_additional(1);
         }
     }
@@ -159,7 +160,7 @@ impl RunQueue {
         });
         let state = Arc::new(SlotWaker {
             remote: Arc::clone(&self.remote),
-            slot,
+            slot: u32::try_from(slot).expect("fewer than 2^32 tasklets on one worker"),
             scheduled: AtomicBool::new(true),
         });
         slots[slot] = Some(Slot {

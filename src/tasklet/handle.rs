@@ -34,7 +34,8 @@ enum Waiter<T> {
 }
 
 struct Output<T> {
-    result: Option<Result<T, Exit>>,
+    /// The result, from the end until `join` takes it (the exit boxed: 16 bytes less per tasklet).
+    result: Option<Result<T, Box<Exit>>>,
     done: bool,
     /// The result is out of the cell while join callbacks added after the end run.
     lent: bool,
@@ -89,7 +90,7 @@ impl<T> Core<T> {
                     }
                 }
                 if callbacks.is_empty() {
-                    out.result = Some(result);
+                    out.result = Some(result.map_err(Box::new));
                     out.done = true;
                     out.lent = false;
                     break;
@@ -252,7 +253,7 @@ impl<T> Tasklet<T> {
             let mut out = self.core.out();
             if out.done {
                 if let Some(result) = out.result.take() {
-                    return Poll::Ready(result);
+                    return Poll::Ready(result.map_err(|e| *e));
                 }
             }
             let known = out
@@ -306,7 +307,7 @@ impl<T> Tasklet<T> {
         };
         out.lent = true;
         drop(out);
-        self.core.settle(result);
+        self.core.settle(result.map_err(|e| *e));
         id
     }
 

@@ -36,7 +36,8 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 struct Watchers {
-    result: Option<Result<(), Exit>>,
+    /// How it ended, once it has (the exit boxed: a live tasklet pays 16 bytes for this, not 32).
+    result: Option<Result<(), Box<Exit>>>,
     /// Everything tied to this tasklet until it finishes, in one list to keep idle tasklets small.
     links: Vec<Link>,
     calling: Option<Addr>,
@@ -61,6 +62,11 @@ enum Link {
     Group(crate::Group),
     /// A group whose membership changes this tasklet watches.
     WatchesGroup(crate::Group),
+}
+
+/// A stored result as the one callers see.
+fn unboxed(result: &Result<(), Box<Exit>>) -> Result<(), Exit> {
+    result.clone().map_err(|e| *e)
 }
 
 static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
@@ -197,7 +203,7 @@ impl Shared {
             Some(result) => {
                 let done = Finished {
                     id: self.id,
-                    result: result.clone(),
+                    result: unboxed(result),
                 };
                 drop(w);
                 sink.send(done);
@@ -208,7 +214,7 @@ impl Shared {
 
     /// How the tasklet ended, once it has.
     pub(crate) fn result(&self) -> Option<Result<(), Exit>> {
-        self.watchers().result.clone()
+        self.watchers().result.as_ref().map(unboxed)
     }
 
     pub(crate) fn unwatch(&self, key: Key) {
@@ -268,7 +274,7 @@ impl Shared {
             Some(result) => {
                 let down = Down {
                     id: self.id,
-                    result: result.clone(),
+                    result: unboxed(result),
                     monitor: id,
                 };
                 drop(w);
@@ -433,7 +439,7 @@ impl Shared {
         }
         let links = {
             let mut w = self.watchers();
-            w.result = Some(result.clone());
+            w.result = Some(result.clone().map_err(Box::new));
             w.calling = None;
             w.in_flight = None;
             std::mem::take(&mut w.links)
