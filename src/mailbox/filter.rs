@@ -150,10 +150,26 @@ impl Rules {
 /// The admission set of the current wait: the wait's message rules (shared with its
 /// `WaitForMessages`, merged only when a wait holds several) and its conditions' keys. Installed when a
 /// wait's set changes and kept while the same wait is repeated.
-#[derive(Default)]
 pub(crate) struct Filter {
     rules: Option<Arc<Rules>>,
     conds: Vec<Key>,
+    /// The one key this filter admits, when it admits one key and discards nothing (a receive loop on
+    /// one name, a call waiting for its reply): then selecting is one FIFO pop, with no look at the
+    /// rules. [`NO_KEY`] otherwise.
+    single: u64,
+}
+
+/// No single key (keys are names, which are 32-bit ids, or conditions, which never reach this).
+const NO_KEY: u64 = u64::MAX;
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            rules: None,
+            conds: Vec::new(),
+            single: NO_KEY,
+        }
+    }
 }
 
 impl Filter {
@@ -163,6 +179,32 @@ impl Filter {
             None => Arc::clone(rules),
             Some(mine) => Arc::new(mine.merged(rules)),
         });
+        self.find_single();
+    }
+
+    /// Works out [`single`](Self::single) after a change.
+    fn find_single(&mut self) {
+        self.single = NO_KEY;
+        if self.otherwise() != Action::Defer {
+            return;
+        }
+        let (mut accepted, mut discards) = (self.conds.len(), false);
+        let mut key = self.conds.first().copied();
+        if let Some(rules) = &self.rules {
+            for &(id, action) in rules.explicit.iter() {
+                match action {
+                    Action::Accept => {
+                        accepted += 1;
+                        key = Some(Key::name_id(id));
+                    }
+                    Action::Discard => discards = true,
+                    Action::Defer => {}
+                }
+            }
+        }
+        if let (1, false, Some(key)) = (accepted, discards, key) {
+            self.single = key.raw();
+        }
     }
 
     /// Adds the ids of the names this filter mentions to the sorted `ids`; false when its `otherwise`
@@ -188,6 +230,7 @@ impl Filter {
     pub(crate) fn admit_only(&mut self, key: Key) -> Option<Arc<Rules>> {
         self.conds.clear();
         self.conds.push(key);
+        self.single = key.raw();
         self.rules.take()
     }
 
@@ -195,6 +238,7 @@ impl Filter {
         if !self.conds.contains(&key) {
             self.conds.push(key);
         }
+        self.find_single();
     }
 
     fn otherwise(&self) -> Action {
@@ -214,6 +258,9 @@ impl Filter {
 
     /// Whether an entry under `key` would end this wait.
     pub(crate) fn admits(&self, key: Key) -> bool {
+        if self.single != NO_KEY {
+            return key.raw() == self.single;
+        }
         if key.is_cond() {
             self.conds.contains(&key)
         } else {
@@ -231,6 +278,10 @@ impl Filter {
         index: &mut Index<E>,
         mut on_discard: impl FnMut(Key, Vec<E>),
     ) -> Option<(Key, E)> {
+        if self.single != NO_KEY {
+            let key = Key::from_raw(self.single);
+            return index.pop(key).map(|entry| (key, entry));
+        }
         let otherwise = self.otherwise();
         if otherwise == Action::Discard {
             let doomed: Vec<Key> = index
@@ -272,5 +323,64 @@ impl Filter {
         };
         let entry = index.pop(key)?;
         Some((key, entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(spec: &[(&str, Action)]) -> Arc<Rules> {
+        let mut r = Rules::default();
+        for &(name, action) in spec {
+            r.add(action, Name::new(name));
+        }
+        Arc::new(r)
+    }
+
+    fn key(name: &str) -> Key {
+        Key::name(Name::new(name))
+    }
+
+    #[test]
+    fn one_accepted_name_and_no_discard_selects_by_one_pop() {
+        let mut f = Filter::default();
+        f.add_rules(&rules(&[("a", Action::Accept), ("b", Action::Defer)]));
+        assert_eq!(f.single, key("a").raw());
+        f.add_cond(Key::cond(9));
+        assert_eq!(f.single, NO_KEY, "a condition is a second admitted key");
+    }
+
+    #[test]
+    fn a_discard_rule_or_an_otherwise_keeps_the_general_path() {
+        let mut f = Filter::default();
+        f.add_rules(&rules(&[("a", Action::Accept), ("b", Action::Discard)]));
+        assert_eq!(f.single, NO_KEY, "b must still be purged by each wait");
+        let mut index = Index::default();
+        index.push(key("b"), 1);
+        index.push(key("a"), 2);
+        let mut gone = Vec::new();
+        assert_eq!(
+            f.select(&mut index, |_, batch| gone.extend(batch)),
+            Some((key("a"), 2))
+        );
+        assert_eq!(gone, [1]);
+
+        let mut r = Rules::default();
+        r.add(Action::Accept, Name::new("a"));
+        r.set_otherwise(Action::Accept);
+        let mut f = Filter::default();
+        f.add_rules(&Arc::new(r));
+        assert_eq!(f.single, NO_KEY, "otherwise accept admits every name");
+    }
+
+    #[test]
+    fn a_call_reply_wait_admits_only_its_key() {
+        let mut f = Filter::default();
+        f.add_rules(&rules(&[("a", Action::Accept), ("b", Action::Accept)]));
+        assert_eq!(f.single, NO_KEY);
+        let _ = f.admit_only(Key::cond(7));
+        assert_eq!(f.single, Key::cond(7).raw());
+        assert!(f.admits(Key::cond(7)) && !f.admits(key("a")));
     }
 }

@@ -46,6 +46,10 @@ impl Key {
     pub(crate) fn raw(self) -> u64 {
         self.0
     }
+    /// The key whose [`raw`](Self::raw) integer this is.
+    pub(crate) fn from_raw(raw: u64) -> Key {
+        Key(raw)
+    }
     /// The name id of a message key.
     pub(crate) fn id(self) -> u32 {
         debug_assert!(!self.is_cond());

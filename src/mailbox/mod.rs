@@ -52,7 +52,7 @@ pub(crate) use filter::{Filter, Rules};
 pub(crate) use index::Key;
 
 use std::future::Future;
-use std::num::NonZeroUsize;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{ready, Context, Poll, Waker};
@@ -169,7 +169,8 @@ struct Inner {
     filter: Filter,
     state: Phase,
     waker: Option<Waker>,
-    capacity: Option<NonZeroUsize>,
+    /// `u32`: packed beside the flags (a capacity above 4 294 967 295 is taken as that).
+    capacity: Option<NonZeroU32>,
     messages: usize,
     discarded: u64,
     /// Messages filed and taken so far (for the runtime's counters; plain fields under the lock).
@@ -229,11 +230,12 @@ impl Inner {
     /// Free slots: 0 when full, and always 0 for an unbounded mailbox (no sender ever waits there).
     fn room(&self) -> usize {
         self.capacity
-            .map_or(0, |c| c.get().saturating_sub(self.messages))
+            .map_or(0, |c| (c.get() as usize).saturating_sub(self.messages))
     }
 
     fn full(&self) -> bool {
-        self.capacity.is_some_and(|c| self.messages >= c.get())
+        self.capacity
+            .is_some_and(|c| self.messages >= c.get() as usize)
     }
 
     /// `n` messages left the mailbox; returns how many slots that freed. Messages filed past the
@@ -283,7 +285,10 @@ impl Mailbox {
                 filter: Filter::default(),
                 state: Phase::Running,
                 waker: None,
-                capacity: capacity.map(|c| NonZeroUsize::new(c).expect("a capacity of at least 1")),
+                capacity: capacity.map(|c| {
+                    let c = u32::try_from(c).unwrap_or(u32::MAX);
+                    NonZeroU32::new(c).expect("a capacity of at least 1")
+                }),
                 messages: 0,
                 discarded: 0,
                 delivered: 0,
@@ -604,7 +609,7 @@ impl Mailbox {
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
-        self.lock().capacity.map(NonZeroUsize::get)
+        self.lock().capacity.map(|c| c.get() as usize)
     }
 
     /// Messages delivered, received and discarded so far.
