@@ -137,6 +137,7 @@ impl Room {
     }
 
     /// `freed` slots were freed: tell as many more blocked senders.
+    #[inline]
     fn tell(&self, freed: usize) {
         if freed > 0 && self.listening.load(Ordering::Relaxed) > 0 {
             self.event.notify_additional(freed);
@@ -199,6 +200,7 @@ struct Later {
 }
 
 impl Later {
+    #[inline]
     fn run(self, room: &Room) {
         room.tell(self.room);
         if self.discarded.is_empty() {
@@ -304,6 +306,7 @@ impl Mailbox {
         }
     }
 
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic never happens while the lock is held in this module; recover anyway.
         self.inner.lock()
