@@ -20,17 +20,20 @@ thread_local! {
 }
 
 /// A tasklet's poll starts: it gets a fresh budget.
+#[inline]
 pub(crate) fn refill() {
     LEFT.with(|l| l.set(PER_POLL));
 }
 
 /// The poll ended: outside tasklets, sends are not limited.
+#[inline]
 pub(crate) fn unlimited() {
     LEFT.with(|l| l.set(u32::MAX));
 }
 
 /// Takes one send from the budget; `false` when it is spent (the send must yield first). A spent
 /// budget is refilled by the yield's next poll.
+#[inline]
 pub(crate) fn take() -> bool {
     LEFT.with(|l| match l.get() {
         0 => false,
