@@ -385,16 +385,21 @@ impl Mailbox {
     }
 
     /// Files a condition event. Level events (`coalesce`) are dropped while one is already pending.
-    /// A closed mailbox gives the payload back.
+    /// A closed mailbox, a disarmed condition (`live` cleared) or, without `live`, a call no longer
+    /// open under `key` gives the payload back.
     pub(crate) fn deliver_event(
         &self,
         key: Key,
         payload: Payload,
         coalesce: bool,
-        live: &AtomicBool,
+        live: Option<&AtomicBool>,
     ) -> Result<Filed, Payload> {
         let mut inner = self.lock();
-        if inner.closed || !live.load(Ordering::Acquire) {
+        let open = match live {
+            Some(live) => live.load(Ordering::Acquire),
+            None => inner.open_call == key.raw(),
+        };
+        if inner.closed || !open {
             return Err(payload);
         }
         if coalesce && inner.index.count(key) > 0 {

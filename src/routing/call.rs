@@ -135,7 +135,7 @@ impl Cx {
         // The callee's end also ends the call: its `Finished` is filed under the same key.
         target
             .0
-            .watch(key, EventSink::new(Arc::clone(shared), key, false));
+            .watch(key, EventSink::for_call(Arc::clone(shared), key));
         slot.watching = Some(Arc::clone(&target.0));
         self.forget_last_wait();
         shared.mailbox.begin_wait_on(key);

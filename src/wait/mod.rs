@@ -412,7 +412,10 @@ pub struct EventSink {
     shared: Arc<Shared>,
     key: Key,
     level: bool,
-    live: Arc<AtomicBool>,
+    /// Cleared when the condition is disarmed. `None` for a call's watch of its callee: that sink
+    /// delivers while the call is open (its reply slot, `key`, in the mailbox), and needs no flag
+    /// allocated per call.
+    live: Option<Arc<AtomicBool>>,
 }
 
 impl EventSink {
@@ -421,13 +424,27 @@ impl EventSink {
             shared,
             key,
             level,
-            live: Arc::new(AtomicBool::new(true)),
+            live: Some(Arc::new(AtomicBool::new(true))),
+        }
+    }
+
+    /// The sink of a call's watch on its callee: it files the callee's end under the call's reply
+    /// key while that call is open.
+    pub(crate) fn for_call(shared: Arc<Shared>, key: Key) -> EventSink {
+        EventSink {
+            shared,
+            key,
+            level: false,
+            live: None,
         }
     }
 
     /// Disarms: refuses later events and removes pending ones, atomically with respect to pushes.
     pub(crate) fn disarm(&self) {
-        self.shared.mailbox.disarm(self.key, &self.live);
+        match &self.live {
+            Some(live) => self.shared.mailbox.disarm(self.key, live),
+            None => self.shared.mailbox.purge(self.key), // closed with its call
+        }
     }
 
     /// Whether one of this condition's events waits in the mailbox.
@@ -577,7 +594,7 @@ impl EventSink {
     pub fn try_send<T: Any + Send + Sync>(&self, data: T) -> Result<Delivery, T> {
         self.shared
             .mailbox
-            .deliver_event(self.key, Payload::new(data), self.level, &self.live)
+            .deliver_event(self.key, Payload::new(data), self.level, self.live.as_deref())
             .map(Delivery::from)
             .map_err(|mut p| p.take::<T>().expect("the payload just sent is a T"))
     }
@@ -585,7 +602,7 @@ impl EventSink {
     fn push(&self, payload: Payload) -> Delivery {
         self.shared
             .mailbox
-            .deliver_event(self.key, payload, self.level, &self.live)
+            .deliver_event(self.key, payload, self.level, self.live.as_deref())
             .map_or(Delivery::Closed, Delivery::from)
     }
 
@@ -672,7 +689,11 @@ impl EventSink {
     /// }).unwrap();
     /// ```
     pub fn is_closed(&self) -> bool {
-        !self.live.load(Ordering::Acquire) || self.shared.mailbox.is_closed()
+        let disarmed = match &self.live {
+            Some(live) => !live.load(Ordering::Acquire),
+            None => !self.shared.mailbox.reply_open(self.key),
+        };
+        disarmed || self.shared.mailbox.is_closed()
     }
 }
 
