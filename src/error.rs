@@ -42,6 +42,19 @@ pub enum SendError {
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]
     NoRecipient(Message),
+    /// The destination stands for something outside this runtime (a proxy for a tasklet of another
+    /// process, see [`Outbound`](crate::routing::Outbound)) and refused the message before taking
+    /// it, for the reason inside: typically a value that cannot be encoded for the wire.
+    ///
+    /// ```
+    /// use tasklets::{Message, SendError};
+    ///
+    /// let err = SendError::Remote(Message::new("job").value(1_u8), "no codec for `job`".into());
+    /// assert_eq!(err.to_string(), "refused for another process: no codec for `job`");
+    /// assert_eq!(err.into_inner().take::<u8>(), Some(1));
+    /// ```
+    #[error("refused for another process: {1}")]
+    Remote(Message, String),
 }
 
 impl SendError {
@@ -62,7 +75,8 @@ impl SendError {
             SendError::Finished(m)
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
-            | SendError::NoRecipient(m) => m,
+            | SendError::NoRecipient(m)
+            | SendError::Remote(m, _) => m,
         }
     }
     /// The message, borrowed.
@@ -81,7 +95,8 @@ impl SendError {
             SendError::Finished(m)
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
-            | SendError::NoRecipient(m) => m,
+            | SendError::NoRecipient(m)
+            | SendError::Remote(m, _) => m,
         }
     }
     /// Whether the destination had finished.
@@ -152,6 +167,9 @@ pub enum TrySendError {
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]
     NoRecipient(Message),
+    /// The destination refused the message for another process ([`SendError::Remote`]).
+    #[error("refused for another process: {1}")]
+    Remote(Message, String),
 }
 
 impl TrySendError {
@@ -179,7 +197,8 @@ impl TrySendError {
             | TrySendError::Finished(m)
             | TrySendError::NoDestination(m)
             | TrySendError::NoSuchName(m)
-            | TrySendError::NoRecipient(m) => m,
+            | TrySendError::NoRecipient(m)
+            | TrySendError::Remote(m, _) => m,
         }
     }
     /// Whether the mailbox was full.
@@ -229,6 +248,7 @@ impl From<SendError> for TrySendError {
             SendError::NoDestination(m) => TrySendError::NoDestination(m),
             SendError::NoSuchName(m) => TrySendError::NoSuchName(m),
             SendError::NoRecipient(m) => TrySendError::NoRecipient(m),
+            SendError::Remote(m, why) => TrySendError::Remote(m, why),
         }
     }
 }

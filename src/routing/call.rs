@@ -127,9 +127,13 @@ impl Cx {
             key,
             open: Arc::clone(&slot.open),
         });
-        let sent = match super::deliver_now(rt, &target, msg) {
+        let sent = match super::outbound(rt, &target, msg) {
             Ok(None) => Ok(()),
-            Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+            Ok(Some(msg)) => match super::deliver_now(rt, &target, msg) {
+                Ok(None) => Ok(()),
+                Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         sent.map_err(RequestError::Send)?;

@@ -20,6 +20,7 @@
 
 mod call;
 pub(crate) mod group;
+mod outbound;
 pub(crate) mod registry;
 pub(crate) mod router;
 
@@ -36,6 +37,7 @@ use crate::tasklet::{Addr, SendFut, Shared};
 
 pub use call::DEFAULT_CALL_TIMEOUT;
 pub use group::{Group, GroupChange, GROUP_CHANGED};
+pub use outbound::Outbound;
 pub use router::{Policy, Router};
 
 /// Where the reply to one [`Cx::call`](crate::Cx::call) goes. Open until the call returns; a reply
@@ -209,6 +211,7 @@ fn reason_of(err: &SendError) -> DeadLetterReason {
         SendError::NoSuchName(_) => DeadLetterReason::NoSuchName,
         SendError::NoRecipient(_) => DeadLetterReason::NoRecipient,
         SendError::NoDestination(_) => DeadLetterReason::NoDestination,
+        SendError::Remote(_, why) => DeadLetterReason::Remote(why.clone()),
         _ => DeadLetterReason::Finished,
     }
 }
@@ -260,15 +263,29 @@ pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Mes
     };
     match resolve(rt, dest, &msg) {
         Err((make, dest)) => Err(record(rt, make(msg.with_dest(dest)))),
-        Ok(Target::One(addr)) => Ok(Some((addr, msg))),
+        Ok(Target::One(addr)) => Ok(outbound(rt, &addr, msg)?.map(|msg| (addr, msg))),
         Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
             Ok(None)
         }
         Ok(Target::Reply(to)) => {
+            let msg = match rt.registry.outbound.get(&to.addr) {
+                Some(hook) => hook.reply(&to.addr, msg).map_err(|e| record(rt, e))?,
+                None => msg,
+            };
             reply(rt, to, msg);
             Ok(None)
         }
+    }
+}
+
+/// Passes `msg` through the [`Outbound`] hook of `addr`, if it has one: `Ok(Some(msg))` to file,
+/// `Ok(None)` when the hook took it.
+#[inline]
+fn outbound(rt: &RtShared, addr: &Addr, msg: Message) -> Result<Option<Message>, SendError> {
+    match rt.registry.outbound.get(addr) {
+        None => Ok(Some(msg)),
+        Some(hook) => hook.send(addr, msg).map_err(|e| record(rt, e)),
     }
 }
 
