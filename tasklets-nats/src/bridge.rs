@@ -281,5 +281,6 @@ async fn serve(
     // Still disconnected at close: what waits is refused (its `Done` dead-letters it).
     pending.clear();
     while in_flight.join_next().await.is_some() {}
-    let _ = client.flush().await;
+    // Bounded: while disconnected a flush would wait for the next connection, for ever.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
 }

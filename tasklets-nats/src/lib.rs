@@ -763,6 +763,25 @@ impl Node {
             .await
     }
 
+    /// Waits until the node has lost its connection (`true`) or `timeout` passed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// if rt.block_on(node.wait_for_disconnection(std::time::Duration::from_millis(10))) {
+    ///     println!("NATS is gone; messages wait in the buffer");
+    /// }
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn wait_for_disconnection(&self, timeout: Duration) -> bool {
+        let link = Arc::clone(&self.inner.link);
+        self.wait_until(timeout, move |_| !link.connected.load(Ordering::Acquire))
+            .await
+    }
+
     /// Makes this node one of the servers of `group`'s pool ([`pool_addr`](Self::pool_addr)): a
     /// NATS queue group on `<ns>.pool.<group>` picks one serving node per message, which routes it to
     /// one of its local members, round-robin. Export a pool only from nodes that keep members (a

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct NatsServer {
     child: Child,
     pub url: String,
+    pub port: u16,
 }
 
 impl Drop for NatsServer {
@@ -51,35 +52,48 @@ pub fn nats_server(test: &str) -> Option<NatsServer> {
         return None;
     }
     for _ in 0..5 {
-        let port = free_port();
-        let mut child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nats-server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready") {
-                    let _ = tx.send(true);
-                }
-                if line.contains("address already in use") {
-                    let _ = tx.send(false);
-                }
-            }
-        });
-        let server = NatsServer {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(true) => return Some(server),
-            _ => continue, // the port was taken meanwhile: another one
+        if let Some(server) = start_on(free_port()) {
+            return Some(server);
         }
+        // The port was taken meanwhile: another one.
     }
     panic!("nats-server did not start");
+}
+
+/// Starts `nats-server` on `port` (for a restart on the same port); `None` if it did not start
+/// (the port is taken).
+pub fn nats_server_on(port: u16) -> Option<NatsServer> {
+    start_on(port)
+}
+
+fn start_on(port: u16) -> Option<NatsServer> {
+    let mut child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nats-server");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Server is ready") {
+                let _ = tx.send(true);
+            }
+            if line.contains("address already in use") {
+                let _ = tx.send(false);
+            }
+        }
+    });
+    let server = NatsServer {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        port,
+    };
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(true) => Some(server),
+        _ => None,
+    }
 }
 
 /// A node process of this crate's `tasklets-nats-node` binary; killed and reaped on drop. Its stdout
