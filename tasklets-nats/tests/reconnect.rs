@@ -136,4 +136,5 @@ fn a_restarted_server_on_the_same_port_loses_nothing_acknowledged() {
     assert_eq!(rt.handle().dead_letter_count(), (100 - BUFFER) as u64);
     b_handle.quit();
     b.join().unwrap();
+    drop(node); // while the server still runs
 }
