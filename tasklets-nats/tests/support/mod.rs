@@ -105,8 +105,14 @@ pub struct NodeProc {
 
 impl NodeProc {
     pub fn start(url: &str, ns: &str, role: &str) -> NodeProc {
+        NodeProc::start_with(url, ns, &[role])
+    }
+
+    /// A node with `args` after the URL and namespace (`["peer", NAME, PEERS]`).
+    pub fn start_with(url: &str, ns: &str, args: &[&str]) -> NodeProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tasklets-nats-node"))
-            .args([url, ns, role])
+            .args([url, ns])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
