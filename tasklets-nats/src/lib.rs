@@ -673,6 +673,24 @@ impl Node {
         Ok(())
     }
 
+    /// Whether `group` is exported from this node ([`export_group`](Self::export_group)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let lobby = tasklets::Group::new("lobby");
+    /// assert!(!node.exports_group(&lobby));
+    /// rt.block_on(node.export_group(&lobby))?;
+    /// assert!(node.exports_group(&lobby));
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn exports_group(&self, group: &Group) -> bool {
+        self.inner.lock().exported_groups.contains(group.name())
+    }
+
     /// The local stand-in of a member of `group` that lives on another node, by the id its
     /// [`GroupChange`] notice carried: an address that reaches that member (send, call, monitor).
     /// `None` when no such remote member is known (it left, or its node is gone).
