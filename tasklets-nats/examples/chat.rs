@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! nats-server -a 127.0.0.1 -p 4222 &
-//! cargo run -p tasklets-nats --example chat -- --port 7001 --nats nats://127.0.0.1:4222
-//! cargo run -p tasklets-nats --example chat -- --port 7002 --nats nats://127.0.0.1:4222
+//! cargo run -p tasklets-nats --example chat-nats -- --port 7001 --nats nats://127.0.0.1:4222
+//! cargo run -p tasklets-nats --example chat-nats -- --port 7002 --nats nats://127.0.0.1:4222
 //! nc 127.0.0.1 7001     # and `nc 127.0.0.1 7002` in another terminal
 //! ```
 //!

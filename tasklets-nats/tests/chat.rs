@@ -1,4 +1,4 @@
-//! The chat example over NATS (`examples/chat.rs` of this crate): two chat processes, one
+//! The chat example over NATS (`examples/chat.rs` of this crate, example `chat-nats`): two chat processes, one
 //! nats-server, one TCP client on each; both clients in one room see each other's lines, and `/list`
 //! shows both nicks on either node.
 
@@ -31,7 +31,7 @@ impl Drop for Chat {
 
 /// Starts a chat node; returns it and the TCP address it listens on.
 fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
-    let path = example("chat");
+    let path = example("chat-nats");
     let mut child = Command::new(&path)
         .args(["--port", "0", "--nats", url, "--node", node, "--namespace", ns])
         .stdout(Stdio::piped())
