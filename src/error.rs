@@ -44,20 +44,45 @@ pub enum SendError {
     NoRecipient(Message),
     /// The destination stands for something outside this runtime (a proxy for a tasklet of another
     /// process, see [`Outbound`](crate::routing::Outbound)) and refused the message before taking
-    /// it, for the reason inside: typically a value that cannot be encoded for the wire.
+    /// it, for the reason inside: typically a value that cannot be encoded for the wire. Boxed, so
+    /// the error stays as small as the others.
     ///
     /// ```
     /// use tasklets::{Message, SendError};
     ///
-    /// let err = SendError::Remote(Message::new("job").value(1_u8), "no codec for `job`".into());
+    /// let err = SendError::remote(Message::new("job").value(1_u8), "no codec for `job`");
     /// assert_eq!(err.to_string(), "refused for another process: no codec for `job`");
+    /// assert!(matches!(&err, SendError::Remote(r) if r.reason == "no codec for `job`"));
     /// assert_eq!(err.into_inner().take::<u8>(), Some(1));
     /// ```
-    #[error("refused for another process: {1}")]
-    Remote(Message, String),
+    #[error("refused for another process: {}", .0.reason)]
+    Remote(Box<RemoteRefusal>),
+}
+
+/// A message refused for another process, and why ([`SendError::Remote`],
+/// [`TrySendError::Remote`]); named as `tasklets::routing::RemoteRefusal`. `Debug` prints no
+/// payload.
+#[derive(Debug)]
+pub struct RemoteRefusal {
+    /// The message, whole.
+    pub message: Message,
+    /// Why it cannot go (for instance, its value cannot be encoded).
+    pub reason: String,
 }
 
 impl SendError {
+    /// A [`SendError::Remote`]: `message` refused for another process, for `reason`.
+    ///
+    /// # Examples
+    ///
+    /// See [`SendError::Remote`].
+    pub fn remote(message: Message, reason: impl Into<String>) -> SendError {
+        SendError::Remote(Box::new(RemoteRefusal {
+            message,
+            reason: reason.into(),
+        }))
+    }
+
     /// The message that was not delivered.
     ///
     /// # Examples
@@ -75,8 +100,8 @@ impl SendError {
             SendError::Finished(m)
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
-            | SendError::NoRecipient(m)
-            | SendError::Remote(m, _) => m,
+            | SendError::NoRecipient(m) => m,
+            SendError::Remote(r) => r.message,
         }
     }
     /// The message, borrowed.
@@ -95,8 +120,8 @@ impl SendError {
             SendError::Finished(m)
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
-            | SendError::NoRecipient(m)
-            | SendError::Remote(m, _) => m,
+            | SendError::NoRecipient(m) => m,
+            SendError::Remote(r) => &r.message,
         }
     }
     /// Whether the destination had finished.
@@ -168,8 +193,8 @@ pub enum TrySendError {
     #[error("the group has no members")]
     NoRecipient(Message),
     /// The destination refused the message for another process ([`SendError::Remote`]).
-    #[error("refused for another process: {1}")]
-    Remote(Message, String),
+    #[error("refused for another process: {}", .0.reason)]
+    Remote(Box<RemoteRefusal>),
 }
 
 impl TrySendError {
@@ -197,8 +222,8 @@ impl TrySendError {
             | TrySendError::Finished(m)
             | TrySendError::NoDestination(m)
             | TrySendError::NoSuchName(m)
-            | TrySendError::NoRecipient(m)
-            | TrySendError::Remote(m, _) => m,
+            | TrySendError::NoRecipient(m) => m,
+            TrySendError::Remote(r) => r.message,
         }
     }
     /// Whether the mailbox was full.
@@ -248,7 +273,7 @@ impl From<SendError> for TrySendError {
             SendError::NoDestination(m) => TrySendError::NoDestination(m),
             SendError::NoSuchName(m) => TrySendError::NoSuchName(m),
             SendError::NoRecipient(m) => TrySendError::NoRecipient(m),
-            SendError::Remote(m, why) => TrySendError::Remote(m, why),
+            SendError::Remote(r) => TrySendError::Remote(r),
         }
     }
 }

@@ -35,6 +35,8 @@ use crate::message::{Destination, Message};
 use crate::runtime::RtShared;
 use crate::tasklet::{Addr, SendFut, Shared};
 
+/// The error's details live with the errors; named here, beside [`Outbound`], which makes them.
+pub use crate::error::RemoteRefusal;
 pub use call::DEFAULT_CALL_TIMEOUT;
 pub use group::{Group, GroupChange, GROUP_CHANGED};
 pub use outbound::Outbound;
@@ -211,7 +213,7 @@ fn reason_of(err: &SendError) -> DeadLetterReason {
         SendError::NoSuchName(_) => DeadLetterReason::NoSuchName,
         SendError::NoRecipient(_) => DeadLetterReason::NoRecipient,
         SendError::NoDestination(_) => DeadLetterReason::NoDestination,
-        SendError::Remote(_, why) => DeadLetterReason::Remote(why.clone()),
+        SendError::Remote(r) => DeadLetterReason::Remote(r.reason.clone()),
         _ => DeadLetterReason::Finished,
     }
 }

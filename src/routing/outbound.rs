@@ -34,7 +34,7 @@ use crate::tasklet::{Addr, TaskletId};
 /// impl Outbound for StringsOnly {
 ///     fn send(&self, _to: &Addr, msg: Message) -> Result<Option<Message>, SendError> {
 ///         if msg.has_value() && msg.get::<String>().is_none() {
-///             return Err(SendError::Remote(msg, "only strings cross".into()));
+///             return Err(SendError::remote(msg, "only strings cross"));
 ///         }
 ///         Ok(Some(msg)) // filed with the address as usual
 ///     }
@@ -58,7 +58,7 @@ pub trait Outbound: Send + Sync + 'static {
     /// `msg` with `to` as usual (waiting for room where `to` is bounded); `Ok(None)`: the hook took the
     /// message (it filed it itself, for instance wrapped with what it captured), and the send
     /// succeeded; `Err(e)`: the send fails with `e`, which should hold the message (usually
-    /// [`SendError::Remote`]), and a value-less copy goes to the dead letters with its reason.
+    /// [`SendError::remote`]), and a value-less copy goes to the dead letters with its reason.
     fn send(&self, to: &Addr, msg: Message) -> Result<Option<Message>, SendError>;
 
     /// A reply to a call that `to` made. `Ok(msg)`: delivered to the call as usual; `Err(e)`: the
