@@ -654,7 +654,9 @@ impl Node {
             return Ok(());
         }
         let ns = &self.inner.opts.namespace;
-        self.inner.subscribe(format!("{ns}.group.{g}"), None).await?;
+        self.inner
+            .subscribe(format!("{ns}.group.{g}"), None)
+            .await?;
         // Watched before the members are published: a join from now on is a notice, so none is
         // missed (one may be published twice; the other nodes ignore a known member).
         let (done, watching) = async_channel::bounded(1);
@@ -1671,7 +1673,11 @@ impl Inner {
                     continue;
                 }
                 let subject = format!("{ns}.addr.{node}.{id}");
-                let addr = self.proxy(ProxyKey::Addr(node.to_owned(), id), node.to_owned(), subject);
+                let addr = self.proxy(
+                    ProxyKey::Addr(node.to_owned(), id),
+                    node.to_owned(),
+                    subject,
+                );
                 let mut s = self.lock();
                 s.stand_ins.insert(addr.id());
                 s.remote_members.insert(key, addr.clone());
@@ -1706,7 +1712,7 @@ impl Outbound for Gate {
         }
         let payload = match inner.wire.encode(&msg) {
             Ok(p) => p,
-            Err(e) => return Err(SendError::Remote(msg, e.to_string())),
+            Err(e) => return Err(SendError::remote(msg, e.to_string())),
         };
         let frame = Frame {
             msg,
@@ -1726,7 +1732,7 @@ impl Outbound for Gate {
         };
         match inner.wire.encode(&msg) {
             Ok(_) => Ok(msg),
-            Err(e) => Err(SendError::Remote(msg, e.to_string())),
+            Err(e) => Err(SendError::remote(msg, e.to_string())),
         }
     }
 }

@@ -15,7 +15,10 @@ use support::nats_server;
 /// The built example, next to this test's own binary (`cargo test` builds the examples).
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("this test's path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
     dir.join("examples").join(name)
 }
 
@@ -33,7 +36,16 @@ impl Drop for Chat {
 fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
     let path = example("chat-nats");
     let mut child = Command::new(&path)
-        .args(["--port", "0", "--nats", url, "--node", node, "--namespace", ns])
+        .args([
+            "--port",
+            "0",
+            "--nats",
+            url,
+            "--node",
+            node,
+            "--namespace",
+            ns,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

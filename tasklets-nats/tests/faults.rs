@@ -131,10 +131,15 @@ fn a_value_that_cannot_be_encoded_is_an_error_at_send_and_an_undecodable_frame_a
         .handle()
         .try_send(Message::new("unwired").to("count").value(1_u8))
         .unwrap_err();
-    let TrySendError::Remote(mut back, reason) = err else {
+    let TrySendError::Remote(refusal) = err else {
         panic!("{err:?}")
     };
-    assert!(reason.contains("no wire entry"), "{reason}");
+    assert!(
+        refusal.reason.contains("no wire entry"),
+        "{}",
+        refusal.reason
+    );
+    let mut back = refusal.message;
     assert_eq!(back.take::<u8>(), Some(1));
     // A value-less record of the refusal, with the reason, as for every refused send.
     let letter = rt.block_on(letters.recv()).unwrap();
@@ -149,19 +154,30 @@ fn a_value_that_cannot_be_encoded_is_an_error_at_send_and_an_undecodable_frame_a
                 let sent = cx
                     .send(Message::new("count").to("count").value("seven"))
                     .await;
-                let to_addr = cx.send(Message::new("unwired").to(&proxy).value(2_u8)).await;
+                let to_addr = cx
+                    .send(Message::new("unwired").to(&proxy).value(2_u8))
+                    .await;
                 let called = cx
-                    .call("slow", Message::new("ask").value(3_u8), Duration::from_secs(5))
+                    .call(
+                        "slow",
+                        Message::new("ask").value(3_u8),
+                        Duration::from_secs(5),
+                    )
                     .await;
                 (sent, to_addr, called)
             })
             .join(),
         )
         .unwrap();
-    let Err(SendError::Remote(mut m, why)) = sent else {
+    let Err(SendError::Remote(refusal)) = sent else {
         panic!("{sent:?}")
     };
-    assert!(why.contains("not of the type"), "{why}");
+    assert!(
+        refusal.reason.contains("not of the type"),
+        "{}",
+        refusal.reason
+    );
+    let mut m = refusal.message;
     assert_eq!(m.take::<&str>(), Some("seven"));
     assert!(matches!(to_addr, Err(SendError::Remote(..))), "{to_addr:?}");
     assert!(

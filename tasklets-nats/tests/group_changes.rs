@@ -66,7 +66,10 @@ fn watchers_see_members_of_other_nodes_join_and_leave_and_leave_when_their_node_
         let changes = WaitForMessages::new().accept(&GROUP_CHANGED);
         loop {
             let mut notice = cx.receive(&changes).await;
-            if notices.try_send(notice.take::<GroupChange>().unwrap()).is_err() {
+            if notices
+                .try_send(notice.take::<GroupChange>().unwrap())
+                .is_err()
+            {
                 return;
             }
         }
@@ -88,9 +91,14 @@ fn watchers_see_members_of_other_nodes_join_and_leave_and_leave_when_their_node_
     });
     let joined = next(&rt, &seen, "join");
     assert_eq!((&joined.group, joined.joined), (&lobby, true));
-    let stand_in = node.remote_member(&lobby, joined.tasklet).expect("a stand-in");
+    let stand_in = node
+        .remote_member(&lobby, joined.tasklet)
+        .expect("a stand-in");
     assert_eq!(stand_in.id(), joined.tasklet);
-    assert_eq!(node.remote_members(&lobby), [("b".to_string(), stand_in.clone())]);
+    assert_eq!(
+        node.remote_members(&lobby),
+        [("b".to_string(), stand_in.clone())]
+    );
     rt.handle()
         .try_send(Message::new("hello").to(&stand_in))
         .unwrap();

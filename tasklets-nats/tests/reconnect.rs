@@ -101,7 +101,11 @@ fn a_restarted_server_on_the_same_port_loses_nothing_acknowledged() {
     assert!(rt.block_on(node.wait_for_disconnection(WAIT)));
     assert!(!node.is_connected());
     ok.extend(send_notes(&rt, 100..200));
-    assert_eq!(ok.len(), 110, "every send returned Ok (the name's proxy took them)");
+    assert_eq!(
+        ok.len(),
+        110,
+        "every send returned Ok (the name's proxy took them)"
+    );
     let mut dead = BTreeSet::new();
     while dead.len() < 100 - BUFFER {
         let mut letter = rt.block_on(letters.recv()).unwrap();

@@ -21,7 +21,12 @@ struct Log(Vec<(Instant, String)>);
 
 impl Log {
     /// Reads `p`'s lines into the log until one satisfies `want`; returns it and when it was read.
-    fn until(&mut self, p: &NodeProc, what: &str, want: impl Fn(&str) -> bool) -> (Instant, String) {
+    fn until(
+        &mut self,
+        p: &NodeProc,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+    ) -> (Instant, String) {
         loop {
             let line = p
                 .lines
@@ -82,17 +87,32 @@ fn three_nodes_route_and_survive_a_sigkill() {
     for (i, me) in NAMES.iter().enumerate() {
         let log = &logs[i];
         for other in NAMES.iter().filter(|n| *n != me) {
-            assert!(log.has(&format!("call {other} 42")), "{me}: no call to {other}");
+            assert!(
+                log.has(&format!("call {other} 42")),
+                "{me}: no call to {other}"
+            );
         }
-        assert!(log.has("nosuch true"), "{me}: an unknown name must fail at once");
-        let pool = log.0.iter().find_map(|(_, l)| l.strip_prefix("pool ")).unwrap();
-        assert_eq!(pool, "n1,n2,n3", "{me}: the pool spreads over the three nodes");
+        assert!(
+            log.has("nosuch true"),
+            "{me}: an unknown name must fail at once"
+        );
+        let pool = log
+            .0
+            .iter()
+            .find_map(|(_, l)| l.strip_prefix("pool "))
+            .unwrap();
+        assert_eq!(
+            pool, "n1,n2,n3",
+            "{me}: the pool spreads over the three nodes"
+        );
     }
 
     // Streaming: wait until n2 got notes from both others, then kill it.
     let victim = &procs[1];
     loop {
-        let enough = ["n1", "n3"].iter().all(|s| logs[1].notes_from(s, None).len() >= 30);
+        let enough = ["n1", "n3"]
+            .iter()
+            .all(|s| logs[1].notes_from(s, None).len() >= 30);
         if enough {
             break;
         }
@@ -114,13 +134,23 @@ fn three_nodes_route_and_survive_a_sigkill() {
         let down = down_at - killed;
         let left = left_at - killed;
         figures.push(format!("{}: down {down:?}, room-leave {left:?}", NAMES[i]));
-        assert!(down < bound + Duration::from_secs(1), "{}: down after {down:?}", NAMES[i]);
-        assert!(left < bound + Duration::from_secs(1), "{}: leave after {left:?}", NAMES[i]);
+        assert!(
+            down < bound + Duration::from_secs(1),
+            "{}: down after {down:?}",
+            NAMES[i]
+        );
+        assert!(
+            left < bound + Duration::from_secs(1),
+            "{}: leave after {left:?}",
+            NAMES[i]
+        );
         assert_eq!(pool, "pool-after n1,n3", "{}", NAMES[i]);
     }
     for (i, from) in [(0, "n3"), (2, "n1")] {
         while logs[i].notes_from(from, Some(killed)).len() < 20 {
-            logs[i].until(&procs[i], "a note after the kill", |l| l.starts_with("note "));
+            logs[i].until(&procs[i], "a note after the kill", |l| {
+                l.starts_with("note ")
+            });
         }
     }
 
@@ -144,7 +174,11 @@ fn three_nodes_route_and_survive_a_sigkill() {
         }
         // Every room member heard every node's news.
         for from in NAMES {
-            assert!(logs[i].has(&format!("news from {from}")), "{}: news from {from}", NAMES[i]);
+            assert!(
+                logs[i].has(&format!("news from {from}")),
+                "{}: news from {from}",
+                NAMES[i]
+            );
         }
         assert!(logs[i].has(&format!("room-join n{}", if i == 0 { 3 } else { 1 })));
     }

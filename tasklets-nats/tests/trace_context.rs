@@ -61,8 +61,7 @@ fn the_senders_span_travels_in_the_traceparent_header_and_wraps_the_delivery() {
     let Some(nats) = nats_server("trace_context") else {
         return;
     };
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Recorder))
-        .unwrap();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Recorder)).unwrap();
     let ns = format!("trace{}", std::process::id());
 
     // Node b: `sink` takes two orders.
@@ -87,7 +86,12 @@ fn the_senders_span_travels_in_the_traceparent_header_and_wraps_the_delivery() {
     rx.recv().unwrap();
 
     let rt = Runtime::new();
-    let node = connect(&rt.handle(), &nats.url, NodeOptions::new("a").namespace(&*ns)).unwrap();
+    let node = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("a").namespace(&*ns),
+    )
+    .unwrap();
     node.wire::<u64>("order");
     assert!(rt.block_on(node.wait_for_name("sink", Duration::from_secs(10))));
     let span_ids = rt

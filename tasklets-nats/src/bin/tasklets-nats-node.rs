@@ -230,7 +230,9 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
             }
         }
     });
-    rt.handle().register(&format!("svc-{me}"), &svc.addr()).unwrap();
+    rt.handle()
+        .register(&format!("svc-{me}"), &svc.addr())
+        .unwrap();
     for _ in 0..2 {
         let (g, me) = (workers.clone(), me.to_owned());
         rt.spawn(move |cx| async move {
@@ -256,10 +258,16 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
         let _ = watching_tx.try_send(());
         let mut nodes = BTreeMap::new();
         loop {
-            let mut msg = cx.receive(&WaitForMessages::new().accept(&GROUP_CHANGED)).await;
-            let Some(change) = msg.take::<GroupChange>() else { continue };
+            let mut msg = cx
+                .receive(&WaitForMessages::new().accept(&GROUP_CHANGED))
+                .await;
+            let Some(change) = msg.take::<GroupChange>() else {
+                continue;
+            };
             if change.joined {
-                let Some(addr) = n.remote_member(&g, change.tasklet) else { continue };
+                let Some(addr) = n.remote_member(&g, change.tasklet) else {
+                    continue;
+                };
                 let Some((node, _)) = n.remote_members(&g).into_iter().find(|(_, a)| *a == addr)
                 else {
                     continue;
@@ -299,17 +307,31 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
         let me = me_;
         for p in &peers {
             let reply = cx
-                .call(format!("svc-{p}").as_str(), Message::new("double").value(21_u64), None)
+                .call(
+                    format!("svc-{p}").as_str(),
+                    Message::new("double").value(21_u64),
+                    None,
+                )
                 .await
                 .unwrap();
-            say(format!("call {p} {}", reply.get::<u64>().copied().unwrap_or_default()));
+            say(format!(
+                "call {p} {}",
+                reply.get::<u64>().copied().unwrap_or_default()
+            ));
         }
         let err = cx.call("nobody", Message::new("double"), None).await;
-        say(format!("nosuch {}", matches!(err, Err(RequestError::Send(_)))));
+        say(format!(
+            "nosuch {}",
+            matches!(err, Err(RequestError::Send(_)))
+        ));
         let everyone = n.group_addr(&room_);
-        cx.send(Message::new("news").to(&everyone).value(format!("from {me}")))
-            .await
-            .unwrap();
+        cx.send(
+            Message::new("news")
+                .to(&everyone)
+                .value(format!("from {me}")),
+        )
+        .await
+        .unwrap();
         say(format!("pool {}", pool_round(&cx, &pool).await));
 
         let mut up: BTreeMap<String, Addr> = BTreeMap::new();
@@ -370,7 +392,10 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
     }
     for (p, ids) in &ok {
         say(format!("ok {p} {}", join(ids)));
-        say(format!("dead {p} {}", join(lost.get(p).unwrap_or(&BTreeSet::new()))));
+        say(format!(
+            "dead {p} {}",
+            join(lost.get(p).unwrap_or(&BTreeSet::new()))
+        ));
     }
     say("done");
 }
