@@ -169,20 +169,38 @@ struct Req {
 
 impl Req {
     /// Makes the request on its own task; its outcome goes to `done`.
-    fn spawn(self, client: &async_nats::Client, in_flight: &mut tokio::task::JoinSet<()>) {
+    ///
+    /// `buffered`: it waited for the connection. The other nodes reconnect too, each at its own
+    /// time, so until its timeout "no responders" is taken to mean "not subscribed again yet" and
+    /// the request is repeated (every 10 ms) rather than refused.
+    fn spawn(
+        self,
+        client: &async_nats::Client,
+        in_flight: &mut tokio::task::JoinSet<()>,
+        buffered: bool,
+    ) {
         let client = client.clone();
+        let retry_until = buffered.then(|| tokio::time::Instant::now() + self.timeout);
         in_flight.spawn(async move {
-            let req = Request::new()
-                .headers(self.headers)
-                .payload(self.payload)
-                .timeout(Some(self.timeout));
-            let outcome = match client.send_request(self.subject, req).await {
-                Ok(reply) => Outcome::Reply(reply),
-                Err(e) => match e.kind() {
-                    RequestErrorKind::NoResponders => Outcome::NoResponders,
-                    RequestErrorKind::TimedOut => Outcome::TimedOut,
-                    RequestErrorKind::Other => Outcome::Failed(e.to_string()),
-                },
+            let outcome = loop {
+                let req = Request::new()
+                    .headers(self.headers.clone())
+                    .payload(self.payload.clone())
+                    .timeout(Some(self.timeout));
+                match client.send_request(self.subject.clone(), req).await {
+                    Ok(reply) => break Outcome::Reply(reply),
+                    Err(e) => match e.kind() {
+                        RequestErrorKind::NoResponders => {
+                            if retry_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                            break Outcome::NoResponders;
+                        }
+                        RequestErrorKind::TimedOut => break Outcome::TimedOut,
+                        RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
+                    },
+                }
             };
             self.done.call(outcome);
         });
@@ -258,9 +276,9 @@ async fn serve(
                 if link.connected.load(Ordering::Acquire) {
                     // Connected again but `Reconnected` not seen yet: the older ones go first.
                     while let Some(old) = pending.pop_front() {
-                        old.spawn(&client, &mut in_flight);
+                        old.spawn(&client, &mut in_flight, true);
                     }
-                    req.spawn(&client, &mut in_flight);
+                    req.spawn(&client, &mut in_flight, false);
                 } else if pending.len() < link.buffer {
                     pending.push_back(req);
                 } else {
@@ -272,7 +290,7 @@ async fn serve(
             }
             Cmd::Reconnected => {
                 while let Some(req) = pending.pop_front() {
-                    req.spawn(&client, &mut in_flight);
+                    req.spawn(&client, &mut in_flight, true);
                 }
             }
             Cmd::Close => break,
