@@ -14,9 +14,15 @@
 //!   remote tasklet ends or its node is declared gone, so monitors get `down`;
 //! - `cx.call` to a remote name is a NATS request; the caller's timeout and late-reply rules are the
 //!   local ones (a reply after the call returned is a `ReplyTooLate` dead letter);
-//! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node;
+//! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node,
+//!   and make membership changes visible as `group-changed` notices on every node;
 //!   [`Node::export_pool`] and [`Node::pool_addr`] route to one member of a pool spread over nodes
 //!   (a NATS queue group).
+//!
+//! Every message routed to a proxy passes through the core's per-address hook
+//! ([`Outbound`](tasklets::routing::Outbound)) in the sender's context: its value is encoded there (a
+//! value that cannot be is [`SendError::Remote`] at send, the message given back) and the sender's
+//! trace context captured.
 //!
 //! # Threads
 //!
@@ -33,6 +39,19 @@
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination).
 //!
+//! # Reconnection
+//!
+//! When the connection to the NATS server is lost, async-nats reconnects (for ever, pauses of at most
+//! [`NodeOptions::reconnect_delay_max`]) and subscribes again to every subject this node had: its
+//! exported names, groups and pools. Meanwhile outgoing messages wait in a buffer of
+//! [`NodeOptions::buffer`] messages, sent once the connection is back (their acknowledgement timeout
+//! runs from then; a "no responders" is repeated until that timeout, since the other nodes
+//! reconnect at their own time); each message beyond the buffer is a dead letter at once, with the
+//! reason. An outage shorter than [`NodeOptions::down_after`] is invisible to the other nodes; a
+//! longer one makes them declare this node gone (monitors get `down`, its group members leave).
+//! [`Node::is_connected`], [`Node::wait_for_connection`] and [`Node::wait_for_disconnection`]
+//! observe the connection.
+//!
 //! # Liveness
 //!
 //! Every node publishes a heartbeat on `<ns>.node.<node>.hb` every [`NodeOptions::heartbeat`],
@@ -44,8 +63,29 @@
 //!
 //! Message values are type-erased, so a message name whose messages carry a value across nodes is
 //! registered with its type on every node ([`Node::wire`]): postcard by default, JSON with
-//! [`Codec::Json`]. A value that cannot be encoded, or a frame that cannot be decoded, becomes a dead
-//! letter with the reason, never a panic.
+//! [`Codec::Json`]. A value that cannot be encoded (no wire entry, another type than the one
+//! registered, an encoder error) is refused **at send**: `cx.send`, `cx.try_send`, `cx.call` and
+//! the [`Handle`]'s sends fail with [`SendError::Remote`] (or `TrySendError::Remote`) holding the
+//! message and the reason, as replies to a remote caller do. Only `Addr::send` / `Addr::try_send`
+//! straight to a proxy bypass routing, so their values are encoded in the proxy and a failure there is
+//! a dead letter. A frame that cannot be decoded on the receiving node is a dead letter with the
+//! reason on the sending node, never a panic.
+//!
+//! # Trace context
+//!
+//! The core gives messages no trace id, so the context that travels is the sender's `tracing` span:
+//! every message routed to another node carries a W3C `traceparent` header built in the sender's
+//! context at `send`, `00-<trace id>-<span id>-01`, whose parent id is the id of the sender's
+//! current span ([`tracing::Span::current`]) and whose trace id is a hash of the sending node's
+//! namespace and name followed by that span id, plus the span's name (header `tn-span`). No current
+//! span (no subscriber, or disabled): no header. [`NodeOptions::trace_context`] replaces this
+//! with a function of your own (for instance an OpenTelemetry propagator's `traceparent`).
+//!
+//! On the receiving node the local delivery (the send or call to the destination, made by the
+//! sender's proxy) runs inside an `info` span named `tasklets_nats.receive` with the fields
+//! `traceparent`, `from_span`, `from_node` and `message`, so a subscriber there can link it to the
+//! sender's span. It covers the hop across NATS, not what the receiving tasklet does later: a
+//! message carries no context of its own once in a mailbox.
 //!
 //! # Examples
 //!
