@@ -131,16 +131,18 @@ fn three_nodes_route_and_survive_a_sigkill() {
         let (down_at, _) = logs[i].until(&procs[i], "down n2", |l| l == "down n2");
         let (_, pool) = logs[i].until(&procs[i], "pool-after", |l| l.starts_with("pool-after"));
         let (left_at, _) = logs[i].until(&procs[i], "room-leave n2", |l| l == "room-leave n2");
+        // Read from the pipe after the kill returned: the bound plus the time to read, and slack for
+        // a loaded machine.
         let down = down_at - killed;
         let left = left_at - killed;
         figures.push(format!("{}: down {down:?}, room-leave {left:?}", NAMES[i]));
         assert!(
-            down < bound + Duration::from_secs(1),
+            down < bound + Duration::from_secs(2),
             "{}: down after {down:?}",
             NAMES[i]
         );
         assert!(
-            left < bound + Duration::from_secs(1),
+            left < bound + Duration::from_secs(2),
             "{}: leave after {left:?}",
             NAMES[i]
         );

@@ -280,9 +280,10 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
         }
     });
     rt.block_on(watching.recv()).unwrap();
-    rt.block_on(node.export(&format!("svc-{me}"))).unwrap();
+    // The name last: once the others see it announced, the pool and the group are subscribed.
     rt.block_on(node.export_pool(&workers)).unwrap();
     rt.block_on(node.export_group(&room)).unwrap();
+    rt.block_on(node.export(&format!("svc-{me}"))).unwrap();
     for p in &peers {
         assert!(rt.block_on(node.wait_for_name(&format!("svc-{p}"), Duration::from_secs(20))));
     }
