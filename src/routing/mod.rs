@@ -265,12 +265,16 @@ pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Mes
     };
     match resolve(rt, dest, &msg) {
         Err((make, dest)) => Err(record(rt, make(msg.with_dest(dest)))),
-        Ok(Target::One(addr)) => Ok(outbound(rt, &addr, msg)?.map(|msg| (addr, msg))),
+        // The message is not moved through the hook's path unless a hook exists somewhere.
+        Ok(Target::One(addr)) if rt.registry.outbound.any() => {
+            Ok(outbound(rt, &addr, msg)?.map(|msg| (addr, msg)))
+        }
+        Ok(Target::One(addr)) => Ok(Some((addr, msg))),
         Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
             Ok(None)
         }
-        Ok(Target::Reply(to)) => {
+        Ok(Target::Reply(to)) if rt.registry.outbound.any() => {
             let msg = match rt.registry.outbound.get(&to.addr) {
                 Some(hook) => hook.reply(&to.addr, msg).map_err(|e| record(rt, e))?,
                 None => msg,
@@ -278,12 +282,18 @@ pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Mes
             reply(rt, to, msg);
             Ok(None)
         }
+        Ok(Target::Reply(to)) => {
+            reply(rt, to, msg);
+            Ok(None)
+        }
     }
 }
 
 /// Passes `msg` through the [`Outbound`] hook of `addr`, if it has one: `Ok(Some(msg))` to file,
-/// `Ok(None)` when the hook took it.
-#[inline]
+/// `Ok(None)` when the hook took it. Off the common path: call it only when
+/// `rt.registry.outbound.any()`.
+#[cold]
+#[inline(never)]
 fn outbound(rt: &RtShared, addr: &Addr, msg: Message) -> Result<Option<Message>, SendError> {
     match rt.registry.outbound.get(addr) {
         None => Ok(Some(msg)),

@@ -78,10 +78,15 @@ pub(crate) struct Outbounds {
 }
 
 impl Outbounds {
-    /// The hook of `addr`, if any.
+    /// Whether any hook is installed: the one check on the common path.
     #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.count.load(Ordering::Relaxed) != 0
+    }
+
+    /// The hook of `addr`, if any.
     pub(crate) fn get(&self, addr: &Addr) -> Option<Arc<dyn Outbound>> {
-        if self.count.load(Ordering::Relaxed) == 0 {
+        if !self.any() {
             return None;
         }
         self.table.lock().get(&addr.id()).cloned()
