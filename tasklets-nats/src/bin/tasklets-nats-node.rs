@@ -200,7 +200,8 @@ fn join(ids: &BTreeSet<u64>) -> String {
 /// - `svc-ME` (exported) answers `double` calls and prints `note FROM ID` for every `note`;
 /// - two members of the `workers` pool (exported) answer `work` with this node's name;
 /// - a member of `room` (exported) prints `news TEXT`; a watcher of `room` prints `room-join NODE`
-///   and `room-leave NODE` for the members of other nodes;
+///   and `room-leave NODE` for the members of other nodes, monitors their stand-ins and prints
+///   `member-down NODE` when one ends (no traffic goes to them: heartbeats tell);
 /// - once every peer's `svc-` is known: a call to each (`call PEER N`), an unknown name (`nosuch
 ///   true`), one `news` to the room on every node, thirty `work` calls to the pool (`pool NODES`);
 /// - then `streaming`: a `note` to every peer's `svc-` every 5 ms, a monitor on each, `down PEER`
@@ -257,10 +258,17 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
         cx.watch_group(&g);
         let _ = watching_tx.try_send(());
         let mut nodes = BTreeMap::new();
+        let mut monitored = BTreeMap::new();
+        let wait = WaitForMessages::new().accept(&GROUP_CHANGED).accept(&DOWN);
         loop {
-            let mut msg = cx
-                .receive(&WaitForMessages::new().accept(&GROUP_CHANGED))
-                .await;
+            let mut msg = cx.receive(&wait).await;
+            if let Some(down) = msg.get::<Down>() {
+                // A stand-in ends when its node is declared gone (heartbeats: no traffic to it).
+                if let Some(node) = monitored.remove(&down.id) {
+                    say(format!("member-down {node}"));
+                }
+                continue;
+            }
             let Some(change) = msg.take::<GroupChange>() else {
                 continue;
             };
@@ -273,6 +281,8 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
                     continue;
                 };
                 say(format!("room-join {node}"));
+                cx.monitor(&addr);
+                monitored.insert(addr.id(), node.clone());
                 nodes.insert(change.tasklet, node);
             } else if let Some(node) = nodes.remove(&change.tasklet) {
                 say(format!("room-leave {node}"));
