@@ -62,6 +62,18 @@ pub enum SendError {
 /// A message refused for another process, and why ([`SendError::Remote`],
 /// [`TrySendError::Remote`]); named as `tasklets::routing::RemoteRefusal`. `Debug` prints no
 /// payload.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, SendError};
+///
+/// let err = SendError::remote(Message::new("job").value(3_u8), "no codec for `job`");
+/// let SendError::Remote(refusal) = err else { unreachable!() };
+/// assert_eq!(refusal.reason, "no codec for `job`");
+/// let mut back = refusal.message;
+/// assert_eq!(back.take::<u8>(), Some(3));
+/// ```
 #[derive(Debug)]
 pub struct RemoteRefusal {
     /// The message, whole.
