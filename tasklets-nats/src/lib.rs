@@ -630,7 +630,8 @@ impl Node {
     }
 
     /// Makes the locally registered `name` reachable from the other nodes of the namespace, and
-    /// announces it at once. A name is exported by one node at a time (several nodes exporting it
+    /// announces it at once. Returns once the server has the subscription (while the node is
+    /// disconnected, that is once it is connected again). A name is exported by one node at a time (several nodes exporting it
     /// share its messages, one each, through a NATS queue group).
     ///
     /// # Errors
@@ -1042,7 +1043,8 @@ impl Node {
     }
 
     /// Detaches from the cluster: remote names stop resolving, proxies end (their monitors get
-    /// `down`), the NATS thread flushes and stops. Idempotent; also done on drop.
+    /// `down`), the members of other nodes' groups leave (watchers get `group-changed`), the NATS
+    /// thread flushes and stops. Idempotent; also done on drop.
     ///
     /// # Examples
     ///
@@ -1058,9 +1060,21 @@ impl Node {
             return;
         }
         self.inner.handle.set_name_fallback(None);
-        let proxies: Vec<Proxy> = self.inner.lock().proxies.drain().map(|(_, p)| p).collect();
+        let (proxies, members): (Vec<Proxy>, Vec<_>) = {
+            let mut s = self.inner.lock();
+            let proxies = s.proxies.drain().map(|(_, p)| p).collect();
+            (proxies, s.remote_members.drain().collect())
+        };
         for p in proxies {
             self.inner.retire(&p.addr);
+        }
+        // The members of other nodes are out of reach from now on: they leave, as for a gone node.
+        for ((group, _, _), stand_in) in members {
+            self.inner.handle.announce_group_change(GroupChange {
+                group: Group::new(&group),
+                tasklet: stand_in.id(),
+                joined: false,
+            });
         }
         let _ = self.inner.cmds.try_send(Cmd::Close);
         self.inner.in_flight.0.close();

@@ -29,6 +29,7 @@ impl Drop for Chat {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        support::disown(self.0.id());
     }
 }
 
@@ -50,6 +51,7 @@ fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e} (cargo test builds the examples)", path.display()));
+    support::adopt(child.id());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

@@ -4,8 +4,25 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
+
+/// The processes this test started and has not reaped: the watchdog kills them before it aborts
+/// (an abort runs no destructor), so a hung test leaves no nats-server or node behind.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Records a child for the watchdog.
+pub fn adopt(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+}
+
+/// Forgets a reaped child.
+pub fn disown(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| *p != pid);
+}
 
 /// The running server; killed and reaped on drop.
 pub struct NatsServer {
@@ -18,6 +35,7 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        disown(self.child.id());
     }
 }
 
@@ -26,6 +44,10 @@ pub fn watchdog(secs: u64) {
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(secs));
         eprintln!("watchdog: still running after {secs} s, aborting");
+        let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for pid in children {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         std::process::abort();
     });
 }
@@ -73,6 +95,7 @@ fn start_on(port: u16) -> Option<NatsServer> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn nats-server");
+    adopt(child.id());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -117,6 +140,7 @@ impl NodeProc {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn node");
+        adopt(child.id());
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -149,5 +173,6 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        disown(self.child.id());
     }
 }
