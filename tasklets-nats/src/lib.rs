@@ -20,7 +20,7 @@
 //!   (a NATS queue group).
 //!
 //! Every message routed to a proxy passes through the core's per-address hook
-//! ([`Outbound`](tasklets::routing::Outbound)) in the sender's context: its value is encoded there (a
+//! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
 //! value that cannot be is [`SendError::Remote`] at send, the message given back) and the sender's
 //! trace context captured.
 //!
