@@ -369,6 +369,9 @@ static DELIVER: StaticName = StaticName::new("tasklets-nats/deliver");
 /// Internal message a proxy gets from its [`Gate`]: a message encoded at send, to forward.
 static FRAME: StaticName = StaticName::new("tasklets-nats/frame");
 
+/// Internal message a proxy gets when it is to end: after what was queued before it.
+static RETIRE: StaticName = StaticName::new("tasklets-nats/retire");
+
 /// Internal message the membership tasklet gets from `export_group`: watch this group.
 static WATCH: StaticName = StaticName::new("tasklets-nats/watch");
 
@@ -1269,10 +1272,14 @@ impl Inner {
         addr
     }
 
-    /// Ends a proxy: its hook goes, monitors get `down`, what is left in its mailbox is dead letters.
+    /// Ends a proxy: its hook goes; what is queued in its mailbox is still forwarded (to a gone
+    /// node: a dead letter with the reason, the message whole), then it stops and its monitors get
+    /// `down`. Sends to it after that fail as to any finished tasklet.
     fn retire(&self, addr: &Addr) {
         self.handle.set_outbound(addr, None);
-        addr.stop();
+        if addr.try_send(Message::new(&RETIRE)).is_err() {
+            addr.stop();
+        }
     }
 
     /// Ends the proxy for `key` (if it is still `addr`): monitors get `down`, later sends resolve anew.
@@ -1304,6 +1311,19 @@ impl Inner {
                 self.deliver_locally(cx, d).await;
                 return;
             }
+        }
+        if msg.name() == RETIRE.get() {
+            // What came meanwhile goes the same way as what came before; then it ends at its next
+            // wake (`Exit::Stopped`), and what arrives from then on is refused as to a finished
+            // tasklet (routed sends get their message back) or left to the core's dead letters.
+            let all = WaitForMessages::new().accept_all();
+            while let Some(late) = cx.try_receive(&all) {
+                if late.name() != RETIRE.get() {
+                    Box::pin(self.proxy_handle(cx, key, subject, late)).await;
+                }
+            }
+            cx.me().stop();
+            futures_lite::future::pending::<()>().await;
         }
         if msg.name() == FRAME.get() {
             if let Some(f) = msg.take::<Frame>() {

@@ -15,9 +15,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use tasklets::{
-    Addr, DeadLetterReason, Down, Message, RequestError, Runtime, WaitForMessages, DOWN,
-};
+use tasklets::{Addr, Down, Message, RequestError, Runtime, WaitForMessages, DOWN};
 use tasklets_nats::{connect, NodeOptions};
 
 fn say(line: impl AsRef<str>) {
@@ -181,9 +179,8 @@ fn client(rt: &Runtime, node: &tasklets_nats::Node) {
             .await
         });
         let Some(mut letter) = letter else { break };
-        if let (DeadLetterReason::Remote(_), Some(id)) =
-            (&letter.reason, letter.message.take::<u64>())
-        {
+        // Any reason: "no responders", no acknowledgement in time, left in a proxy that ended.
+        if let Some(id) = letter.message.take::<u64>() {
             lost.insert(id);
         }
     }
