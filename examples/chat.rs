@@ -37,13 +37,17 @@
 //!   bounded by [`Config::grace`]) and return.
 //!
 //! The server is [`serve`]; `tests/chat.rs` includes this file and drives it over real sockets.
+//! [`serve_with`] takes a [`Reach`] beyond this process: `tasklets-nats/examples/chat.rs` includes
+//! this file too and runs the same server as one node of a chat over NATS.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,8 +55,8 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use tasklets::wait::signal::{Signal, WaitForSignal};
 use tasklets::{
-    Addr, Cx, DeadLetterReason, Group, Message, SpawnOptions, TaskletId, WaitForIO,
-    WaitForMessages, WaitForTimeout,
+    Addr, Cx, DeadLetterReason, Destination, Group, Handle, Message, SpawnOptions, TaskletId,
+    WaitForIO, WaitForMessages, WaitForTimeout,
 };
 
 /// The longest line a client may send, in bytes (not counting the line end).
@@ -193,6 +197,47 @@ pub const HELP: [&str; 8] = [
     "*   /quit             hang up",
 ];
 
+/// What a server reaches beyond its own process (for a chat spread over several): where a room's
+/// lines go and who is in a room elsewhere. `()` reaches nothing: a server alone.
+pub trait Reach {
+    /// Where the lines said in `room` go: by default the room's group here.
+    fn room(&self, room: &Group) -> Destination {
+        Destination::Group(room.clone())
+    }
+    /// Called when a connection has joined `room` here, before the room hears of it.
+    fn entered<'a>(&'a self, room: &'a Group) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+        let _ = room;
+        Box::pin(async {})
+    }
+    /// The nicks in `room` elsewhere, for `/list`.
+    fn others<'a>(
+        &'a self,
+        cx: &'a Cx,
+        room: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + 'a>> {
+        let _ = (cx, room);
+        Box::pin(async { Vec::new() })
+    }
+}
+
+impl Reach for () {}
+
+/// The nicks of the connections in `room` in this runtime, sorted.
+pub fn nicks_in(rt: &Handle, room: &str) -> Vec<String> {
+    let members = rt.members(&room_group(room));
+    let mut nicks: Vec<String> = rt
+        .registered()
+        .into_iter()
+        .filter_map(|name| {
+            let nick = name.strip_prefix("nick:")?;
+            let addr = rt.whereis(&name)?;
+            members.contains(&addr).then(|| nick.to_owned())
+        })
+        .collect();
+    nicks.sort();
+    nicks
+}
+
 /// What the server did, returned by [`serve`] when it stops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -214,6 +259,7 @@ enum Kick {
 /// What every tasklet of one server shares (they all run on the server's thread, hence `Rc`).
 struct Hub {
     config: Config,
+    reach: Rc<dyn Reach>,
     /// One kick switch per live connection, armed in every wait of that connection.
     kicks: RefCell<HashMap<TaskletId, Signal<Kick>>>,
     closing: Cell<bool>,
@@ -236,10 +282,27 @@ pub async fn serve(
     config: Config,
     ready: impl FnOnce(SocketAddr),
 ) -> io::Result<Summary> {
+    serve_with(cx, listener, stop, config, Rc::new(()), ready).await
+}
+
+/// [`serve`], with rooms that reach beyond this process through `reach`.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with(
+    cx: Cx,
+    listener: TcpListener,
+    stop: WaitForSignal,
+    config: Config,
+    reach: Rc<dyn Reach>,
+    ready: impl FnOnce(SocketAddr),
+) -> io::Result<Summary> {
     let local = listener.local_addr()?;
     let listener = Arc::new(Async::new(listener)?);
     let hub = Rc::new(Hub {
         config,
+        reach,
         kicks: RefCell::new(HashMap::new()),
         closing: Cell::new(false),
         too_slow: Cell::new(0),
@@ -468,6 +531,7 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
     };
     let mut conn = Conn {
         cx: &cx,
+        reach: Rc::clone(&hub.reach),
         stream: &stream,
         out: Vec::new(),
         nick: None,
@@ -525,6 +589,7 @@ pub const WELCOME: &str = "* welcome to tasklets chat: /nick NAME, /join ROOM, /
 /// A connection's state.
 struct Conn<'a> {
     cx: &'a Cx,
+    reach: Rc<dyn Reach>,
     stream: &'a Arc<Async<TcpStream>>,
     /// Bytes not yet written to the socket.
     out: Vec<u8>,
@@ -691,7 +756,7 @@ impl Conn<'_> {
                     self.line("! you are not in a room");
                 }
             }
-            "list" => self.list(),
+            "list" => self.list().await,
             "msg" => self.msg(arg),
             "help" => {
                 for line in HELP {
@@ -748,6 +813,7 @@ impl Conn<'_> {
         }
         self.leave_room("").await;
         self.cx.join_group(&room_group(room));
+        self.reach.entered(&room_group(room)).await;
         self.room = Some(room.to_owned());
         tracing::info!(%nick, %room, "joined");
         self.to_room(room, format!("* {nick} joined {room}")).await;
@@ -804,12 +870,14 @@ impl Conn<'_> {
     /// One group send: a copy for each member (this connection included), the text shared. Members
     /// whose mailbox is full get nothing; their copies become dead letters for the janitor.
     async fn to_room(&self, room: &str, line: String) {
-        let msg = Message::new("say").to(room_group(room)).value(line);
+        let msg = Message::new("say")
+            .to(self.reach.room(&room_group(room)))
+            .value(line);
         let _ = self.cx.send(msg).await; // an empty room is fine
     }
 
-    /// `* rooms: …` and, in a room, `* in ROOM: …` (nicks sorted).
-    fn list(&mut self) {
+    /// `* rooms: …` and, in a room, `* in ROOM: …` (nicks sorted, those elsewhere included).
+    async fn list(&mut self) {
         let rt = self.cx.runtime();
         let mut rooms: Vec<String> = rt
             .groups()
@@ -828,16 +896,8 @@ impl Conn<'_> {
         };
         self.line(&format!("* rooms: {rooms}"));
         if let Some(room) = self.room.clone() {
-            let members = rt.members(&room_group(&room));
-            let mut nicks: Vec<String> = rt
-                .registered()
-                .into_iter()
-                .filter_map(|name| {
-                    let nick = name.strip_prefix("nick:")?;
-                    let addr = rt.whereis(&name)?;
-                    members.contains(&addr).then(|| nick.to_owned())
-                })
-                .collect();
+            let mut nicks = nicks_in(&rt, &room);
+            nicks.extend(self.reach.others(self.cx, &room).await);
             nicks.sort();
             self.line(&format!("* in {room}: {}", nicks.join(", ")));
         }

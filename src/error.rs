@@ -42,9 +42,59 @@ pub enum SendError {
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]
     NoRecipient(Message),
+    /// The destination stands for something outside this runtime (a proxy for a tasklet of another
+    /// process, see [`Outbound`](crate::routing::Outbound)) and refused the message before taking
+    /// it, for the reason inside: typically a value that cannot be encoded for the wire. Boxed, so
+    /// the error stays as small as the others.
+    ///
+    /// ```
+    /// use tasklets::{Message, SendError};
+    ///
+    /// let err = SendError::remote(Message::new("job").value(1_u8), "no codec for `job`");
+    /// assert_eq!(err.to_string(), "refused for another process: no codec for `job`");
+    /// assert!(matches!(&err, SendError::Remote(r) if r.reason == "no codec for `job`"));
+    /// assert_eq!(err.into_inner().take::<u8>(), Some(1));
+    /// ```
+    #[error("refused for another process: {}", .0.reason)]
+    Remote(Box<RemoteRefusal>),
+}
+
+/// A message refused for another process, and why ([`SendError::Remote`],
+/// [`TrySendError::Remote`]); named as `tasklets::routing::RemoteRefusal`. `Debug` prints no
+/// payload.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, SendError};
+///
+/// let err = SendError::remote(Message::new("job").value(3_u8), "no codec for `job`");
+/// let SendError::Remote(refusal) = err else { unreachable!() };
+/// assert_eq!(refusal.reason, "no codec for `job`");
+/// let mut back = refusal.message;
+/// assert_eq!(back.take::<u8>(), Some(3));
+/// ```
+#[derive(Debug)]
+pub struct RemoteRefusal {
+    /// The message, whole.
+    pub message: Message,
+    /// Why it cannot go (for instance, its value cannot be encoded).
+    pub reason: String,
 }
 
 impl SendError {
+    /// A [`SendError::Remote`]: `message` refused for another process, for `reason`.
+    ///
+    /// # Examples
+    ///
+    /// See [`SendError::Remote`].
+    pub fn remote(message: Message, reason: impl Into<String>) -> SendError {
+        SendError::Remote(Box::new(RemoteRefusal {
+            message,
+            reason: reason.into(),
+        }))
+    }
+
     /// The message that was not delivered.
     ///
     /// # Examples
@@ -63,6 +113,7 @@ impl SendError {
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
             | SendError::NoRecipient(m) => m,
+            SendError::Remote(r) => r.message,
         }
     }
     /// The message, borrowed.
@@ -82,6 +133,7 @@ impl SendError {
             | SendError::NoDestination(m)
             | SendError::NoSuchName(m)
             | SendError::NoRecipient(m) => m,
+            SendError::Remote(r) => &r.message,
         }
     }
     /// Whether the destination had finished.
@@ -152,6 +204,9 @@ pub enum TrySendError {
     /// The destination group (or the router's group) has no members.
     #[error("the group has no members")]
     NoRecipient(Message),
+    /// The destination refused the message for another process ([`SendError::Remote`]).
+    #[error("refused for another process: {}", .0.reason)]
+    Remote(Box<RemoteRefusal>),
 }
 
 impl TrySendError {
@@ -180,6 +235,7 @@ impl TrySendError {
             | TrySendError::NoDestination(m)
             | TrySendError::NoSuchName(m)
             | TrySendError::NoRecipient(m) => m,
+            TrySendError::Remote(r) => r.message,
         }
     }
     /// Whether the mailbox was full.
@@ -229,6 +285,7 @@ impl From<SendError> for TrySendError {
             SendError::NoDestination(m) => TrySendError::NoDestination(m),
             SendError::NoSuchName(m) => TrySendError::NoSuchName(m),
             SendError::NoRecipient(m) => TrySendError::NoRecipient(m),
+            SendError::Remote(r) => TrySendError::Remote(r),
         }
     }
 }

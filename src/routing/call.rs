@@ -125,10 +125,21 @@ impl Cx {
             addr: self.me(),
             key,
         });
-        let sent = match super::deliver_now(rt, &target, msg) {
-            Ok(None) => Ok(()),
-            Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
-            Err(e) => Err(e),
+        let sent = 'sent: {
+            let msg = if rt.registry.outbound.any() {
+                match super::outbound(rt, &target, msg) {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break 'sent Ok(()), // the hook took it
+                    Err(e) => break 'sent Err(e),
+                }
+            } else {
+                msg
+            };
+            match super::deliver_now(rt, &target, msg) {
+                Ok(None) => Ok(()),
+                Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+                Err(e) => Err(e),
+            }
         };
         sent.map_err(RequestError::Send)?;
 

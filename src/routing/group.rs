@@ -268,6 +268,48 @@ impl Groups {
     }
 }
 
+impl crate::Handle {
+    /// Delivers a [`GROUP_CHANGED`] notice with `change` to this runtime's watchers of
+    /// `change.group`, as a join or leave here would, without changing the membership here: for a
+    /// bridge to other processes whose members join and leave there (`change.tasklet` is then the id
+    /// of a local stand-in for the remote member, such as a proxy). Returns how many watchers were
+    /// told.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, GroupChange, WaitForMessages, GROUP_CHANGED};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let room = Group::new("room");
+    ///     cx.watch_group(&room);
+    ///     let stand_in = cx.spawn(|_cx| async {});
+    ///     let change = GroupChange { group: room.clone(), tasklet: stand_in.id(), joined: true };
+    ///     assert_eq!(cx.runtime().announce_group_change(change.clone()), 1);
+    ///     let mut notice = cx.receive(&WaitForMessages::new().accept(&GROUP_CHANGED)).await;
+    ///     assert_eq!(notice.take::<GroupChange>(), Some(change));
+    ///     assert!(cx.runtime().members(&room).is_empty()); // membership here is unchanged
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn announce_group_change(&self, change: GroupChange) -> usize {
+        let watchers = self.rt_shared().groups.watchers(&change.group);
+        notify(&watchers, &change.group, change.tasklet, change.joined);
+        watchers.len()
+    }
+}
+
+impl Groups {
+    /// The watchers of `group` now.
+    pub(crate) fn watchers(&self, group: &Group) -> Vec<Addr> {
+        self.groups
+            .lock()
+            .get(group)
+            .map(|s| s.watchers.clone())
+            .unwrap_or_default()
+    }
+}
+
 fn notify(watchers: &[Addr], group: &Group, tasklet: TaskletId, joined: bool) {
     for w in watchers {
         let change = GroupChange {

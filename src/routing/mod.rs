@@ -20,6 +20,7 @@
 
 mod call;
 pub(crate) mod group;
+mod outbound;
 pub(crate) mod registry;
 pub(crate) mod router;
 
@@ -33,8 +34,11 @@ use crate::message::{Destination, Message};
 use crate::runtime::RtShared;
 use crate::tasklet::{Addr, SendFut, Shared};
 
+/// The error's details live with the errors; named here, beside [`Outbound`], which makes them.
+pub use crate::error::RemoteRefusal;
 pub use call::DEFAULT_CALL_TIMEOUT;
 pub use group::{Group, GroupChange, GROUP_CHANGED};
+pub use outbound::Outbound;
 pub use router::{Policy, Router};
 
 /// Where the reply to one [`Cx::call`](crate::Cx::call) goes. Open until the call returns; a reply
@@ -208,6 +212,7 @@ fn reason_of(err: &SendError) -> DeadLetterReason {
         SendError::NoSuchName(_) => DeadLetterReason::NoSuchName,
         SendError::NoRecipient(_) => DeadLetterReason::NoRecipient,
         SendError::NoDestination(_) => DeadLetterReason::NoDestination,
+        SendError::Remote(r) => DeadLetterReason::Remote(r.reason.clone()),
         _ => DeadLetterReason::Finished,
     }
 }
@@ -260,15 +265,39 @@ pub(crate) fn route(rt: &RtShared, mut msg: Message) -> Result<Option<(Addr, Mes
     };
     match resolve(rt, dest, &msg) {
         Err((make, dest)) => Err(record(rt, make(msg.with_dest(dest)))),
+        // The message is not moved through the hook's path unless a hook exists somewhere.
+        Ok(Target::One(addr)) if rt.registry.outbound.any() => {
+            Ok(outbound(rt, &addr, msg)?.map(|msg| (addr, msg)))
+        }
         Ok(Target::One(addr)) => Ok(Some((addr, msg))),
         Ok(Target::Many(members)) => {
             broadcast(rt, &members, msg);
+            Ok(None)
+        }
+        Ok(Target::Reply(to)) if rt.registry.outbound.any() => {
+            let msg = match rt.registry.outbound.get(&to.addr) {
+                Some(hook) => hook.reply(&to.addr, msg).map_err(|e| record(rt, e))?,
+                None => msg,
+            };
+            reply(rt, to, msg);
             Ok(None)
         }
         Ok(Target::Reply(to)) => {
             reply(rt, to, msg);
             Ok(None)
         }
+    }
+}
+
+/// Passes `msg` through the [`Outbound`] hook of `addr`, if it has one: `Ok(Some(msg))` to file,
+/// `Ok(None)` when the hook took it. Off the common path: call it only when
+/// `rt.registry.outbound.any()`.
+#[cold]
+#[inline(never)]
+fn outbound(rt: &RtShared, addr: &Addr, msg: Message) -> Result<Option<Message>, SendError> {
+    match rt.registry.outbound.get(addr) {
+        None => Ok(Some(msg)),
+        Some(hook) => hook.send(addr, msg).map_err(|e| record(rt, e)),
     }
 }
 

@@ -10,6 +10,9 @@ use crate::tasklet::Addr;
 #[derive(Default)]
 pub(crate) struct Registry {
     names: Mutex<HashMap<String, Addr>>,
+    /// The [`Outbound`](super::Outbound) hooks of addresses that stand for other processes (kept
+    /// here so the runtime's shared state needs no field of its own for them).
+    pub(crate) outbound: super::outbound::Outbounds,
 }
 
 impl Registry {

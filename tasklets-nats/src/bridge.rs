@@ -1,5 +1,8 @@
 //! The one thread that runs async-nats: a tokio current-thread runtime fed by an async-channel.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Request, RequestErrorKind};
@@ -60,8 +63,22 @@ pub(crate) enum Cmd {
         timeout: Duration,
         done: Done,
     },
+    /// The client (re)connected: send the requests buffered meanwhile.
+    Reconnected,
     /// Flushes, then ends the thread.
     Close,
+}
+
+/// The connection as the tasklets side sees it, written by the client's event callback.
+pub(crate) struct Link {
+    /// Whether the client is connected now.
+    pub(crate) connected: AtomicBool,
+    /// Notified at every change of `connected` (and of the node's directory, see `Inner::changed`).
+    pub(crate) changed: Arc<event_listener::Event>,
+    /// Requests waiting for the connection at most; more are refused at once.
+    pub(crate) buffer: usize,
+    /// The longest pause between reconnection attempts.
+    pub(crate) reconnect_max: Duration,
 }
 
 /// Starts the bridge thread and connects; returns once connected (or failed).
@@ -69,8 +86,10 @@ pub(crate) fn start(
     url: &str,
     name: &str,
     inbound: async_channel::Sender<async_nats::Message>,
+    link: Arc<Link>,
 ) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error> {
     let (cmd_tx, cmd_rx) = async_channel::unbounded::<Cmd>();
+    let events = (Arc::clone(&link), cmd_tx.clone());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
     let url = url.to_owned();
     let name = name.to_owned();
@@ -88,9 +107,30 @@ pub(crate) fn start(
                 }
             };
             rt.block_on(async move {
+                let max = link.reconnect_max;
                 let client = match async_nats::ConnectOptions::new()
                     .name(&name)
                     .connection_timeout(Duration::from_secs(5))
+                    .max_reconnects(None)
+                    .reconnect_delay_callback(move |attempts| {
+                        let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(20);
+                        Duration::from_millis(2_u64.pow(exp)).min(max)
+                    })
+                    .event_callback(move |event| {
+                        let (link, cmds) = (Arc::clone(&events.0), events.1.clone());
+                        async move {
+                            let now = match event {
+                                async_nats::Event::Connected => true,
+                                async_nats::Event::Disconnected => false,
+                                _ => return,
+                            };
+                            link.connected.store(now, Ordering::Release);
+                            link.changed.notify(usize::MAX);
+                            if now {
+                                let _ = cmds.try_send(Cmd::Reconnected);
+                            }
+                        }
+                    })
                     .connect(url.as_str())
                     .await
                 {
@@ -100,8 +140,9 @@ pub(crate) fn start(
                         return;
                     }
                 };
+                link.connected.store(true, Ordering::Release);
                 let _ = ready_tx.send(Ok(()));
-                serve(client, cmd_rx, inbound).await;
+                serve(client, cmd_rx, inbound, link).await;
             });
         })
         .map_err(|e| Error::Runtime(e.to_string()))?;
@@ -117,14 +158,67 @@ pub(crate) fn start(
     }
 }
 
+/// One request to make.
+struct Req {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+    timeout: Duration,
+    done: Done,
+}
+
+impl Req {
+    /// Makes the request on its own task; its outcome goes to `done`.
+    ///
+    /// `buffered`: it waited for the connection. The other nodes reconnect too, each at its own
+    /// time, so until its timeout "no responders" is taken to mean "not subscribed again yet" and
+    /// the request is repeated (every 10 ms) rather than refused.
+    fn spawn(
+        self,
+        client: &async_nats::Client,
+        in_flight: &mut tokio::task::JoinSet<()>,
+        buffered: bool,
+    ) {
+        let client = client.clone();
+        let retry_until = buffered.then(|| tokio::time::Instant::now() + self.timeout);
+        in_flight.spawn(async move {
+            let outcome = loop {
+                let req = Request::new()
+                    .headers(self.headers.clone())
+                    .payload(self.payload.clone())
+                    .timeout(Some(self.timeout));
+                match client.send_request(self.subject.clone(), req).await {
+                    Ok(reply) => break Outcome::Reply(reply),
+                    Err(e) => match e.kind() {
+                        RequestErrorKind::NoResponders => {
+                            if retry_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                            break Outcome::NoResponders;
+                        }
+                        RequestErrorKind::TimedOut => break Outcome::TimedOut,
+                        RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
+                    },
+                }
+            };
+            self.done.call(outcome);
+        });
+    }
+}
+
 async fn serve(
     client: async_nats::Client,
     cmds: async_channel::Receiver<Cmd>,
     inbound: async_channel::Sender<async_nats::Message>,
+    link: Arc<Link>,
 ) {
     // Requests in flight: closing waits for each to be answered or to time out, so every message
     // handed to the bridge is acknowledged or dead-lettered.
     let mut in_flight = tokio::task::JoinSet::new();
+    // Requests made while disconnected, sent once the client is connected again (their timeout
+    // runs from then); beyond `link.buffer` they are refused at once.
+    let mut pending: VecDeque<Req> = VecDeque::new();
     while let Ok(cmd) = cmds.recv().await {
         while in_flight.try_join_next().is_some() {}
         match cmd {
@@ -172,26 +266,39 @@ async fn serve(
                 timeout,
                 done,
             } => {
-                let client = client.clone();
-                in_flight.spawn(async move {
-                    let req = Request::new()
-                        .headers(headers)
-                        .payload(payload)
-                        .timeout(Some(timeout));
-                    let outcome = match client.send_request(subject, req).await {
-                        Ok(reply) => Outcome::Reply(reply),
-                        Err(e) => match e.kind() {
-                            RequestErrorKind::NoResponders => Outcome::NoResponders,
-                            RequestErrorKind::TimedOut => Outcome::TimedOut,
-                            RequestErrorKind::Other => Outcome::Failed(e.to_string()),
-                        },
-                    };
-                    done.call(outcome);
-                });
+                let req = Req {
+                    subject,
+                    headers,
+                    payload,
+                    timeout,
+                    done,
+                };
+                if link.connected.load(Ordering::Acquire) {
+                    // Connected again but `Reconnected` not seen yet: the older ones go first.
+                    while let Some(old) = pending.pop_front() {
+                        old.spawn(&client, &mut in_flight, true);
+                    }
+                    req.spawn(&client, &mut in_flight, false);
+                } else if pending.len() < link.buffer {
+                    pending.push_back(req);
+                } else {
+                    req.done.call(Outcome::Failed(format!(
+                        "not connected to NATS and {} messages already wait for the connection",
+                        link.buffer
+                    )));
+                }
+            }
+            Cmd::Reconnected => {
+                while let Some(req) = pending.pop_front() {
+                    req.spawn(&client, &mut in_flight, true);
+                }
             }
             Cmd::Close => break,
         }
     }
+    // Still disconnected at close: what waits is refused (its `Done` dead-letters it).
+    pending.clear();
     while in_flight.join_next().await.is_some() {}
-    let _ = client.flush().await;
+    // Bounded: while disconnected a flush would wait for the next connection, for ever.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
 }

@@ -14,9 +14,15 @@
 //!   remote tasklet ends or its node is declared gone, so monitors get `down`;
 //! - `cx.call` to a remote name is a NATS request; the caller's timeout and late-reply rules are the
 //!   local ones (a reply after the call returned is a `ReplyTooLate` dead letter);
-//! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node;
+//! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node,
+//!   and make membership changes visible as `group-changed` notices on every node;
 //!   [`Node::export_pool`] and [`Node::pool_addr`] route to one member of a pool spread over nodes
 //!   (a NATS queue group).
+//!
+//! Every message routed to a proxy passes through the core's per-address hook
+//! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
+//! value that cannot be is [`SendError::Remote`] at send, the message given back) and the sender's
+//! trace context captured.
 //!
 //! # Threads
 //!
@@ -33,6 +39,19 @@
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination).
 //!
+//! # Reconnection
+//!
+//! When the connection to the NATS server is lost, async-nats reconnects (for ever, pauses of at most
+//! [`NodeOptions::reconnect_delay_max`]) and subscribes again to every subject this node had: its
+//! exported names, groups and pools. Meanwhile outgoing messages wait in a buffer of
+//! [`NodeOptions::buffer`] messages, sent once the connection is back (their acknowledgement timeout
+//! runs from then; a "no responders" is repeated until that timeout, since the other nodes
+//! reconnect at their own time); each message beyond the buffer is a dead letter at once, with the
+//! reason. An outage shorter than [`NodeOptions::down_after`] is invisible to the other nodes; a
+//! longer one makes them declare this node gone (monitors get `down`, its group members leave).
+//! [`Node::is_connected`], [`Node::wait_for_connection`] and [`Node::wait_for_disconnection`]
+//! observe the connection.
+//!
 //! # Liveness
 //!
 //! Every node publishes a heartbeat on `<ns>.node.<node>.hb` every [`NodeOptions::heartbeat`],
@@ -44,8 +63,29 @@
 //!
 //! Message values are type-erased, so a message name whose messages carry a value across nodes is
 //! registered with its type on every node ([`Node::wire`]): postcard by default, JSON with
-//! [`Codec::Json`]. A value that cannot be encoded, or a frame that cannot be decoded, becomes a dead
-//! letter with the reason, never a panic.
+//! [`Codec::Json`]. A value that cannot be encoded (no wire entry, another type than the one
+//! registered, an encoder error) is refused **at send**: `cx.send`, `cx.try_send`, `cx.call` and
+//! the [`Handle`]'s sends fail with [`SendError::Remote`] (or `TrySendError::Remote`) holding the
+//! message and the reason, as replies to a remote caller do. Only `Addr::send` / `Addr::try_send`
+//! straight to a proxy bypass routing, so their values are encoded in the proxy and a failure there is
+//! a dead letter. A frame that cannot be decoded on the receiving node is a dead letter with the
+//! reason on the sending node, never a panic.
+//!
+//! # Trace context
+//!
+//! The core gives messages no trace id, so the context that travels is the sender's `tracing` span:
+//! every message routed to another node carries a W3C `traceparent` header built in the sender's
+//! context at `send`, `00-<trace id>-<span id>-01`, whose parent id is the id of the sender's
+//! current span ([`tracing::Span::current`]) and whose trace id is a hash of the sending node's
+//! namespace and name followed by that span id, plus the span's name (header `tn-span`). No current
+//! span (no subscriber, or disabled): no header. [`NodeOptions::trace_context`] replaces this
+//! with a function of your own (for instance an OpenTelemetry propagator's `traceparent`).
+//!
+//! On the receiving node the local delivery (the send or call to the destination, made by the
+//! sender's proxy) runs inside an `info` span named `tasklets_nats.receive` with the fields
+//! `traceparent`, `from_span`, `from_node` and `message`, so a subscriber there can link it to the
+//! sender's span. It covers the hop across NATS, not what the receiving tasklet does later: a
+//! message carries no context of its own once in a mailbox.
 //!
 //! # Examples
 //!
@@ -85,13 +125,14 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tasklets::routing::NameFallback;
+use tasklets::routing::{NameFallback, Outbound};
 use tasklets::{
-    Addr, Cx, DeadLetterReason, Destination, Group, Handle, Message, RequestError, Router,
-    SendError, StaticName, WaitForMessages,
+    Addr, Cx, DeadLetterReason, Destination, Group, GroupChange, Handle, Message, RequestError,
+    Router, SendError, StaticName, TaskletId, WaitForMessages, GROUP_CHANGED,
 };
+use tracing::Instrument;
 
-use bridge::{Cmd, Done, Outcome};
+use bridge::{Cmd, Done, Link, Outcome};
 pub use codec::{Codec, CodecError, Wire};
 
 /// Errors of connecting and exporting.
@@ -151,12 +192,16 @@ pub struct NodeOptions {
     down_after: Duration,
     ack_timeout: Duration,
     call_timeout: Duration,
+    buffer: usize,
+    reconnect_max: Duration,
+    trace_context: Option<fn() -> Option<String>>,
 }
 
 impl NodeOptions {
     /// Options for a node named `node` (unique in its namespace), namespace `tasklets`, heartbeat
     /// every 200 ms, declared gone after 1 s of silence, acknowledgements awaited 5 s, remote calls
-    /// bounded by 60 s.
+    /// bounded by 60 s, at most 256 messages buffered while disconnected, reconnection attempts at
+    /// most 250 ms apart, trace context from the current `tracing` span.
     ///
     /// # Examples
     ///
@@ -172,7 +217,61 @@ impl NodeOptions {
             down_after: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_secs(60),
+            buffer: 256,
+            reconnect_max: Duration::from_millis(250),
+            trace_context: None,
         }
+    }
+
+    /// How many outgoing messages wait for the connection while the node is disconnected from NATS
+    /// (they are sent once it is back, and their acknowledgement timeout runs from then). Beyond
+    /// that, each further message is a dead letter at once, with the reason
+    /// ([`DeadLetterReason::Remote`]: "not connected to NATS and N messages already wait…").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = tasklets_nats::NodeOptions::new("a").buffer(1000);
+    /// # let _ = opts;
+    /// ```
+    pub fn buffer(mut self, messages: usize) -> NodeOptions {
+        self.buffer = messages;
+        self
+    }
+
+    /// The longest pause between two attempts to reconnect to the NATS server (the pauses grow
+    /// from 1 ms, doubling). Reconnection is attempted for ever; while it lasts, outgoing messages
+    /// are buffered ([`buffer`](Self::buffer)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = tasklets_nats::NodeOptions::new("a")
+    ///     .reconnect_delay_max(std::time::Duration::from_secs(2));
+    /// # let _ = opts;
+    /// ```
+    pub fn reconnect_delay_max(mut self, max: Duration) -> NodeOptions {
+        self.reconnect_max = max;
+        self
+    }
+
+    /// Where the trace context of an outgoing message comes from: `f` runs in the sender's context
+    /// at `send` and returns the value of the `traceparent` header (W3C Trace Context), or `None`
+    /// for none — for instance from an OpenTelemetry propagator. By default it is made from the
+    /// sender's current [`tracing`] span, see [Trace context](crate#trace-context).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn fixed() -> Option<String> {
+    ///     Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into())
+    /// }
+    /// let opts = tasklets_nats::NodeOptions::new("a").trace_context(fixed);
+    /// # let _ = opts;
+    /// ```
+    pub fn trace_context(mut self, f: fn() -> Option<String>) -> NodeOptions {
+        self.trace_context = Some(f);
+        self
     }
 
     /// The subject prefix shared by the nodes that see each other.
@@ -267,6 +366,34 @@ fn valid_token(t: &str) -> bool {
 /// Internal message a proxy gets from the ingress: deliver this locally, as this proxy.
 static DELIVER: StaticName = StaticName::new("tasklets-nats/deliver");
 
+/// Internal message a proxy gets from its [`Gate`]: a message encoded at send, to forward.
+static FRAME: StaticName = StaticName::new("tasklets-nats/frame");
+
+/// Internal message a proxy gets when it is to end: after what was queued before it.
+static RETIRE: StaticName = StaticName::new("tasklets-nats/retire");
+
+/// Internal message the membership tasklet gets from `export_group`: watch this group.
+static WATCH: StaticName = StaticName::new("tasklets-nats/watch");
+
+/// A message checked and encoded in the sender's context, with that context's trace.
+struct Frame {
+    msg: Message,
+    payload: Option<Vec<u8>>,
+    trace: Option<Trace>,
+}
+
+/// The trace context of a sender: the `traceparent` header and the name of its span.
+struct Trace {
+    parent: String,
+    span: Option<&'static str>,
+}
+
+/// What `export_group` asks the membership tasklet.
+struct Watch {
+    group: Group,
+    done: async_channel::Sender<()>,
+}
+
 struct Deliver {
     to: Destination,
     msg: Message,
@@ -274,6 +401,8 @@ struct Deliver {
     answer: Option<String>,
     /// `Some`: a call with this timeout.
     call: Option<Duration>,
+    /// Entered around the local delivery: carries the sender's trace context (or none).
+    span: tracing::Span,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -301,6 +430,12 @@ struct State {
     /// Local tasklets that sent to other nodes, by id: reachable at `<ns>.addr.<me>.<id>`.
     local: HashMap<u64, Addr>,
     exported: HashSet<String>,
+    /// Groups exported here ([`Node::export_group`]): their membership changes are published.
+    exported_groups: HashSet<String>,
+    /// Members of other nodes' exported groups, by (group, node, remote id): their local stand-in.
+    remote_members: HashMap<(String, String, u64), Addr>,
+    /// Ids of the stand-ins announced to local group watchers (never published as local members).
+    stand_ins: HashSet<TaskletId>,
 }
 
 struct Inner {
@@ -310,7 +445,12 @@ struct Inner {
     cmds: async_channel::Sender<Cmd>,
     state: Mutex<State>,
     closed: AtomicBool,
-    changed: event_listener::Event,
+    /// The connection's state, and the event notified when it or the directory changes.
+    link: Arc<Link>,
+    /// The tasklet that watches exported groups and publishes their changes.
+    members: std::sync::OnceLock<Addr>,
+    /// The upper half of trace ids made from `tracing` spans: this node's name, hashed.
+    trace_id: u64,
     /// One slot per forwarded message not yet answered ([`MAX_IN_FLIGHT`]): proxies wait for a
     /// slot, so a slow peer slows its senders (through their mailboxes) instead of timing out.
     in_flight: (async_channel::Sender<()>, async_channel::Receiver<()>),
@@ -370,7 +510,19 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         }
     }
     let (in_tx, in_rx) = async_channel::bounded(4096);
-    let (cmds, thread) = bridge::start(url, &opts.node, in_tx)?;
+    let link = Arc::new(Link {
+        connected: AtomicBool::new(false),
+        changed: Arc::new(event_listener::Event::new()),
+        buffer: opts.buffer,
+        reconnect_max: opts.reconnect_max,
+    });
+    let (cmds, thread) = bridge::start(url, &opts.node, in_tx, Arc::clone(&link))?;
+    let trace_id = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&opts.namespace, &opts.node).hash(&mut h);
+        h.finish()
+    };
     let inner = Arc::new(Inner {
         handle: handle.clone(),
         opts,
@@ -378,7 +530,9 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         cmds,
         state: Mutex::new(State::default()),
         closed: AtomicBool::new(false),
-        changed: event_listener::Event::new(),
+        link,
+        members: std::sync::OnceLock::new(),
+        trace_id,
         in_flight: async_channel::bounded(MAX_IN_FLIGHT),
     });
     let node = Node {
@@ -391,6 +545,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         format!("{ns}.addr.{me}.*"),
         format!("{ns}.node.*.hb"),
         format!("{ns}.gone.*.*"),
+        format!("{ns}.members.*"),
     ] {
         futures_lite::future::block_on(inner.subscribe(subject, None))?;
     }
@@ -402,6 +557,20 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
             ingress.inbound(&cx, frame).await;
         }
     });
+    let watcher = Arc::clone(&inner);
+    let members = handle.spawn(move |cx| async move {
+        let wait = WaitForMessages::new().accept(&GROUP_CHANGED).accept(&WATCH);
+        loop {
+            let mut msg = cx.receive(&wait).await;
+            if let Some(w) = msg.take::<Watch>() {
+                cx.watch_group(&w.group);
+                let _ = w.done.try_send(());
+            } else if let Some(change) = msg.take::<GroupChange>() {
+                watcher.local_change(&change);
+            }
+        }
+    });
+    let _ = inner.members.set(members.addr());
     let ticker = Arc::clone(&inner);
     handle.spawn(move |_cx| async move {
         while !ticker.closed.load(Ordering::Acquire) {
@@ -464,7 +633,8 @@ impl Node {
     }
 
     /// Makes the locally registered `name` reachable from the other nodes of the namespace, and
-    /// announces it at once. A name is exported by one node at a time (several nodes exporting it
+    /// announces it at once. Returns once the server has the subscription (while the node is
+    /// disconnected, that is once it is connected again). A name is exported by one node at a time (several nodes exporting it
     /// share its messages, one each, through a NATS queue group).
     ///
     /// # Errors
@@ -492,8 +662,18 @@ impl Node {
     }
 
     /// Makes the local members of `group` receive what is sent to it from any node through
-    /// [`group_addr`](Self::group_addr) (a broadcast on `<ns>.group.<group>`). Membership stays local:
-    /// tasklets join the group in their own runtime.
+    /// [`group_addr`](Self::group_addr) (a broadcast on `<ns>.group.<group>`), and publishes its
+    /// membership changes to the other nodes. Membership stays local: tasklets join the group in
+    /// their own runtime. Exporting a group twice changes nothing.
+    ///
+    /// # Membership across nodes
+    ///
+    /// Every join and leave of a local member of an exported group (a finished member leaves) is
+    /// published on `<ns>.members.<group>`, and the current members once to every node that appears.
+    /// On the other nodes, tasklets watching the group ([`Cx::watch_group`]) get the same
+    /// [`GROUP_CHANGED`] notices as for local members, whose [`GroupChange::tasklet`] is the id of
+    /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see
+    /// [`Node::remote_member`]). When a node is declared gone, its members leave, with notices.
     ///
     /// # Errors
     ///
@@ -514,8 +694,156 @@ impl Node {
         if !valid_token(g) {
             return Err(Error::BadToken(g.to_owned()));
         }
+        if self.inner.lock().exported_groups.contains(g) {
+            return Ok(());
+        }
         let ns = &self.inner.opts.namespace;
-        self.inner.subscribe(format!("{ns}.group.{g}"), None).await
+        self.inner
+            .subscribe(format!("{ns}.group.{g}"), None)
+            .await?;
+        // Watched before the members are published: a join from now on is a notice, so none is
+        // missed (one may be published twice; the other nodes ignore a known member).
+        let (done, watching) = async_channel::bounded(1);
+        let watcher = self.inner.members.get().ok_or(Error::Closed)?;
+        watcher
+            .try_send(Message::new(&WATCH).value(Watch {
+                group: group.clone(),
+                done,
+            }))
+            .map_err(|_| Error::Closed)?;
+        watching.recv().await.map_err(|_| Error::Closed)?;
+        if !self.inner.lock().exported_groups.insert(g.to_owned()) {
+            return Ok(()); // exported meanwhile by a concurrent call
+        }
+        self.inner.publish_members(group);
+        Ok(())
+    }
+
+    /// Whether `group` is exported from this node ([`export_group`](Self::export_group)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let lobby = tasklets::Group::new("lobby");
+    /// assert!(!node.exports_group(&lobby));
+    /// rt.block_on(node.export_group(&lobby))?;
+    /// assert!(node.exports_group(&lobby));
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn exports_group(&self, group: &Group) -> bool {
+        self.inner.lock().exported_groups.contains(group.name())
+    }
+
+    /// The local stand-in of a member of `group` that lives on another node, by the id its
+    /// [`GroupChange`] notice carried: an address that reaches that member (send, call, monitor).
+    /// `None` when no such remote member is known (it left, or its node is gone).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use tasklets::{Group, GroupChange, WaitForMessages, GROUP_CHANGED};
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = std::sync::Arc::new(tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?);
+    /// let n = node.clone();
+    /// rt.spawn(move |cx| async move {
+    ///     let room = Group::new("room");
+    ///     cx.watch_group(&room);
+    ///     let mut notice = cx.receive(&WaitForMessages::new().accept(&GROUP_CHANGED)).await;
+    ///     let change = notice.take::<GroupChange>().unwrap();
+    ///     if let Some(member) = n.remote_member(&room, change.tasklet) {
+    ///         cx.send(tasklets::Message::new("welcome").to(&member)).await.ok();
+    ///     }
+    /// });
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn remote_member(&self, group: &Group, id: TaskletId) -> Option<Addr> {
+        let s = self.inner.lock();
+        s.remote_members
+            .iter()
+            .find(|((g, _, _), a)| g == group.name() && a.id() == id)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// The members of `group` on the other nodes, as `(node, stand-in)` pairs sorted by node (as
+    /// last published; see [`export_group`](Self::export_group)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let everyone = rt.handle().members(&tasklets::Group::new("room")).len()
+    ///     + node.remote_members(&tasklets::Group::new("room")).len();
+    /// # let _ = everyone;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn remote_members(&self, group: &Group) -> Vec<(String, Addr)> {
+        let s = self.inner.lock();
+        let mut v: Vec<(String, Addr)> = s
+            .remote_members
+            .iter()
+            .filter(|((g, _, _), _)| g == group.name())
+            .map(|((_, node, _), a)| (node.clone(), a.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Whether the node is connected to the NATS server now (`false` while async-nats
+    /// reconnects; outgoing messages are then buffered, see [`NodeOptions::buffer`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// assert!(node.is_connected()); // just connected
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn is_connected(&self) -> bool {
+        self.inner.link.connected.load(Ordering::Acquire)
+    }
+
+    /// Waits until the node is connected (`true`) or `timeout` passed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// assert!(rt.block_on(node.wait_for_connection(std::time::Duration::from_secs(5))));
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn wait_for_connection(&self, timeout: Duration) -> bool {
+        let link = Arc::clone(&self.inner.link);
+        self.wait_until(timeout, move |_| link.connected.load(Ordering::Acquire))
+            .await
+    }
+
+    /// Waits until the node has lost its connection (`true`) or `timeout` passed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// if rt.block_on(node.wait_for_disconnection(std::time::Duration::from_millis(10))) {
+    ///     println!("NATS is gone; messages wait in the buffer");
+    /// }
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn wait_for_disconnection(&self, timeout: Duration) -> bool {
+        let link = Arc::clone(&self.inner.link);
+        self.wait_until(timeout, move |_| !link.connected.load(Ordering::Acquire))
+            .await
     }
 
     /// Makes this node one of the servers of `group`'s pool ([`pool_addr`](Self::pool_addr)): a
@@ -702,7 +1030,7 @@ impl Node {
     async fn wait_until(&self, timeout: Duration, ok: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let listener = self.inner.changed.listen();
+            let listener = self.inner.link.changed.listen();
             if ok(&self.inner.lock()) {
                 return true;
             }
@@ -718,7 +1046,8 @@ impl Node {
     }
 
     /// Detaches from the cluster: remote names stop resolving, proxies end (their monitors get
-    /// `down`), the NATS thread flushes and stops. Idempotent; also done on drop.
+    /// `down`), the members of other nodes' groups leave (watchers get `group-changed`), the NATS
+    /// thread flushes and stops. Idempotent; also done on drop.
     ///
     /// # Examples
     ///
@@ -734,9 +1063,21 @@ impl Node {
             return;
         }
         self.inner.handle.set_name_fallback(None);
-        let proxies: Vec<Proxy> = self.inner.lock().proxies.drain().map(|(_, p)| p).collect();
+        let (proxies, members): (Vec<Proxy>, Vec<_>) = {
+            let mut s = self.inner.lock();
+            let proxies = s.proxies.drain().map(|(_, p)| p).collect();
+            (proxies, s.remote_members.drain().collect())
+        };
         for p in proxies {
-            p.addr.stop();
+            self.inner.retire(&p.addr);
+        }
+        // The members of other nodes are out of reach from now on: they leave, as for a gone node.
+        for ((group, _, _), stand_in) in members {
+            self.inner.handle.announce_group_change(GroupChange {
+                group: Group::new(&group),
+                tasklet: stand_in.id(),
+                joined: false,
+            });
         }
         let _ = self.inner.cmds.try_send(Cmd::Close);
         self.inner.in_flight.0.close();
@@ -786,6 +1127,8 @@ const H_FROM_NODE: &str = "tn-from-node";
 const H_FROM_ID: &str = "tn-from-id";
 const H_CALL_MS: &str = "tn-call-ms";
 const H_STATUS: &str = "tn-status";
+const H_TRACEPARENT: &str = "traceparent";
+const H_SPAN: &str = "tn-span";
 const OK: &str = "ok";
 
 impl Inner {
@@ -834,6 +1177,7 @@ impl Inner {
     fn tick(self: &Arc<Self>) {
         self.heartbeat();
         let now = Instant::now();
+        let mut leaves = Vec::new();
         let (ended, gone_ids) = {
             let mut s = self.lock();
             let gone: Vec<String> = s
@@ -844,6 +1188,17 @@ impl Inner {
                 .collect();
             for n in &gone {
                 s.peers.remove(n);
+            }
+            let left: Vec<(String, String, u64)> = s
+                .remote_members
+                .keys()
+                .filter(|(_, node, _)| gone.contains(node))
+                .cloned()
+                .collect();
+            for k in left {
+                if let Some(a) = s.remote_members.remove(&k) {
+                    leaves.push((k.0, a.id()));
+                }
             }
             let keys: Vec<ProxyKey> = s
                 .proxies
@@ -862,12 +1217,19 @@ impl Inner {
                 s.local.remove(id);
             }
             if !gone.is_empty() {
-                self.changed.notify(usize::MAX);
+                self.link.changed.notify(usize::MAX);
             }
             (ended, gone_ids)
         };
         for p in ended {
-            p.addr.stop();
+            self.retire(&p.addr);
+        }
+        for (group, tasklet) in leaves {
+            self.handle.announce_group_change(GroupChange {
+                group: Group::new(&group),
+                tasklet,
+                joined: false,
+            });
         }
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
@@ -898,6 +1260,8 @@ impl Inner {
             }
         });
         let addr = t.addr();
+        self.handle
+            .set_outbound(&addr, Some(Arc::new(Gate(Arc::downgrade(self)))));
         s.proxies.insert(
             key,
             Proxy {
@@ -906,6 +1270,16 @@ impl Inner {
             },
         );
         addr
+    }
+
+    /// Ends a proxy: its hook goes; what is queued in its mailbox is still forwarded (to a gone
+    /// node: a dead letter with the reason, the message whole), then it stops and its monitors get
+    /// `down`. Sends to it after that fail as to any finished tasklet.
+    fn retire(&self, addr: &Addr) {
+        self.handle.set_outbound(addr, None);
+        if addr.try_send(Message::new(&RETIRE)).is_err() {
+            addr.stop();
+        }
     }
 
     /// Ends the proxy for `key` (if it is still `addr`): monitors get `down`, later sends resolve anew.
@@ -921,7 +1295,7 @@ impl Inner {
             }
         };
         if let Some(p) = removed {
-            p.addr.stop();
+            self.retire(&p.addr);
         }
     }
 
@@ -938,11 +1312,28 @@ impl Inner {
                 return;
             }
         }
-        self.forward(cx, key, subject, msg).await;
-    }
-
-    /// Sends `msg` (which reached the proxy for `key`) over NATS to `subject`.
-    async fn forward(self: &Arc<Self>, cx: &Cx, key: &ProxyKey, subject: &str, msg: Message) {
+        if msg.name() == RETIRE.get() {
+            // What came meanwhile goes the same way as what came before; then it ends at its next
+            // wake (`Exit::Stopped`), and what arrives from then on is refused as to a finished
+            // tasklet (routed sends get their message back) or left to the core's dead letters.
+            let all = WaitForMessages::new().accept_all();
+            while let Some(late) = cx.try_receive(&all) {
+                if late.name() != RETIRE.get() {
+                    Box::pin(self.proxy_handle(cx, key, subject, late)).await;
+                }
+            }
+            cx.me().stop();
+            futures_lite::future::pending::<()>().await;
+        }
+        if msg.name() == FRAME.get() {
+            if let Some(f) = msg.take::<Frame>() {
+                self.forward(cx, key, subject, f.msg, f.payload, f.trace)
+                    .await;
+                return;
+            }
+        }
+        // Filed without routing (`Addr::send`): not checked at send, so encoded here; a value that
+        // cannot be encoded is a dead letter.
         let payload = match self.wire.encode(&msg) {
             Ok(p) => p,
             Err(e) => {
@@ -951,7 +1342,40 @@ impl Inner {
                 return;
             }
         };
+        self.forward(cx, key, subject, msg, payload, None).await;
+    }
+
+    /// The trace context of the current (sending) context: see [Trace context](crate#trace-context).
+    fn trace(&self) -> Option<Trace> {
+        if let Some(f) = self.opts.trace_context {
+            return f().map(|parent| Trace { parent, span: None });
+        }
+        let span = tracing::Span::current();
+        let id = span.id()?.into_u64();
+        Some(Trace {
+            parent: format!("00-{:016x}{id:016x}-{id:016x}-01", self.trace_id),
+            span: span.metadata().map(|m| m.name()),
+        })
+    }
+
+    /// Sends `msg` (which reached the proxy for `key`, its value encoded as `payload`) over NATS to
+    /// `subject`.
+    async fn forward(
+        self: &Arc<Self>,
+        cx: &Cx,
+        key: &ProxyKey,
+        subject: &str,
+        msg: Message,
+        payload: Option<Vec<u8>>,
+        trace: Option<Trace>,
+    ) {
         let mut headers = HeaderMap::new();
+        if let Some(t) = &trace {
+            headers.insert(H_TRACEPARENT, t.parent.as_str());
+            if let Some(span) = t.span {
+                headers.insert(H_SPAN, span);
+            }
+        }
         headers.insert(H_MSG, msg.name().as_str());
         headers.insert(H_VALUE, if payload.is_some() { "1" } else { "0" });
         if let Some(sender) = msg.sender() {
@@ -974,12 +1398,18 @@ impl Inner {
             self.opts.ack_timeout
         };
         // Closed only with the node: then the command below is refused and dead-letters the message.
-        let _ = self.in_flight.0.send(()).await;
+        // While disconnected no slot is taken: the bridge's bounded buffer refuses the excess.
+        let slot = self.link.connected.load(Ordering::Acquire);
+        if slot {
+            let _ = self.in_flight.0.send(()).await;
+        }
         let inner = Arc::clone(self);
         let key = key.clone();
         let me = cx.me();
         let done = Done::new(move |outcome| {
-            let _ = inner.in_flight.1.try_recv();
+            if slot {
+                let _ = inner.in_flight.1.try_recv();
+            }
             inner.answered(outcome, msg, call, &key, &me)
         });
         let cmd = Cmd::Request {
@@ -1063,18 +1493,33 @@ impl Inner {
                     );
                     new
                 };
-                self.changed.notify(usize::MAX);
+                self.link.changed.notify(usize::MAX);
                 if new {
                     // Introduce ourselves at once rather than at the next period.
                     self.heartbeat();
+                    let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
+                    for g in groups {
+                        self.publish_members(&Group::new(&g));
+                    }
                 }
             }
             ["gone", node, id] => {
                 let key = ProxyKey::Addr((*node).to_owned(), id.parse().unwrap_or(u64::MAX));
                 let removed = self.lock().proxies.remove(&key);
                 if let Some(p) = removed {
-                    p.addr.stop();
+                    self.retire(&p.addr);
                 }
+            }
+            ["members", group] => {
+                let Some(node) = header(&frame, H_FROM_NODE) else {
+                    return;
+                };
+                if node == self.opts.node || !valid_token(node) {
+                    return;
+                }
+                let changes: Vec<(u64, bool)> =
+                    serde_json::from_slice(&frame.payload).unwrap_or_default();
+                self.remote_changes(group, node, &changes);
             }
             ["name", name] => {
                 let to = self.handle.whereis(name).map(Destination::Addr);
@@ -1143,11 +1588,22 @@ impl Inner {
             .and_then(|ms| ms.parse().ok())
             .map(Duration::from_millis);
         let from = header(&frame, H_FROM_NODE).zip(header(&frame, H_FROM_ID));
+        let span = match header(&frame, H_TRACEPARENT) {
+            Some(traceparent) => tracing::info_span!(
+                "tasklets_nats.receive",
+                traceparent,
+                from_span = header(&frame, H_SPAN).unwrap_or(""),
+                from_node = header(&frame, H_FROM_NODE).unwrap_or(""),
+                message = name,
+            ),
+            None => tracing::Span::none(),
+        };
         let d = Deliver {
             to,
             msg,
             answer,
             call,
+            span,
         };
         match from {
             Some((node, id)) if valid_token(node) && id.parse::<u64>().is_ok() => {
@@ -1174,7 +1630,22 @@ impl Inner {
             msg,
             answer,
             call,
+            span,
         } = d;
+        let (headers, payload) = self.deliver(cx, to, msg, call).instrument(span).await;
+        if let Some(a) = answer {
+            self.publish(a, headers, payload);
+        }
+    }
+
+    /// The local send or call of [`deliver_locally`](Self::deliver_locally); its answer.
+    async fn deliver(
+        &self,
+        cx: &Cx,
+        to: Destination,
+        msg: Message,
+        call: Option<Duration>,
+    ) -> (HeaderMap, Bytes) {
         let mut headers = HeaderMap::new();
         let mut payload = Bytes::new();
         match call {
@@ -1208,8 +1679,134 @@ impl Inner {
                 }
             },
         }
-        if let Some(a) = answer {
-            self.publish(a, headers, payload);
+        (headers, payload)
+    }
+
+    /// Publishes the current local members of `group` (as joins).
+    fn publish_members(&self, group: &Group) {
+        let members = self.handle.members(group);
+        let changes: Vec<(u64, bool)> = {
+            let mut s = self.lock();
+            let mut changes = Vec::new();
+            for a in members {
+                if s.stand_ins.contains(&a.id()) {
+                    continue;
+                }
+                // Addressable from other nodes at `<ns>.addr.<me>.<id>`.
+                changes.push((a.id().as_u64(), true));
+                s.local.entry(a.id().as_u64()).or_insert(a);
+            }
+            changes
+        };
+        if !changes.is_empty() {
+            self.publish_changes(group, &changes);
+        }
+    }
+
+    fn publish_changes(&self, group: &Group, changes: &[(u64, bool)]) {
+        let mut h = HeaderMap::new();
+        h.insert(H_FROM_NODE, self.opts.node.as_str());
+        let payload = serde_json::to_vec(changes).unwrap_or_default();
+        let subject = format!("{}.members.{}", self.opts.namespace, group.name());
+        self.publish(subject, h, payload.into());
+    }
+
+    /// A membership change of an exported group seen by the membership tasklet: published unless
+    /// it is about a stand-in for a remote member.
+    fn local_change(&self, change: &GroupChange) {
+        {
+            let mut s = self.lock();
+            if s.stand_ins.contains(&change.tasklet) {
+                return;
+            }
+            if change.joined {
+                let addr = self
+                    .handle
+                    .members(&change.group)
+                    .into_iter()
+                    .find(|a| a.id() == change.tasklet);
+                match addr {
+                    Some(a) => {
+                        s.local.entry(a.id().as_u64()).or_insert(a);
+                    }
+                    None => return, // it left already: its leave follows
+                }
+            }
+        }
+        self.publish_changes(&change.group, &[(change.tasklet.as_u64(), change.joined)]);
+    }
+
+    /// Membership changes of `group` published by `node`: stand-ins made or ended, and the local
+    /// watchers told.
+    fn remote_changes(self: &Arc<Self>, group: &str, node: &str, changes: &[(u64, bool)]) {
+        let ns = &self.opts.namespace;
+        for &(id, joined) in changes {
+            let key = (group.to_owned(), node.to_owned(), id);
+            let tasklet = if joined {
+                if self.lock().remote_members.contains_key(&key) {
+                    continue;
+                }
+                let subject = format!("{ns}.addr.{node}.{id}");
+                let addr = self.proxy(
+                    ProxyKey::Addr(node.to_owned(), id),
+                    node.to_owned(),
+                    subject,
+                );
+                let mut s = self.lock();
+                s.stand_ins.insert(addr.id());
+                s.remote_members.insert(key, addr.clone());
+                addr.id()
+            } else {
+                match self.lock().remote_members.remove(&key) {
+                    Some(a) => a.id(),
+                    None => continue,
+                }
+            };
+            self.handle.announce_group_change(GroupChange {
+                group: Group::new(group),
+                tasklet,
+                joined,
+            });
+        }
+    }
+}
+
+/// The [`Outbound`] hook of every proxy: a message routed to a proxy is encoded at once, in the
+/// sender's context (a value that cannot be is [`SendError::Remote`] at send), and handed to the
+/// proxy with the sender's trace context.
+struct Gate(Weak<Inner>);
+
+impl Outbound for Gate {
+    fn send(&self, to: &Addr, msg: Message) -> Result<Option<Message>, SendError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(Some(msg));
+        };
+        if msg.name() == DELIVER.get() {
+            return Ok(Some(msg)); // from the ingress: a delivery here, not a send out
+        }
+        let payload = match inner.wire.encode(&msg) {
+            Ok(p) => p,
+            Err(e) => return Err(SendError::remote(msg, e.to_string())),
+        };
+        let frame = Frame {
+            msg,
+            payload,
+            trace: inner.trace(),
+        };
+        match to.try_send(Message::new(&FRAME).value(frame)) {
+            Ok(()) => Ok(None),
+            // Finished (or full): give the message back to the core, which files or refuses it.
+            Err(e) => Ok(e.into_inner().take::<Frame>().map(|f| f.msg)),
+        }
+    }
+
+    fn reply(&self, _to: &Addr, msg: Message) -> Result<Message, SendError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(msg);
+        };
+        match inner.wire.encode(&msg) {
+            Ok(_) => Ok(msg),
+            Err(e) => Err(SendError::remote(msg, e.to_string())),
         }
     }
 }

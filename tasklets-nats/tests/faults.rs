@@ -116,29 +116,81 @@ fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
 }
 
 #[test]
-fn values_that_cannot_cross_are_dead_letters_with_the_reason() {
+fn a_value_that_cannot_be_encoded_is_an_error_at_send_and_an_undecodable_frame_a_dead_letter() {
     let Some(nats) = nats_server("values_that_cannot_cross") else {
         return;
     };
     let ns = format!("codec{}", std::process::id());
     let _b = node_b(&nats.url, &ns);
     let rt = Runtime::new();
-    let _node = node_a(&rt, &nats.url, &ns);
+    let node = node_a(&rt, &nats.url, &ns);
     let letters = rt.handle().dead_letters();
 
-    // No wire entry for this name on the sending node.
-    rt.handle()
+    // No wire entry for this name on the sending node: refused at send, the message given back.
+    let err = rt
+        .handle()
         .try_send(Message::new("unwired").to("count").value(1_u8))
-        .unwrap();
-    let mut letter = rt.block_on(letters.recv()).unwrap();
+        .unwrap_err();
+    let TrySendError::Remote(refusal) = err else {
+        panic!("{err:?}")
+    };
     assert!(
-        matches!(&letter.reason, DeadLetterReason::Remote(r) if r.contains("no wire entry")),
-        "{:?}",
-        letter.reason
+        refusal.reason.contains("no wire entry"),
+        "{}",
+        refusal.reason
     );
-    assert_eq!(letter.message.take::<u8>(), Some(1));
+    let mut back = refusal.message;
+    assert_eq!(back.take::<u8>(), Some(1));
+    // A value-less record of the refusal, with the reason, as for every refused send.
+    let letter = rt.block_on(letters.recv()).unwrap();
+    assert!(matches!(&letter.reason, DeadLetterReason::Remote(r) if r.contains("no wire entry")));
 
-    // `b` reads `count` as a JSON string: the postcard u64 does not decode there.
+    // The same from a tasklet: `send` to a name, `send` to the proxy's address, and `call`; a value
+    // of the wrong type for its wire entry too.
+    let proxy = node.whereis("count").unwrap();
+    let (sent, to_addr, called) = rt
+        .block_on(
+            rt.spawn(move |cx| async move {
+                let sent = cx
+                    .send(Message::new("count").to("count").value("seven"))
+                    .await;
+                let to_addr = cx
+                    .send(Message::new("unwired").to(&proxy).value(2_u8))
+                    .await;
+                let called = cx
+                    .call(
+                        "slow",
+                        Message::new("ask").value(3_u8),
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                (sent, to_addr, called)
+            })
+            .join(),
+        )
+        .unwrap();
+    let Err(SendError::Remote(refusal)) = sent else {
+        panic!("{sent:?}")
+    };
+    assert!(
+        refusal.reason.contains("not of the type"),
+        "{}",
+        refusal.reason
+    );
+    let mut m = refusal.message;
+    assert_eq!(m.take::<&str>(), Some("seven"));
+    assert!(matches!(to_addr, Err(SendError::Remote(..))), "{to_addr:?}");
+    assert!(
+        matches!(called, Err(RequestError::Send(SendError::Remote(..)))),
+        "{called:?}"
+    );
+    for _ in 0..3 {
+        let letter = rt.block_on(letters.recv()).unwrap();
+        assert!(matches!(letter.reason, DeadLetterReason::Remote(_)));
+    }
+
+    // `b` reads `count` as a JSON string: the postcard u64 is sent (it encodes here) and does not
+    // decode there, so it comes back as a dead letter with the reason.
     rt.handle()
         .try_send(Message::new("count").to("count").value(7_u64))
         .unwrap();

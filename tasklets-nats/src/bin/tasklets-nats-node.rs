@@ -1,4 +1,4 @@
-//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE`.
+//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE [NAME PEERS]`.
 //!
 //! - `server` (node `server`): registers and exports `echo`, which answers `double` calls, counts
 //!   `note`s (printing `note ID` for each), answers `hello` with `hello-back` to the sender and
@@ -6,6 +6,7 @@
 //! - `client` (node `client`): calls `double` on `echo`, calls an unknown name, says `hello`, then
 //!   monitors `echo` and streams `note`s until `echo`'s node is declared gone; then prints which
 //!   notes it got `Ok` for and which came back as dead letters.
+//! - `peer NAME PEERS` (node `NAME`; `PEERS` the other peers, comma-separated): see [`peer`].
 //!
 //! Every line goes to stdout; the process exits when its work is done (or, for `server`, when
 //! stdin closes).
@@ -14,7 +15,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use tasklets::{DeadLetterReason, Down, Message, RequestError, Runtime, WaitForMessages, DOWN};
+use tasklets::{Addr, Down, Message, RequestError, Runtime, WaitForMessages, DOWN};
 use tasklets_nats::{connect, NodeOptions};
 
 fn say(line: impl AsRef<str>) {
@@ -25,12 +26,16 @@ fn say(line: impl AsRef<str>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, ns, role] = &args[..] else {
-        eprintln!("usage: tasklets-nats-node URL NAMESPACE server|client");
-        std::process::exit(2);
+    let (url, ns, role, name, peers) = match &args[..] {
+        [_, url, ns, role] => (url, ns, role, role, None),
+        [_, url, ns, role, name, peers] if role == "peer" => (url, ns, role, name, Some(peers)),
+        _ => {
+            eprintln!("usage: tasklets-nats-node URL NAMESPACE server|client|peer [NAME PEERS]");
+            std::process::exit(2);
+        }
     };
     let rt = Runtime::new();
-    let opts = NodeOptions::new(role.as_str())
+    let opts = NodeOptions::new(name.as_str())
         .namespace(ns.as_str())
         .heartbeat(Duration::from_millis(100))
         .down_after(Duration::from_millis(500))
@@ -43,6 +48,10 @@ fn main() {
     match role.as_str() {
         "server" => server(&rt, &node),
         "client" => client(&rt, &node),
+        "peer" => {
+            let peers = peers.map(|p| p.split(',').map(str::to_owned).collect());
+            peer(&rt, node, name, peers.unwrap_or_default())
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -170,9 +179,8 @@ fn client(rt: &Runtime, node: &tasklets_nats::Node) {
             .await
         });
         let Some(mut letter) = letter else { break };
-        if let (DeadLetterReason::Remote(_), Some(id)) =
-            (&letter.reason, letter.message.take::<u64>())
-        {
+        // Any reason: "no responders", no acknowledgement in time, left in a proxy that ended.
+        if let Some(id) = letter.message.take::<u64>() {
             lost.insert(id);
         }
     }
@@ -182,4 +190,232 @@ fn client(rt: &Runtime, node: &tasklets_nats::Node) {
 
 fn join(ids: &BTreeSet<u64>) -> String {
     ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A peer of the three-process test, node `me`:
+///
+/// - `svc-ME` (exported) answers `double` calls and prints `note FROM ID` for every `note`;
+/// - two members of the `workers` pool (exported) answer `work` with this node's name;
+/// - a member of `room` (exported) prints `news TEXT`; a watcher of `room` prints `room-join NODE`
+///   and `room-leave NODE` for the members of other nodes, monitors their stand-ins and prints
+///   `member-down NODE` when one ends (no traffic goes to them: heartbeats tell);
+/// - once every peer's `svc-` is known: a call to each (`call PEER N`), an unknown name (`nosuch
+///   true`), one `news` to the room on every node, thirty `work` calls to the pool (`pool NODES`);
+/// - then `streaming`: a `note` to every peer's `svc-` every 5 ms, a monitor on each, `down PEER`
+///   when one ends (and `pool-after NODES`: the pool still answers), until a `finish` line on stdin;
+/// - then, once the acknowledgements in flight are settled: `ok PEER IDS`, `dead PEER IDS`, `done`.
+fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use tasklets::{Group, GroupChange, GROUP_CHANGED};
+
+    let node = Arc::new(node);
+    node.wire::<(String, u64)>("note");
+    node.wire::<String>("news");
+    node.wire::<String>("worked");
+    let room = Group::new("room");
+    let workers = Group::new("workers");
+
+    let svc = rt.spawn(|cx| async move {
+        let accept = WaitForMessages::new().accept(["double", "note"]);
+        loop {
+            let mut msg = cx.receive(&accept).await;
+            if msg.name() == "double" {
+                let n = msg.take::<u64>().unwrap_or_default();
+                cx.send(msg.reply("doubled").value(n * 2)).await.unwrap();
+            } else if let Some((from, id)) = msg.take::<(String, u64)>() {
+                say(format!("note {from} {id}"));
+            }
+        }
+    });
+    rt.handle()
+        .register(&format!("svc-{me}"), &svc.addr())
+        .unwrap();
+    for _ in 0..2 {
+        let (g, me) = (workers.clone(), me.to_owned());
+        rt.spawn(move |cx| async move {
+            cx.join(&g);
+            loop {
+                let msg = cx.receive(&WaitForMessages::new().accept("work")).await;
+                cx.send(msg.reply("worked").value(me.clone())).await.ok();
+            }
+        });
+    }
+    let g = room.clone();
+    rt.spawn(move |cx| async move {
+        cx.join(&g);
+        loop {
+            let mut msg = cx.receive(&WaitForMessages::new().accept("news")).await;
+            say(format!("news {}", msg.take::<String>().unwrap_or_default()));
+        }
+    });
+    let (g, n) = (room.clone(), Arc::clone(&node));
+    let (watching_tx, watching) = async_channel::bounded(1);
+    rt.spawn(move |cx| async move {
+        cx.watch_group(&g);
+        let _ = watching_tx.try_send(());
+        let mut nodes = BTreeMap::new();
+        let mut monitored = BTreeMap::new();
+        let wait = WaitForMessages::new().accept(&GROUP_CHANGED).accept(&DOWN);
+        loop {
+            let mut msg = cx.receive(&wait).await;
+            if let Some(down) = msg.get::<Down>() {
+                // A stand-in ends when its node is declared gone (heartbeats: no traffic to it).
+                if let Some(node) = monitored.remove(&down.id) {
+                    say(format!("member-down {node}"));
+                }
+                continue;
+            }
+            let Some(change) = msg.take::<GroupChange>() else {
+                continue;
+            };
+            if change.joined {
+                let Some(addr) = n.remote_member(&g, change.tasklet) else {
+                    continue;
+                };
+                let Some((node, _)) = n.remote_members(&g).into_iter().find(|(_, a)| *a == addr)
+                else {
+                    continue;
+                };
+                say(format!("room-join {node}"));
+                cx.monitor(&addr);
+                monitored.insert(addr.id(), node.clone());
+                nodes.insert(change.tasklet, node);
+            } else if let Some(node) = nodes.remove(&change.tasklet) {
+                say(format!("room-leave {node}"));
+            }
+        }
+    });
+    rt.block_on(watching.recv()).unwrap();
+    // The name last: once the others see it announced, the pool and the group are subscribed.
+    rt.block_on(node.export_pool(&workers)).unwrap();
+    rt.block_on(node.export_group(&room)).unwrap();
+    rt.block_on(node.export(&format!("svc-{me}"))).unwrap();
+    for p in &peers {
+        assert!(rt.block_on(node.wait_for_name(&format!("svc-{p}"), Duration::from_secs(20))));
+    }
+    say("ready");
+
+    let (finish_tx, finish) = async_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if line == "finish" {
+                let _ = finish_tx.try_send(());
+            }
+        }
+    });
+    let dead = rt.handle().dead_letters();
+    let (n, me_, room_, pool) = (
+        Arc::clone(&node),
+        me.to_owned(),
+        room.clone(),
+        node.pool_addr(&workers),
+    );
+    let work = rt.spawn(move |cx| async move {
+        let me = me_;
+        for p in &peers {
+            let reply = cx
+                .call(
+                    format!("svc-{p}").as_str(),
+                    Message::new("double").value(21_u64),
+                    None,
+                )
+                .await
+                .unwrap();
+            say(format!(
+                "call {p} {}",
+                reply.get::<u64>().copied().unwrap_or_default()
+            ));
+        }
+        let err = cx.call("nobody", Message::new("double"), None).await;
+        say(format!(
+            "nosuch {}",
+            matches!(err, Err(RequestError::Send(_)))
+        ));
+        let everyone = n.group_addr(&room_);
+        cx.send(
+            Message::new("news")
+                .to(&everyone)
+                .value(format!("from {me}")),
+        )
+        .await
+        .unwrap();
+        say(format!("pool {}", pool_round(&cx, &pool).await));
+
+        let mut up: BTreeMap<String, Addr> = BTreeMap::new();
+        let mut by_id: BTreeMap<tasklets::TaskletId, String> = BTreeMap::new();
+        for p in &peers {
+            let addr = n.whereis(&format!("svc-{p}")).expect("exported");
+            cx.monitor(&addr);
+            by_id.insert(addr.id(), p.clone());
+            up.insert(p.clone(), addr);
+        }
+        say("streaming");
+        let down = WaitForMessages::new().accept(&DOWN);
+        let mut ok: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        let mut to_of: BTreeMap<u64, String> = BTreeMap::new();
+        let mut id = 0_u64;
+        while finish.try_recv().is_err() {
+            while let Some(d) = cx.try_receive(&down) {
+                let d = d.get::<Down>().expect("a down");
+                if let Some(p) = by_id.get(&d.id) {
+                    say(format!("down {p}"));
+                    up.remove(p);
+                    say(format!("pool-after {}", pool_round(&cx, &pool).await));
+                }
+            }
+            for (p, _) in up.iter() {
+                id += 1;
+                let note = Message::new("note")
+                    .to(format!("svc-{p}").as_str())
+                    .value((me.clone(), id));
+                if cx.send(note).await.is_ok() {
+                    ok.entry(p.clone()).or_default().insert(id);
+                    to_of.insert(id, p.clone());
+                }
+            }
+            async_io::Timer::after(Duration::from_millis(5)).await;
+        }
+        (ok, to_of)
+    });
+    let (ok, to_of) = rt.block_on(work.join()).unwrap();
+    // Every acknowledgement still in flight resolves within the ack timeout.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut lost: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let letter = rt.block_on(async {
+            futures_lite::future::or(async { dead.recv().await }, async {
+                async_io::Timer::after(left).await;
+                None
+            })
+            .await
+        });
+        let Some(mut letter) = letter else { break };
+        if let Some((_, id)) = letter.message.take::<(String, u64)>() {
+            if let Some(p) = to_of.get(&id) {
+                say(format!("dead-reason {p} {id} {}", letter.reason));
+                lost.entry(p.clone()).or_default().insert(id);
+            }
+        }
+    }
+    for (p, ids) in &ok {
+        say(format!("ok {p} {}", join(ids)));
+        say(format!(
+            "dead {p} {}",
+            join(lost.get(p).unwrap_or(&BTreeSet::new()))
+        ));
+    }
+    say("done");
+}
+
+/// Thirty calls to the pool: the nodes that answered, comma-separated.
+async fn pool_round(cx: &tasklets::Cx, pool: &Addr) -> String {
+    let mut by = BTreeSet::new();
+    for _ in 0..30 {
+        let call = cx.call(pool, Message::new("work"), Duration::from_secs(5));
+        if let Ok(mut r) = call.await {
+            by.insert(r.take::<String>().unwrap_or_default());
+        }
+    }
+    by.into_iter().collect::<Vec<_>>().join(",")
 }

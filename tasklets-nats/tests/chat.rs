@@ -1,0 +1,144 @@
+//! The chat example over NATS (`examples/chat.rs` of this crate, example `chat-nats`): two chat processes, one
+//! nats-server, one TCP client on each; both clients in one room see each other's lines, and `/list`
+//! shows both nicks on either node.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::nats_server;
+
+/// The built example, next to this test's own binary (`cargo test` builds the examples).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this test's path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    dir.join("examples").join(name)
+}
+
+/// A chat process, killed on drop.
+struct Chat(Child);
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        support::disown(self.0.id());
+    }
+}
+
+/// Starts a chat node; returns it and the TCP address it listens on.
+fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
+    let path = example("chat-nats");
+    let mut child = Command::new(&path)
+        .args([
+            "--port",
+            "0",
+            "--nats",
+            url,
+            "--node",
+            node,
+            "--namespace",
+            ns,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo test builds the examples)", path.display()));
+    support::adopt(child.id());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // "listening on 127.0.0.1:PORT as node NODE"
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(line.contains(&format!("as node {node}")), "{line}");
+    (Chat(child), addr)
+}
+
+/// A TCP client of a chat.
+struct Client {
+    out: TcpStream,
+    lines: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = Client {
+            out: s.try_clone().unwrap(),
+            lines: BufReader::new(s),
+        };
+        c.expect("* welcome");
+        c
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.out, "{line}").unwrap();
+    }
+
+    /// The next line starting with `prefix` (others are skipped).
+    fn expect(&mut self, prefix: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self
+                .lines
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("waiting for {prefix:?}: {e}"));
+            assert!(n > 0, "connection closed while waiting for {prefix:?}");
+            let line = line.trim_end().to_owned();
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+}
+
+#[test]
+fn clients_of_two_chat_nodes_talk_in_one_room_and_list_shows_both() {
+    let Some(nats) = nats_server("chat_over_nats") else {
+        return;
+    };
+    let ns = format!("chat{}", std::process::id());
+    let (_c1, addr1) = chat(&nats.url, &ns, "c1");
+    let (_c2, addr2) = chat(&nats.url, &ns, "c2");
+
+    let mut alice = Client::connect(&addr1);
+    alice.send("/nick alice");
+    alice.expect("* you are now alice");
+    alice.send("/join lobby");
+    alice.expect("* alice joined lobby");
+
+    let mut bob = Client::connect(&addr2);
+    bob.send("/nick bob");
+    bob.expect("* you are now bob");
+    bob.send("/join lobby");
+    bob.expect("* bob joined lobby");
+    assert_eq!(alice.expect("* bob"), "* bob joined lobby");
+
+    bob.send("hello from node two");
+    assert_eq!(alice.expect("[lobby]"), "[lobby] bob: hello from node two");
+    alice.send("hi bob");
+    assert_eq!(bob.expect("[lobby] alice"), "[lobby] alice: hi bob");
+
+    for c in [&mut alice, &mut bob] {
+        c.send("/list");
+        c.expect("* rooms:");
+        assert_eq!(c.expect("* in lobby:"), "* in lobby: alice, bob");
+    }
+
+    bob.send("/leave");
+    assert_eq!(alice.expect("* bob"), "* bob left lobby");
+    alice.send("/list");
+    assert_eq!(alice.expect("* in lobby:"), "* in lobby: alice");
+}
