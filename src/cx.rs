@@ -401,8 +401,10 @@ impl Cx {
     ///
     /// [`SendError::Finished`] if the destination has finished, [`SendError::NoDestination`] if `msg` has
     /// none, [`SendError::NoSuchName`] if no tasklet is registered under its destination name,
-    /// [`SendError::NoRecipient`] if its group (or router's group) has no members; each gives the message
-    /// back.
+    /// [`SendError::NoRecipient`] if its group (or router's group) has no members,
+    /// [`SendError::Remote`] if the destination is in another process and an
+    /// [`Outbound`](crate::routing::Outbound) hook refused it (a value that cannot be encoded, for
+    /// example); each gives the message back.
     ///
     /// # Cancel safety
     ///
@@ -448,7 +450,8 @@ impl Cx {
     /// # Errors
     ///
     /// [`TrySendError::Full`], [`TrySendError::Finished`], [`TrySendError::NoDestination`],
-    /// [`TrySendError::NoSuchName`] or [`TrySendError::NoRecipient`], each with the message.
+    /// [`TrySendError::NoSuchName`], [`TrySendError::NoRecipient`] or [`TrySendError::Remote`], each
+    /// with the message.
     ///
     /// # Examples
     ///
