@@ -576,7 +576,8 @@ fn run_mailbox(capacity: Option<usize>, ops: &[MOp]) -> Result<(), TestCaseError
                 }
             }
             MOp::Fire(c) => {
-                let got = mb.deliver_event(cond_key(*c), Payload::new(id), *c == 0, Some(&live[*c]));
+                let got =
+                    mb.deliver_event(cond_key(*c), Payload::new(id), *c == 0, Some(&live[*c]));
                 let want = if model.closed || !model.armed[*c] {
                     None
                 } else if *c == 0 && model.queue.iter().any(|i| matches!(i, Item::Ev(0, _))) {

@@ -594,7 +594,12 @@ impl EventSink {
     pub fn try_send<T: Any + Send + Sync>(&self, data: T) -> Result<Delivery, T> {
         self.shared
             .mailbox
-            .deliver_event(self.key, Payload::new(data), self.level, self.live.as_deref())
+            .deliver_event(
+                self.key,
+                Payload::new(data),
+                self.level,
+                self.live.as_deref(),
+            )
             .map(Delivery::from)
             .map_err(|mut p| p.take::<T>().expect("the payload just sent is a T"))
     }
