@@ -1025,6 +1025,12 @@ fn main() -> std::process::ExitCode {
         served
     });
     tracing::info!("stopped");
+    report(served)
+}
+
+/// Prints how the server ended (`stopped: N connections, M too slow`, or the error) and gives the
+/// process's exit status.
+pub fn report(served: Result<io::Result<Summary>, tasklets::Exit>) -> std::process::ExitCode {
     match served {
         Ok(Ok(summary)) => {
             println!(

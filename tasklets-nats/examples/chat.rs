@@ -152,18 +152,5 @@ fn main() -> std::process::ExitCode {
         let reach: Rc<dyn chat::Reach> = Rc::new(Nats(n));
         chat::serve_with(cx, listener, stop, chat::Config::default(), reach, ready).await
     });
-    match rt.block_on(server.join()) {
-        Ok(Ok(summary)) => {
-            println!("stopped: {} connections", summary.connections);
-            std::process::ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => {
-            eprintln!("chat: {e}");
-            std::process::ExitCode::FAILURE
-        }
-        Err(exit) => {
-            eprintln!("chat: server ended: {exit}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    chat::report(rt.block_on(server.join()))
 }
