@@ -256,6 +256,12 @@ impl Filter {
         }
     }
 
+    /// Whether this wait discards messages of this name id (a one-key filter discards nothing).
+    #[inline]
+    pub(crate) fn discards(&self, id: u32) -> bool {
+        self.single == NO_KEY && self.action(id) == Action::Discard
+    }
+
     /// Whether an entry under `key` would end this wait.
     pub(crate) fn admits(&self, key: Key) -> bool {
         if self.single != NO_KEY {

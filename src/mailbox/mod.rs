@@ -324,7 +324,7 @@ impl Mailbox {
         if inner.closed {
             return Err((msg, Refused::Finished));
         }
-        if inner.state == Phase::Waiting && inner.filter.action(key.id()) == Action::Discard {
+        if inner.state == Phase::Waiting && inner.filter.discards(key.id()) {
             // The running wait discards this name: drop it now rather than let it take room.
             inner.discarded += 1;
             let pass_on = told && inner.room() > 0;
