@@ -511,3 +511,53 @@ fn a_call_filed_but_not_taken_survives_a_wait_that_leaves_the_condition_out() {
         );
     });
 }
+
+/// An outbound hook is recorded on its tasklet's ledger: the tasklet's end removes it from the
+/// runtime's table (and drops it), and a finished address gets none.
+#[test]
+fn an_outbound_hook_goes_when_its_tasklet_ends() {
+    struct Pass(Arc<AtomicUsize>);
+    impl tasklets::routing::Outbound for Pass {
+        fn send(
+            &self,
+            _to: &tasklets::Addr,
+            msg: tasklets::Message,
+        ) -> Result<Option<tasklets::Message>, tasklets::SendError> {
+            Ok(Some(msg))
+        }
+    }
+    impl Drop for Pass {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    watchdog("outbound hook undone at the end", || {
+        let rt = tasklets::Runtime::new();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let t = rt.spawn(|_cx| async {});
+        let addr = t.addr();
+        let h = rt.handle();
+        assert!(h
+            .set_outbound(&addr, Some(Arc::new(Pass(Arc::clone(&dropped)))))
+            .is_none());
+        rt.run(); // t ends
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "the end dropped the hook"
+        );
+        assert!(
+            h.set_outbound(&addr, None).is_none(),
+            "nothing left in the table"
+        );
+        assert!(h
+            .set_outbound(&addr, Some(Arc::new(Pass(Arc::clone(&dropped)))))
+            .is_none());
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            2,
+            "a finished address keeps no hook"
+        );
+        assert!(h.set_outbound(&addr, None).is_none());
+    });
+}

@@ -348,12 +348,7 @@ pub(crate) async fn send_rest(
     let (addr, msg) = match unsent {
         Unsent::Full(addr, msg) => (addr, msg),
         Unsent::Yield(msg) => {
-            let msg = YieldFirst {
-                rt,
-                msg: Some(msg),
-                yielded: false,
-            }
-            .await;
+            let msg = YieldFirst::new(rt, msg).await;
             match deliver_routed(rt, msg)? {
                 None => return Ok(()),
                 Some(Unsent::Full(addr, msg)) => (addr, msg),
@@ -370,12 +365,7 @@ pub(crate) async fn take_turn(rt: &RtShared, msg: Message) -> Message {
     if crate::runtime::budget::take() {
         return msg;
     }
-    YieldFirst {
-        rt,
-        msg: Some(msg),
-        yielded: false,
-    }
-    .await
+    YieldFirst::new(rt, msg).await
 }
 
 /// Gives the worker back once, holding a message not yet sent: a send dropped here had no effect, and
@@ -384,6 +374,16 @@ struct YieldFirst<'a> {
     rt: &'a RtShared,
     msg: Option<Message>,
     yielded: bool,
+}
+
+impl<'a> YieldFirst<'a> {
+    fn new(rt: &'a RtShared, msg: Message) -> YieldFirst<'a> {
+        YieldFirst {
+            rt,
+            msg: Some(msg),
+            yielded: false,
+        }
+    }
 }
 
 impl std::future::Future for YieldFirst<'_> {

@@ -99,9 +99,28 @@ impl Outbounds {
     ) -> Option<Arc<dyn Outbound>> {
         let mut table = self.table.lock();
         let old = match hook {
-            Some(h) if !addr.is_finished() => table.insert(addr.id(), h),
-            _ => table.remove(&addr.id()),
+            // Recorded on the tasklet's ledger too, so its end removes the hook (`forget`); a
+            // finished tasklet records nothing and gets no hook.
+            Some(h) if table.contains_key(&addr.id()) || addr.0.add_outbound() => {
+                table.insert(addr.id(), h)
+            }
+            _ => {
+                let old = table.remove(&addr.id());
+                if old.is_some() {
+                    addr.0.remove_outbound();
+                }
+                old
+            }
         };
+        self.count.store(table.len(), Ordering::Relaxed);
+        drop(table);
+        old
+    }
+
+    /// The tasklet `id` ended: its hook goes. Returned so it is dropped with no lock of ours held.
+    pub(crate) fn forget(&self, id: TaskletId) -> Option<Arc<dyn Outbound>> {
+        let mut table = self.table.lock();
+        let old = table.remove(&id);
         self.count.store(table.len(), Ordering::Relaxed);
         old
     }
@@ -109,8 +128,8 @@ impl Outbounds {
 
 impl crate::Handle {
     /// Installs (or with `None` removes) the [`Outbound`] hook of `addr`: every message routed to
-    /// that address from now on passes through it first. Returns the hook it replaces. Installing a
-    /// hook on a finished address removes its hook instead.
+    /// that address from now on passes through it first. Returns the hook it replaces. The hook is
+    /// removed when the address's tasklet ends; installing one on a finished address installs nothing.
     ///
     /// # Examples
     ///

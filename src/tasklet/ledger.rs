@@ -62,6 +62,8 @@ enum Link {
     Group(crate::Group),
     /// A group whose membership changes this tasklet watches.
     WatchesGroup(crate::Group),
+    /// An outbound hook installed for this tasklet's address, to remove from the runtime's table.
+    Outbound,
 }
 
 /// A stored result as the one callers see.
@@ -315,6 +317,20 @@ impl Shared {
             .retain(|l| !matches!(l, Link::WatchesGroup(g) if g == group));
     }
 
+    /// Records that an outbound hook is installed for this tasklet, to remove at its end; false (and
+    /// nothing recorded) once it has finished.
+    pub(crate) fn add_outbound(&self) -> bool {
+        self.add_link(Link::Outbound)
+    }
+
+    /// Removes the record of an outbound hook (the hook was removed).
+    pub(crate) fn remove_outbound(&self) {
+        let mut w = self.watchers();
+        if let Some(at) = w.links.iter().position(|l| matches!(l, Link::Outbound)) {
+            w.links.swap_remove(at);
+        }
+    }
+
     /// Records a registered name; false if the tasklet has finished.
     pub(crate) fn add_name(&self, name: &str) -> bool {
         let mut w = self.watchers();
@@ -412,6 +428,7 @@ impl Shared {
                 Link::Name(_) => r.names += 1,
                 Link::Group(_) => r.groups += 1,
                 Link::WatchesGroup(_) => r.group_watches += 1,
+                Link::Outbound => {}
             }
         }
         r
@@ -468,6 +485,7 @@ impl Shared {
                 Link::WatchesGroup(group) => {
                     self.rt.groups.unwatch(&group, self.id);
                 }
+                Link::Outbound => drop(self.rt.registry.outbound.forget(self.id)),
                 Link::Sink(_, sink) => {
                     sink.send(Finished {
                         id: self.id,
