@@ -114,7 +114,7 @@ pub mod wait;
 pub use cx::{Cx, Wait};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{CallError, Exit, RegistryError, RequestError, SendError, TrySendError};
-pub use mailbox::Action;
+pub use mailbox::{Action, NameLimit, NameOverload, OnFull};
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
 pub use observe::{Counters, Deferred, Snapshot, TaskletSnapshot};

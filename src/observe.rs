@@ -292,6 +292,7 @@ pub(crate) fn take(rt: &Arc<RtShared>) -> Snapshot {
                 names,
                 groups,
                 calling,
+                overload: stats.overload,
             });
         }
         ages.retain(|k, _| live_keys.contains(k));
@@ -435,6 +436,8 @@ pub struct TaskletSnapshot {
     pub groups: Vec<String>,
     /// The tasklet it is calling ([`Cx::call`](crate::Cx::call)), if any.
     pub calling: Option<TaskletId>,
+    /// Each message name given a limit ([`NameLimit`](crate::NameLimit)) and what the limit did.
+    pub overload: Vec<(crate::Name, crate::NameOverload)>,
 }
 
 impl TaskletSnapshot {
