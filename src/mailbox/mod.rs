@@ -409,28 +409,50 @@ impl Mailbox {
             drop(msg);
             return Ok(());
         }
-        let mut shed = None;
-        let msg = if inner.limits.is_none() {
-            msg
-        } else {
-            match inner.limit(key, msg) {
-                Limited::File(msg) => msg,
-                Limited::Wait(msg) => return Err((msg, Refused::Full)),
-                Limited::Shed(gone, why) => {
-                    let pass_on = told && inner.room() > 0;
-                    let to = inner.shed_to();
-                    drop(inner);
-                    if pass_on {
-                        self.room.tell(1);
-                    }
-                    Self::shed(to, gone, why);
-                    return Ok(());
+        if inner.limits.is_some() {
+            return self.deliver_limited(inner, key, msg, told);
+        }
+        if inner.full() {
+            return Err((msg, Refused::Full));
+        }
+        inner.messages += 1;
+        let wake = inner.push(key, Entry::Message(msg));
+        let pass_on = told && inner.room() > 0;
+        drop(inner);
+        if pass_on {
+            self.room.tell(1);
+        }
+        if let Some(w) = wake {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// [`deliver`](Self::deliver) into a mailbox with limits per name: out of line, so that the
+    /// common path (no limits) carries none of it.
+    #[cold]
+    #[inline(never)]
+    fn deliver_limited(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        key: Key,
+        msg: Message,
+        told: bool,
+    ) -> Result<(), (Message, Refused)> {
+        let (msg, shed) = match inner.limit(key, msg) {
+            Limited::File(msg) => (msg, None),
+            Limited::Wait(msg) => return Err((msg, Refused::Full)),
+            Limited::Shed(gone, why) => {
+                let pass_on = told && inner.room() > 0;
+                let to = inner.shed_to();
+                drop(inner);
+                if pass_on {
+                    self.room.tell(1);
                 }
-                Limited::FileAfterShedding(msg, gone) => {
-                    shed = Some(gone);
-                    msg
-                }
+                Self::shed(to, gone, why);
+                return Ok(());
             }
+            Limited::FileAfterShedding(msg, gone) => (msg, Some(gone)),
         };
         // A message that took a shed one's place needs no room of its own.
         if shed.is_none() && inner.full() {
@@ -439,7 +461,7 @@ impl Mailbox {
         inner.messages += 1;
         let wake = inner.push(key, Entry::Message(msg));
         let pass_on = told && inner.room() > 0;
-        let to = shed.as_ref().map(|_| inner.shed_to());
+        let to = inner.shed_to();
         drop(inner);
         if pass_on {
             self.room.tell(1);
@@ -447,7 +469,7 @@ impl Mailbox {
         if let Some(w) = wake {
             w.wake();
         }
-        if let (Some(gone), Some(to)) = (shed, to) {
+        if let Some(gone) = shed {
             Self::shed(to, gone, OnFull::DropOldest);
         }
         Ok(())
