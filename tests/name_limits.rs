@@ -145,3 +145,150 @@ fn refuse_newest_keeps_what_waits_and_never_makes_the_sender_wait() {
         .unwrap();
     });
 }
+
+mod model {
+    //! The mailbox with limits per name against a model: per name a FIFO of (arrival, value), a
+    //! capacity and a policy; a receive takes the oldest arrival among the names it accepts.
+
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+    use tasklets::{
+        DeadLetterReason, Message, NameLimit, OnFull, Runtime, SpawnOptions, TrySendError,
+        WaitForMessages,
+    };
+
+    const NAMES: [&str; 3] = ["a", "b", "c"]; // "c" has no limit
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Send(usize),
+        Take(usize),
+        TakeAny,
+    }
+
+    fn policy() -> impl Strategy<Value = OnFull> {
+        prop_oneof![
+            Just(OnFull::Wait),
+            Just(OnFull::DropOldest),
+            Just(OnFull::RefuseNewest),
+            Just(OnFull::Coalesce),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3_usize).prop_map(Op::Send),
+            2 => (0..3_usize).prop_map(Op::Take),
+            1 => Just(Op::TakeAny),
+        ]
+    }
+
+    #[derive(Default)]
+    struct Model {
+        queues: [VecDeque<(u64, u32)>; 3],
+        limits: [Option<(usize, OnFull)>; 3],
+        shed: Vec<(u32, OnFull)>,
+        next: u64,
+    }
+
+    impl Model {
+        /// `Ok(())` filed (or shed), `Err(())` refused as full.
+        fn send(&mut self, n: usize, v: u32) -> Result<(), ()> {
+            let seq = self.next;
+            self.next += 1;
+            let q = &mut self.queues[n];
+            match self.limits[n] {
+                Some((cap, policy)) if q.len() >= cap => match policy {
+                    OnFull::Wait => return Err(()),
+                    OnFull::DropOldest => {
+                        let (_, old) = q.pop_front().unwrap();
+                        self.shed.push((old, policy));
+                        q.push_back((seq, v));
+                    }
+                    OnFull::RefuseNewest => self.shed.push((v, policy)),
+                    _ => {
+                        let back = q.back_mut().unwrap();
+                        self.shed.push((back.1, policy));
+                        back.1 = v; // keeps its arrival
+                    }
+                },
+                _ => q.push_back((seq, v)),
+            }
+            Ok(())
+        }
+
+        fn take(&mut self, names: &[usize]) -> Option<(usize, u32)> {
+            let n = *names
+                .iter()
+                .filter(|n| !self.queues[**n].is_empty())
+                .min_by_key(|n| self.queues[**n].front().unwrap().0)?;
+            self.queues[n].pop_front().map(|(_, v)| (n, v))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn limits_per_name_match_the_model(
+            caps in (1..4_usize, 1..4_usize),
+            policies in (policy(), policy()),
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            let mut model = Model::default();
+            model.limits[0] = Some((caps.0, policies.0));
+            model.limits[1] = Some((caps.1, policies.1));
+            let opts = SpawnOptions::new()
+                .limit("a", NameLimit::with(caps.0, policies.0))
+                .limit("b", NameLimit::with(caps.1, policies.1));
+            let rt = Runtime::new();
+            let letters = rt.handle().dead_letters();
+            let ops2 = ops.clone();
+            let t = rt.spawn_with(opts, move |cx| async move {
+                let mut log = Vec::new();
+                for (i, op) in ops2.iter().enumerate() {
+                    match op {
+                        Op::Send(n) => {
+                            let r = cx.me().try_send(Message::new(NAMES[*n]).value(i as u32));
+                            log.push(format!("send {} {}", NAMES[*n], match r {
+                                Ok(()) => "ok",
+                                Err(TrySendError::Full(_)) => "full",
+                                Err(_) => "other",
+                            }));
+                        }
+                        Op::Take(n) => {
+                            let got = cx.try_receive(&WaitForMessages::new().accept(NAMES[*n]));
+                            log.push(format!("take {:?}", got.map(|mut m| (m.name().to_string(), m.take::<u32>().unwrap()))));
+                        }
+                        Op::TakeAny => {
+                            let got = cx.try_receive(&WaitForMessages::new().accept(NAMES));
+                            log.push(format!("take {:?}", got.map(|mut m| (m.name().to_string(), m.take::<u32>().unwrap()))));
+                        }
+                    }
+                }
+                log
+            });
+            let log = rt.block_on(t.join()).unwrap();
+            let mut want = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Send(n) => want.push(format!("send {} {}", NAMES[*n], match model.send(*n, i as u32) {
+                        Ok(()) => "ok",
+                        Err(()) => "full",
+                    })),
+                    Op::Take(n) => want.push(format!("take {:?}", model.take(&[*n]).map(|(n, v)| (NAMES[n].to_string(), v)))),
+                    Op::TakeAny => want.push(format!("take {:?}", model.take(&[0, 1, 2]).map(|(n, v)| (NAMES[n].to_string(), v)))),
+                }
+            }
+            prop_assert_eq!(log, want);
+            let shed: Vec<(u32, OnFull)> = std::iter::from_fn(|| letters.try_recv())
+                .filter_map(|l| match l.reason {
+                    DeadLetterReason::Shed(p) => Some((*l.message.get::<u32>().unwrap(), p)),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(shed, model.shed);
+        }
+    }
+}
