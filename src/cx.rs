@@ -32,6 +32,7 @@ use crate::runtime::{Handle, SpawnOptions, Worker};
 use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
+mod hop;
 mod owned;
 pub(crate) use owned::Record;
 
@@ -365,10 +366,11 @@ impl Cx {
     /// }).unwrap();
     /// ```
     #[inline]
-    pub async fn receive(&self, filter: &WaitForMessages) -> Message {
-        let ev = self.wait(filter).await;
-        ev.into_message()
-            .expect("a wait on WaitForMessages alone returns messages")
+    pub fn receive<'a>(
+        &'a self,
+        filter: &'a WaitForMessages,
+    ) -> impl Future<Output = Message> + 'a {
+        hop::Receive::new(self, filter)
     }
 
     /// A message `filter` accepts, if one is already queued.
@@ -434,15 +436,9 @@ impl Cx {
     /// }).unwrap().unwrap();
     /// ```
     #[inline]
-    pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
-        msg.set_sender(self.me());
-        // The first attempt is plain code; only a send that must wait builds the rest's future.
-        match crate::routing::send_now(&self.shared.rt, msg)? {
-            None => Ok(()),
-            Some(unsent) => {
-                crate::routing::send_rest(&self.shared.rt, Some(&self.shared), unsent).await
-            }
-        }
+    pub fn send(&self, msg: Message) -> impl Future<Output = Result<(), SendError>> + '_ {
+        // The first poll routes and files the message; only a send that must wait builds the rest.
+        hop::SendMessage::new(self, msg)
     }
 
     /// Sends `msg` now, with this tasklet as sender, or fails.
