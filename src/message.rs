@@ -310,7 +310,11 @@ impl<T> From<&crate::Tasklet<T>> for Destination {
 /// assert_eq!(msg.take::<u32>(), Some(42));
 /// assert_eq!(msg.take::<u32>(), None); // taken already
 /// ```
-pub struct Message {
+pub struct Message(Box<Body>);
+
+/// What a [`Message`] holds, behind one pointer: a message moves through routing, the mailbox and the
+/// futures of a send and a receive as 8 bytes, not as this whole body.
+struct Body {
     name: Name,
     dest: Option<Destination>,
     value: Payload,
@@ -331,14 +335,14 @@ impl Message {
     /// ```
     #[inline]
     pub fn new(name: impl Into<Name>) -> Message {
-        Message {
+        Message(Box::new(Body {
             name: name.into(),
             dest: None,
             value: Payload::empty(),
             sender: None,
             key: None,
             reply_to: None,
-        }
+        }))
     }
 
     /// Sets the destination.
@@ -354,7 +358,7 @@ impl Message {
     /// assert!(msg.dest().is_some());
     /// ```
     pub fn to(mut self, dest: impl Into<Destination>) -> Message {
-        self.dest = Some(dest.into());
+        self.0.dest = Some(dest.into());
         self
     }
 
@@ -367,7 +371,7 @@ impl Message {
     /// assert_eq!(msg.get::<&str>(), Some(&"hello"));
     /// ```
     pub fn value<T: Any + Send + Sync>(mut self, value: T) -> Message {
-        self.value = Payload::new(value);
+        self.0.value = Payload::new(value);
         self
     }
 
@@ -384,7 +388,7 @@ impl Message {
     /// ```
     #[inline]
     pub fn name(&self) -> Name {
-        self.name
+        self.0.name
     }
 
     /// The destination, if set.
@@ -399,7 +403,7 @@ impl Message {
     /// assert!(matches!(msg.dest(), Some(Destination::Name(n)) if n == "logger"));
     /// ```
     pub fn dest(&self) -> Option<&Destination> {
-        self.dest.as_ref()
+        self.0.dest.as_ref()
     }
 
     /// The tasklet that sent this message, filled in by [`Cx::send`](crate::Cx::send); `None` when sent
@@ -421,7 +425,7 @@ impl Message {
     /// ```
     #[inline]
     pub fn sender(&self) -> Option<&Addr> {
-        self.sender.as_ref()
+        self.0.sender.as_ref()
     }
 
     /// Whether the message carries a value (of any type).
@@ -435,7 +439,7 @@ impl Message {
     /// assert!(Message::new("print").value("text").has_value());
     /// ```
     pub fn has_value(&self) -> bool {
-        self.value.is_some()
+        self.0.value.is_some()
     }
 
     /// Borrows the value if it is a `T`; `None` if there is none or it has another type.
@@ -450,7 +454,7 @@ impl Message {
     /// assert_eq!(msg.get::<i32>(), None);
     /// ```
     pub fn get<T: Any>(&self) -> Option<&T> {
-        self.value.get()
+        self.0.value.get()
     }
 
     /// Mutably borrows the value if it is a `T`.
@@ -464,7 +468,7 @@ impl Message {
     /// assert!(msg.get_mut::<String>().is_none()); // wrong type
     /// ```
     pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.value.get_mut()
+        self.0.value.get_mut()
     }
 
     /// Takes the value out if it is a `T`; on a mismatch the value stays and `None` is returned.
@@ -481,7 +485,7 @@ impl Message {
     /// assert!(!msg.has_value());
     /// ```
     pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
-        self.value.take()
+        self.0.value.take()
     }
 
     /// The name of the value's type (as [`std::any::type_name`] gives it), `None` when there is no value.
@@ -495,7 +499,7 @@ impl Message {
     /// assert_eq!(Message::new("quit").value_type(), None);
     /// ```
     pub fn value_type(&self) -> Option<&'static str> {
-        self.value.type_name()
+        self.0.value.type_name()
     }
 
     /// Borrows the value as a `T`, or says what went wrong: "message 'n' holds i32, asked for u32".
@@ -516,7 +520,8 @@ impl Message {
     /// assert_eq!(err.to_string(), "message 'n' holds i32, asked for u32");
     /// ```
     pub fn expect_value<T: Any>(&self) -> Result<&T, crate::ValueError> {
-        self.value
+        self.0
+            .value
             .get()
             .ok_or_else(|| crate::ValueError::of::<T>(self))
     }
@@ -550,7 +555,7 @@ impl Message {
         use std::hash::{BuildHasher, BuildHasherDefault};
         let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
             .hash_one(key);
-        self.key = Some(h);
+        self.0.key = Some(h);
         self
     }
 
@@ -568,7 +573,7 @@ impl Message {
     /// assert!(a.routing_key().is_some());
     /// ```
     pub fn routing_key(&self) -> Option<u64> {
-        self.key
+        self.0.key
     }
 
     /// Whether this message is a request made with [`Cx::call`](crate::Cx::call), expecting a
@@ -593,39 +598,39 @@ impl Message {
     /// }).unwrap().unwrap();
     /// ```
     pub fn is_request(&self) -> bool {
-        self.reply_to.is_some()
+        self.0.reply_to.is_some()
     }
 
     /// A value-less copy (name, sender, key) for the dead-letter record of a message the sender got back.
     pub(crate) fn shell(&self) -> Message {
-        Message {
-            name: self.name,
-            dest: self.dest.clone(),
+        Message(Box::new(Body {
+            name: self.0.name,
+            dest: self.0.dest.clone(),
             value: Payload::Empty,
-            sender: self.sender.clone(),
-            key: self.key,
+            sender: self.0.sender.clone(),
+            key: self.0.key,
             reply_to: None,
-        }
+        }))
     }
 
     /// A copy for one member of a group: same name, sender and key, the value shared.
     pub(crate) fn share(&mut self) -> Message {
-        Message {
-            name: self.name,
+        Message(Box::new(Body {
+            name: self.0.name,
             dest: None,
-            value: self.value.share(),
-            sender: self.sender.clone(),
-            key: self.key,
+            value: self.0.value.share(),
+            sender: self.0.sender.clone(),
+            key: self.0.key,
             reply_to: None,
-        }
+        }))
     }
 
     pub(crate) fn set_reply_to(&mut self, reply_to: crate::routing::ReplyTo) {
-        self.reply_to = Some(reply_to);
+        self.0.reply_to = Some(reply_to);
     }
 
     pub(crate) fn clear_dest(&mut self) {
-        self.dest = None;
+        self.0.dest = None;
     }
 
     /// A new message named `name` addressed to this message's sender (no value yet). For a request made
@@ -640,42 +645,53 @@ impl Message {
     /// let request = tasklets::Message::new("echo-request");
     /// let reply = request.reply("echo-reply").value(123);
     /// assert_eq!(reply.name().as_str(), "echo-reply");
-    /// assert!(reply.dest().is_none()); // the request came from plain code: no sender
+    /// assert!(reply.0.dest().is_none()); // the request came from plain code: no sender
     /// ```
     pub fn reply(&self, name: impl Into<Name>) -> Message {
         let mut reply = Message::new(name);
-        reply.dest = match &self.reply_to {
+        reply.0.dest = match &self.0.reply_to {
             Some(r) => Some(Destination::Reply(r.clone())),
-            None => self.sender.clone().map(Destination::Addr),
+            None => self.0.sender.clone().map(Destination::Addr),
         };
         reply
     }
 
     #[inline]
     pub(crate) fn set_sender(&mut self, sender: Addr) {
-        self.sender = Some(sender);
+        self.0.sender = Some(sender);
     }
 
     /// Puts back a destination taken for routing, so an error can name it.
     pub(crate) fn with_dest(mut self, dest: Option<Destination>) -> Message {
         if dest.is_some() {
-            self.dest = dest;
+            self.0.dest = dest;
         }
         self
     }
 
     #[inline]
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {
-        self.dest.take()
+        self.0.dest.take()
     }
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
-            .field("name", &self.name)
-            .field("sender", &self.sender.as_ref().map(|a| a.id()))
+            .field("name", &self.0.name)
+            .field("sender", &self.0.sender.as_ref().map(|a| a.id()))
             .field("value", &self.value_type())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Message>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Message>>(), 8);
     }
 }
