@@ -768,6 +768,13 @@ impl Future for Wait<'_> {
     type Output = Event;
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
+        // A wait that finds its entry at once takes from the send budget as a send does: a tasklet
+        // whose waits never suspend (its mailbox always holds what it waits for) still lets its
+        // worker's other tasklets, the reactor and wakes from other threads have their turn.
+        if !self.registered && !crate::runtime::budget::take() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {
                 self.done = true;
