@@ -105,6 +105,11 @@ impl Future for Receive<'_> {
             this.cx.arm(&this.filter);
             this.armed = true;
         }
+        // A receive that finds its message at once takes from the send budget, as `Wait` does.
+        if !this.registered && !crate::runtime::budget::take() {
+            task.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match this.cx.shared.mailbox.poll_wait(Some(task.waker())) {
             Poll::Ready((_, entry)) => {
                 this.done = true;
