@@ -694,4 +694,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<Message>(), 8);
         assert_eq!(std::mem::size_of::<Option<Message>>(), 8);
     }
+
+    #[test]
+    fn a_mailbox_entry_with_its_arrival_number_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<(u64, crate::mailbox::Entry)>(), 24);
+    }
 }
