@@ -310,7 +310,9 @@ impl<T> From<&crate::Tasklet<T>> for Destination {
 /// assert_eq!(msg.take::<u32>(), Some(42));
 /// assert_eq!(msg.take::<u32>(), None); // taken already
 /// ```
-pub struct Message(Box<Body>);
+pub struct Message(Slot);
+
+mod pool;
 
 /// What a [`Message`] holds, behind one pointer: a message moves through routing, the mailbox and the
 /// futures of a send and a receive as 8 bytes, not as this whole body.
@@ -321,6 +323,71 @@ struct Body {
     sender: Option<Addr>,
     key: Option<u64>,
     reply_to: Option<crate::routing::ReplyTo>,
+}
+
+impl Body {
+    fn new(name: Name) -> Body {
+        Body {
+            name,
+            dest: None,
+            value: Payload::empty(),
+            sender: None,
+            key: None,
+            reply_to: None,
+        }
+    }
+
+    /// Drops what the body holds (user code may run: a value's `Drop`), leaving it as a new one.
+    fn clear(&mut self) {
+        self.dest = None;
+        self.value = Payload::Empty;
+        self.sender = None;
+        self.key = None;
+        self.reply_to = None;
+    }
+
+    fn is_cleared(&self) -> bool {
+        self.dest.is_none()
+            && !self.value.is_some()
+            && self.sender.is_none()
+            && self.key.is_none()
+            && self.reply_to.is_none()
+    }
+}
+
+/// The body's box, given back to this thread's pool when the message is dropped. Always `Some` while
+/// the message lives; `None` only inside `drop`.
+struct Slot(Option<Box<Body>>);
+
+impl std::ops::Deref for Slot {
+    type Target = Body;
+    #[inline]
+    fn deref(&self) -> &Body {
+        match &self.0 {
+            Some(body) => body,
+            None => unreachable!("a live message has its body"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Body {
+        match &mut self.0 {
+            Some(body) => body,
+            None => unreachable!("a live message has its body"),
+        }
+    }
+}
+
+impl Drop for Slot {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(mut body) = self.0.take() {
+            body.clear();
+            pool::give(body);
+        }
+    }
 }
 
 impl Message {
@@ -335,14 +402,26 @@ impl Message {
     /// ```
     #[inline]
     pub fn new(name: impl Into<Name>) -> Message {
-        Message(Box::new(Body {
-            name: name.into(),
-            dest: None,
-            value: Payload::empty(),
-            sender: None,
-            key: None,
-            reply_to: None,
-        }))
+        let name = name.into();
+        match pool::take() {
+            // A pooled body is cleared: only the name is left to set.
+            Some(mut body) => {
+                body.name = name;
+                Message(Slot(Some(body)))
+            }
+            None => Message(Slot(Some(Box::new(Body::new(name))))),
+        }
+    }
+
+    /// A message holding `body`, in a pooled allocation when this thread has one.
+    fn with_body(body: Body) -> Message {
+        match pool::take() {
+            Some(mut spare) => {
+                *spare = body;
+                Message(Slot(Some(spare)))
+            }
+            None => Message(Slot(Some(Box::new(body)))),
+        }
     }
 
     /// Sets the destination.
@@ -603,26 +682,26 @@ impl Message {
 
     /// A value-less copy (name, sender, key) for the dead-letter record of a message the sender got back.
     pub(crate) fn shell(&self) -> Message {
-        Message(Box::new(Body {
+        Message::with_body(Body {
             name: self.0.name,
             dest: self.0.dest.clone(),
             value: Payload::Empty,
             sender: self.0.sender.clone(),
             key: self.0.key,
             reply_to: None,
-        }))
+        })
     }
 
     /// A copy for one member of a group: same name, sender and key, the value shared.
     pub(crate) fn share(&mut self) -> Message {
-        Message(Box::new(Body {
+        Message::with_body(Body {
             name: self.0.name,
             dest: None,
             value: self.0.value.share(),
             sender: self.0.sender.clone(),
             key: self.0.key,
             reply_to: None,
-        }))
+        })
     }
 
     pub(crate) fn set_reply_to(&mut self, reply_to: crate::routing::ReplyTo) {
@@ -692,7 +771,20 @@ mod tests {
     #[test]
     fn a_message_is_one_pointer_wide() {
         assert_eq!(std::mem::size_of::<Message>(), 8);
-        assert_eq!(std::mem::size_of::<Option<Message>>(), 8);
+    }
+
+    #[test]
+    fn a_dropped_message_gives_its_body_back_cleared_and_the_next_one_takes_it() {
+        let first = Message::new("pooled")
+            .value(String::from("text"))
+            .key(&1)
+            .to("somewhere");
+        let at = std::ptr::from_ref::<Body>(&first.0);
+        drop(first);
+        let next = Message::new("again");
+        assert_eq!(std::ptr::from_ref::<Body>(&next.0), at);
+        assert_eq!(next.name(), "again");
+        assert!(next.dest().is_none() && !next.has_value() && next.routing_key().is_none());
     }
 
     #[test]
