@@ -102,7 +102,7 @@ impl Future for Receive<'_> {
     fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Message> {
         let this = &mut *self;
         if !this.armed {
-            this.cx.arm(&this.filter);
+            this.cx.arm_messages(this.filter);
             this.armed = true;
         }
         // A receive that finds its message at once takes from the send budget, as `Wait` does.
