@@ -129,6 +129,41 @@ impl Cx {
         &self.shared
     }
 
+    /// Gives the message name `name` its own capacity in this tasklet's mailbox and a policy for a
+    /// send beyond it: see [`NameLimit`](crate::NameLimit). Replaces an earlier limit of the name;
+    /// messages already waiting stay. Kept across restarts, as the mailbox is. To have it from the
+    /// first message, use [`SpawnOptions::limit`](crate::SpawnOptions::limit) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, NameLimit, OnFull, WaitForMessages};
+    ///
+    /// let rt = tasklets::Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.limit("frame", NameLimit::refuse_newest(1));
+    ///     cx.receive(&WaitForMessages::new().accept("go")).await;
+    ///     cx.receive(&WaitForMessages::new().accept("frame")).await.take::<u32>()
+    /// });
+    /// rt.block_on(tasklets::future::yield_now()); // the limit is set
+    /// for i in 0..3_u32 {
+    ///     t.addr().try_send(Message::new("frame").value(i)).unwrap(); // never waits, never fails
+    /// }
+    /// t.addr().try_send(Message::new("go")).unwrap();
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(0)));
+    /// let shed = letters.try_recv().unwrap();
+    /// assert_eq!(shed.reason, DeadLetterReason::Shed(OnFull::RefuseNewest));
+    /// ```
+    pub fn limit(&self, name: impl Into<crate::Name>, limit: crate::NameLimit) {
+        self.shared.mailbox.set_limit(
+            name.into(),
+            limit,
+            Arc::clone(&self.shared.rt),
+            self.shared.id(),
+        );
+    }
+
     /// A wait on the admission set already installed in the mailbox (no arming).
     pub(crate) fn wait_installed(&self) -> Wait<'_> {
         self.claim_wait();
