@@ -724,7 +724,7 @@ impl Message {
     /// let request = tasklets::Message::new("echo-request");
     /// let reply = request.reply("echo-reply").value(123);
     /// assert_eq!(reply.name().as_str(), "echo-reply");
-    /// assert!(reply.0.dest().is_none()); // the request came from plain code: no sender
+    /// assert!(reply.dest().is_none()); // the request came from plain code: no sender
     /// ```
     pub fn reply(&self, name: impl Into<Name>) -> Message {
         let mut reply = Message::new(name);
