@@ -53,9 +53,12 @@ impl Drop for Done {
     }
 }
 
-/// The lowest sequence number a sending stream has not had answered, read at each attempt.
+/// The sending stream a request belongs to (a proxy's numbered messages).
 pub(crate) trait Floor: Send + Sync {
+    /// The lowest number the stream has not had answered (sent with each attempt).
     fn floor(&self) -> u64;
+    /// Notified each time one of the stream's messages is answered (or given up).
+    fn progress(&self) -> &event_listener::Event;
 }
 
 /// When a request gives up.
@@ -73,7 +76,8 @@ pub(crate) struct Req {
     pub(crate) headers: HeaderMap,
     pub(crate) payload: Bytes,
     pub(crate) deadline: Deadline,
-    pub(crate) floor: Option<Arc<dyn Floor>>,
+    /// Its stream and its number in it.
+    pub(crate) stream: Option<(Arc<dyn Floor>, u64)>,
     /// Called once when the request stops counting against its sender's window: at its answer,
     /// or at its deadline when that comes first.
     pub(crate) release: Option<Box<dyn FnOnce() + Send>>,
@@ -268,7 +272,7 @@ impl Req {
                 if let Some(ms) = wire::left_ms(deadline) {
                     headers.insert(H_LEFT_MS, ms.to_string().as_str());
                 }
-                if let Some(f) = &self.floor {
+                if let Some((f, _)) = &self.stream {
                     headers.insert(H_FLOOR, f.floor().to_string().as_str());
                 }
                 let req = Request::new()
@@ -303,6 +307,14 @@ impl Req {
                     Ok(reply) if wire::header(&reply, H_STATUS) == Some(BUSY) => {
                         busy = true;
                         link.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                        // Only the oldest unanswered message of the stream retries on a timer;
+                        // the ones behind it (refused to keep the order) wait for their turn.
+                        if let Some((stream, seq)) = &self.stream {
+                            if wait_turn(&**stream, *seq, deadline).await {
+                                pause = Duration::from_millis(1);
+                                continue;
+                            }
+                        }
                         let nap = left.map_or(pause, |l| pause.min(l));
                         tokio::time::sleep(nap).await;
                         pause = (pause * 2).min(BUSY_BACKOFF_MAX);
@@ -328,6 +340,25 @@ impl Req {
             self.done.call(outcome);
         });
     }
+}
+
+/// Waits until `seq` is the oldest unanswered message of `stream` (or `deadline`); whether it had
+/// to wait.
+async fn wait_turn(stream: &dyn Floor, seq: u64, deadline: Option<Instant>) -> bool {
+    let mut waited = false;
+    while stream.floor() < seq && deadline.is_none_or(|d| Instant::now() < d) {
+        let turn = stream.progress().listen();
+        if stream.floor() >= seq {
+            break;
+        }
+        waited = true;
+        let nap = deadline.map_or(BUSY_BACKOFF_MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(BUSY_BACKOFF_MAX)
+        });
+        let _ = tokio::time::timeout(nap, turn).await;
+    }
+    waited
 }
 
 async fn serve(client: async_nats::Client, cmds: async_channel::Receiver<Cmd>, link: Arc<Link>) {

@@ -60,6 +60,7 @@ struct Outgoing {
     next: AtomicU64,
     unanswered: Mutex<BTreeSet<u64>>,
     slots: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    progress: event_listener::Event,
 }
 
 impl Outgoing {
@@ -68,6 +69,7 @@ impl Outgoing {
             next: AtomicU64::new(0),
             unanswered: Mutex::new(BTreeSet::new()),
             slots: async_channel::bounded(IN_FLIGHT),
+            progress: event_listener::Event::new(),
         }
     }
 
@@ -78,6 +80,7 @@ impl Outgoing {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&seq);
+        self.progress.notify(usize::MAX);
     }
 }
 
@@ -88,6 +91,10 @@ impl Floor for Outgoing {
             .first()
             .copied()
             .unwrap_or_else(|| self.next.load(Ordering::Relaxed))
+    }
+
+    fn progress(&self) -> &event_listener::Event {
+        &self.progress
     }
 }
 
@@ -328,7 +335,7 @@ impl Inner {
             headers,
             payload: payload.map(Bytes::from).unwrap_or_default(),
             deadline,
-            floor: Some(floor),
+            stream: Some((floor, seq)),
             release: Some(release),
             done,
         });
