@@ -39,7 +39,7 @@ pub struct NodeStats {
 
 impl Node {
     /// The local stand-in of a member of `group` that lives on another node, by the id its
-    /// [`GroupChange`] notice carried: an address that reaches that member (send, call, monitor).
+    /// [`GroupChange`](tasklets::GroupChange) notice carried: an address that reaches that member (send, call, monitor).
     /// `None` when no such remote member is known (it left, or its node is gone).
     ///
     /// # Examples
@@ -96,7 +96,7 @@ impl Node {
     }
 
     /// Whether the node is connected to the NATS server now (`false` while async-nats
-    /// reconnects; outgoing messages are then buffered, see [`NodeOptions::buffer`]).
+    /// reconnects; outgoing messages are then buffered, see [`NodeOptions::buffer`](crate::NodeOptions::buffer)).
     ///
     /// # Examples
     ///
@@ -258,13 +258,19 @@ impl Node {
             .await
     }
 
+    /// Waits until `ok` holds or `timeout` passed (`Duration::MAX`, or any timeout too far to be
+    /// an instant: no limit).
     async fn wait_until(&self, timeout: Duration, ok: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let listener = self.inner.link.changed.listen();
             if ok(&self.inner.lock()) {
                 return true;
             }
+            let Some(deadline) = deadline else {
+                listener.await;
+                continue;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;

@@ -7,7 +7,7 @@
 //!   `<ns>.name.<name>`);
 //! - a message sent to a name that is not registered locally (`Message::to("name")`, `cx.call("name",
 //!   ..)`) goes to the node that exports it, through the core's one extension point
-//!   ([`NameFallback`], consulted only on a local miss); a name no
+//!   ([`NameFallback`](tasklets::routing::NameFallback), consulted only on a local miss); a name no
 //!   node exports fails at once like any unknown name (`SendError::NoSuchName`);
 //! - the sender of a message from another node is a local *proxy*: an ordinary tasklet whose mailbox
 //!   forwards over NATS (`<ns>.addr.<node>.<id>`). It can be replied to and monitored; it ends when the
@@ -21,23 +21,52 @@
 //!
 //! Every message routed to a proxy passes through the core's per-address hook
 //! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
-//! value that cannot be is [`SendError::Remote`] at send, the message given back) and the sender's
+//! value that cannot be is [`SendError::Remote`](tasklets::SendError::Remote) at send, the message given back) and the sender's
 //! trace context captured.
 //!
 //! # Threads
 //!
 //! The official client, async-nats, needs tokio. It runs on one background thread that owns a tokio
 //! current-thread runtime; the tasklets side talks to it over async-channels, so the `tasklets`
-//! crate itself stays free of tokio.
+//! crate itself stays free of tokio. That thread never waits for the network or for a tasklet: it
+//! handles what arrives with `try_send`, and publishes through a bounded queue.
+//!
+//! # The house: one room per concept
+//!
+//! | room | owns | imports |
+//! | --- | --- | --- |
+//! | `options` | [`NodeOptions`] | — |
+//! | `wire` | the envelope: header names, its version, answer statuses, deadlines as time left | — |
+//! | [`codec`](Wire) | the wire table: which message names carry which value type, and how | — |
+//! | `bridge` | the NATS thread: connection, subscriptions, requests (retries on "busy", deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
+//! | `inner` | the state a node shares (directory, proxies, local senders, stream bookkeeping) | bridge, ingress |
+//! | `node` | [`connect`], exporting, [`Node::close`] | all of the above |
+//! | `directory` | what a node knows and counts: peers, remote names and members, waits, [`NodeStats`] | inner |
+//! | `ingress` | frames from NATS, on the bridge thread, never waiting: delivery by `try_send`, "busy", ordered streams | inner, proxy, wire |
+//! | `proxy` | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
+//! | `membership` | heartbeats, liveness, `gone` notices | inner, proxy |
+//! | `groups` | group membership across nodes and its watcher tasklet | inner, proxy, wire |
 //!
 //! # Delivery
 //!
 //! Every one-way message is a NATS request answered by the receiving node once the local send
 //! returned: a refusal (unknown name, finished tasklet, undecodable value), "no responders" or no
 //! answer within [`NodeOptions::ack_timeout`] makes the sender's node record the whole message as a
-//! dead letter ([`DeadLetterReason::Remote`]) with the reason.
+//! dead letter ([`DeadLetterReason::Remote`](tasklets::DeadLetterReason::Remote)) with the reason.
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination).
+//!
+//! # Overload
+//!
+//! The receiving node never waits for a local send: it delivers with `try_send`, and a full
+//! destination (or a full stand-in of the sender) answers "busy". The sending node then sends the
+//! message again (after 1 ms, doubling to 50 ms) until its deadline — the acknowledgement timeout,
+//! or a call's caller's deadline — and then dead-letters it with the reason; the order per sender
+//! and destination is kept across the retries. Proxies are bounded (256 messages, 256 unanswered on
+//! the wire), so a local sender to a slow or busy remote node waits as for a full local mailbox. A
+//! call carries its caller's deadline: the receiving node drops a request whose caller has given
+//! up, and the sending node gives its place back then. Heartbeats and membership are handled on the
+//! NATS thread, never behind a mailbox. [`Node::stats`] counts what the overload model did.
 //!
 //! # Reconnection
 //!
@@ -65,7 +94,7 @@
 //! registered with its type on every node ([`Node::wire`]): postcard by default, JSON with
 //! [`Codec::Json`]. A value that cannot be encoded (no wire entry, another type than the one
 //! registered, an encoder error) is refused **at send**: `cx.send`, `cx.try_send`, `cx.call` and
-//! the [`Handle`]'s sends fail with [`SendError::Remote`] (or `TrySendError::Remote`) holding the
+//! the [`Handle`](tasklets::Handle)'s sends fail with [`SendError::Remote`](tasklets::SendError::Remote) (or `TrySendError::Remote`) holding the
 //! message and the reason, as replies to a remote caller do. Only `Addr::send` / `Addr::try_send`
 //! straight to a proxy bypass routing, so their values are encoded in the proxy and a failure there is
 //! a dead letter. A frame that cannot be decoded on the receiving node is a dead letter with the
@@ -87,6 +116,12 @@
 //! sender's span. It covers the hop across NATS, not what the receiving tasklet does later: a
 //! message carries no context of its own once in a mailbox.
 //!
+//! # Durations
+//!
+//! `Duration::MAX` (or any duration too long to be an instant) means "never" wherever the node
+//! takes a duration: its options and its waits ([`Node::wait_for_name`] and the others). The
+//! heartbeat period alone is capped, at an hour.
+//!
 //! # Examples
 //!
 //! The examples need a NATS server (`nats-server -a 127.0.0.1 -p 4222`); see
@@ -104,6 +139,10 @@
 //!     let text = msg.take::<String>().unwrap_or_default();
 //!     cx.send(msg.reply("greeting").value(text)).await.ok();
 //! });
+//! rt.handle().register("echo", &echo.addr())?;
+//! rt.block_on(node.export("echo"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]

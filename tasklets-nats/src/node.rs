@@ -214,8 +214,8 @@ impl Node {
     ///
     /// Every join and leave of a local member of an exported group (a finished member leaves) is
     /// published on `<ns>.members.<group>`, and the current members once to every node that appears.
-    /// On the other nodes, tasklets watching the group ([`Cx::watch_group`]) get the same
-    /// [`GROUP_CHANGED`] notices as for local members, whose [`GroupChange::tasklet`] is the id of
+    /// On the other nodes, tasklets watching the group ([`Cx::watch_group`](tasklets::Cx::watch_group)) get the same
+    /// [`GROUP_CHANGED`](tasklets::GROUP_CHANGED) notices as for local members, whose [`GroupChange::tasklet`] is the id of
     /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see
     /// [`Node::remote_member`]). When a node is declared gone, its members leave, with notices.
     ///

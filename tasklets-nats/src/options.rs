@@ -61,7 +61,7 @@ impl NodeOptions {
     /// How many outgoing messages wait for the connection while the node is disconnected from NATS
     /// (they are sent once it is back, and their acknowledgement timeout runs from then). Beyond
     /// that, each further message is a dead letter at once, with the reason
-    /// ([`DeadLetterReason::Remote`]: "not connected to NATS and N messages already wait…").
+    /// ([`DeadLetterReason::Remote`](tasklets::DeadLetterReason::Remote): "not connected to NATS and N messages already wait…").
     ///
     /// # Examples
     ///
@@ -122,7 +122,9 @@ impl NodeOptions {
         self
     }
 
-    /// How often this node announces itself.
+    /// How often this node announces itself (a period over an hour, `Duration::MAX` included, is
+    /// taken as an hour: the node still announces itself when it exports a name and when it sees
+    /// a new node).
     ///
     /// # Examples
     ///
@@ -135,7 +137,7 @@ impl NodeOptions {
         self
     }
 
-    /// How long a silent node is still considered alive.
+    /// How long a silent node is still considered alive (`Duration::MAX`: for ever).
     ///
     /// # Examples
     ///
@@ -149,7 +151,8 @@ impl NodeOptions {
     }
 
     /// How long the sender's node waits for the receiving node to acknowledge a one-way message
-    /// before dead-lettering it.
+    /// before dead-lettering it; it is also how long a message answered "busy" is sent again
+    /// (`Duration::MAX`: for ever).
     ///
     /// # Examples
     ///
@@ -163,7 +166,7 @@ impl NodeOptions {
     }
 
     /// The longest a remote call is kept open on the wire (the caller's own timeout, usually
-    /// shorter, still applies).
+    /// shorter, still applies; `Duration::MAX`: only the caller's).
     ///
     /// # Examples
     ///
@@ -178,7 +181,8 @@ impl NodeOptions {
 
     /// The longest [`Node::close`](crate::Node::close) takes: what is still in flight then (sent but
     /// not answered) is dead-lettered with the reason, and the connection's last flush is cut short.
-    /// A close during a NATS outage therefore returns within this bound too.
+    /// A close during a NATS outage therefore returns within this bound too (`Duration::MAX`:
+    /// `close` waits for every answer, however long).
     ///
     /// # Examples
     ///

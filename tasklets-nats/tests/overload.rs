@@ -313,3 +313,48 @@ fn close_during_an_outage_returns_within_its_deadline() {
         }
     }
 }
+
+/// `Duration::MAX` means "never" for every timing of a node and every wait: a node with each of
+/// them at `MAX` calls, sends, waits and closes without a panic.
+#[test]
+fn duration_max_means_never() {
+    let Some(nats) = nats_server("duration_max_means_never") else {
+        return;
+    };
+    let ns = format!("max{}", std::process::id());
+    let b = node_b(&nats.url, &ns, |rt| {
+        echo(rt);
+        vec!["echo"]
+    });
+    let rt = Runtime::new();
+    let never = Duration::MAX;
+    let mut node = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("a")
+            .namespace(&ns)
+            .down_after(never)
+            .ack_timeout(never)
+            .call_timeout(never)
+            .close_timeout(never)
+            .reconnect_delay_max(never),
+    )
+    .unwrap();
+    assert!(rt.block_on(node.wait_for_name("echo", never)));
+    assert!(rt.block_on(node.wait_for_peer("b", never)));
+    assert!(rt.block_on(node.wait_for_connection(never)));
+    let reply = rt
+        .block_on(
+            rt.spawn(move |cx| async move { cx.call("echo", Message::new("ping"), never).await })
+                .join(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.name(), "pong");
+    assert_eq!(
+        NodeOptions::new("x").down_after(never).detection_bound(),
+        never
+    );
+    drop(b);
+    node.close();
+}
