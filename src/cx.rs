@@ -128,6 +128,41 @@ impl Cx {
         &self.shared
     }
 
+    /// Gives the message name `name` its own capacity in this tasklet's mailbox and a policy for a
+    /// send beyond it: see [`NameLimit`](crate::NameLimit). Replaces an earlier limit of the name;
+    /// messages already waiting stay. Kept across restarts, as the mailbox is. To have it from the
+    /// first message, use [`SpawnOptions::limit`](crate::SpawnOptions::limit) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, NameLimit, OnFull, WaitForMessages};
+    ///
+    /// let rt = tasklets::Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.limit("frame", NameLimit::refuse_newest(1));
+    ///     cx.receive(&WaitForMessages::new().accept("go")).await;
+    ///     cx.receive(&WaitForMessages::new().accept("frame")).await.take::<u32>()
+    /// });
+    /// rt.block_on(tasklets::future::yield_now()); // the limit is set
+    /// for i in 0..3_u32 {
+    ///     t.addr().try_send(Message::new("frame").value(i)).unwrap(); // never waits, never fails
+    /// }
+    /// t.addr().try_send(Message::new("go")).unwrap();
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(0)));
+    /// let shed = letters.try_recv().unwrap();
+    /// assert_eq!(shed.reason, DeadLetterReason::Shed(OnFull::RefuseNewest));
+    /// ```
+    pub fn limit(&self, name: impl Into<crate::Name>, limit: crate::NameLimit) {
+        self.shared.mailbox.set_limit(
+            name.into(),
+            limit,
+            Arc::clone(&self.shared.rt),
+            self.shared.id(),
+        );
+    }
+
     /// A wait on the admission set already installed in the mailbox (no arming).
     pub(crate) fn wait_installed(&self) -> Wait<'_> {
         self.claim_wait();
@@ -772,6 +807,13 @@ impl Future for Wait<'_> {
     type Output = Event;
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
+        // A wait that finds its entry at once takes from the send budget as a send does: a tasklet
+        // whose waits never suspend (its mailbox always holds what it waits for) still lets its
+        // worker's other tasklets, the reactor and wakes from other threads have their turn.
+        if !self.registered && !crate::runtime::budget::take() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {
                 self.done = true;

@@ -68,8 +68,7 @@ impl Record {
     /// the ledger's borrow). `None` once the tasklet has ended or the record was taken already.
     pub(crate) fn take(&self) -> Option<Box<dyn Any>> {
         let ledger = self.ledger.upgrade()?;
-        let resource = ledger.records.borrow_mut().remove(&self.id);
-        resource
+        ledger.records.borrow_mut().remove(&self.id) // edition 2024: the borrow ends before `ledger`
     }
 }
 
