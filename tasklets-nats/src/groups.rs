@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tasklets::{Group, GroupChange, StaticName, WaitForMessages, GROUP_CHANGED};
 
-use crate::inner::{Inner, ProxyKey};
+use crate::inner::Inner;
 use crate::wire::H_FROM_NODE;
 use async_nats::HeaderMap;
 
@@ -101,19 +101,20 @@ impl Inner {
         node: &str,
         changes: &[(u64, bool)],
     ) {
-        let ns = &self.opts.namespace;
         for &(id, joined) in changes {
             let key = (group.to_owned(), node.to_owned(), id);
             let tasklet = if joined {
                 if self.lock().remote_members.contains_key(&key) {
                     continue;
                 }
-                let subject = format!("{ns}.addr.{node}.{id}");
-                let addr = self.proxy(
-                    ProxyKey::Addr(node.to_owned(), id),
-                    node.to_owned(),
-                    subject,
-                );
+                let Some(addr) = self.stand_in(node, id) else {
+                    tracing::warn!(
+                        node,
+                        group,
+                        "too many stand-ins for one node: a member ignored"
+                    );
+                    continue;
+                };
                 let mut s = self.lock();
                 s.stand_ins.insert(addr.id());
                 s.remote_members.insert(key, addr.clone());

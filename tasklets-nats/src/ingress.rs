@@ -21,7 +21,7 @@ use tasklets::{Cx, DeadLetterReason, Destination, Group, Message, RequestError, 
 use tracing::Instrument;
 
 use crate::bridge::Ingress;
-use crate::inner::{Inner, ProxyKey};
+use crate::inner::Inner;
 use crate::proxy::DELIVER;
 use crate::valid_token;
 use crate::wire::{
@@ -264,12 +264,14 @@ impl Inner {
             self.anonymous(d);
             return;
         };
-        let subject = format!("{}.addr.{node}.{id}", self.opts.namespace);
-        let proxy = self.proxy(
-            ProxyKey::Addr(node.to_owned(), id),
-            node.to_owned(),
-            subject,
-        );
+        let Some(proxy) = self.stand_in(node, id) else {
+            let why = format!("too many stand-ins for node {node} here");
+            if let Some((key, seq)) = &d.stream {
+                self.streams.passed(key, *seq);
+            }
+            self.answer(&d.answer, &why);
+            return;
+        };
         // Not routed (`Addr::try_send`): no hook, no dead letter when full.
         match proxy.try_send(Message::new(&DELIVER).value(d)) {
             Ok(()) => {}

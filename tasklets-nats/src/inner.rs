@@ -24,8 +24,10 @@ pub(crate) enum ProxyKey {
 }
 
 pub(crate) struct Proxy {
+    /// The node it stands for (empty for a group's or a pool's, which stand for no one node).
     pub(crate) node: String,
     pub(crate) addr: Addr,
+    pub(crate) since: Instant,
 }
 
 pub(crate) struct Peer {

@@ -97,13 +97,33 @@ impl Inner {
                     leaves.push((k.0, a.id()));
                 }
             }
+            // The proxies of gone nodes, and of nodes never heard from (a forged sender) once they
+            // are older than the bound.
             let keys: Vec<ProxyKey> = s
                 .proxies
                 .iter()
-                .filter(|(_, p)| gone.contains(&p.node))
+                .filter(|(_, p)| {
+                    gone.contains(&p.node)
+                        || (!p.node.is_empty()
+                            && !s.peers.contains_key(&p.node)
+                            && now.duration_since(p.since) > self.opts.down_after)
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             let ended: Vec<Proxy> = keys.iter().filter_map(|k| s.proxies.remove(k)).collect();
+            // Members whose stand-in ended that way leave too.
+            let ended_ids: Vec<_> = ended.iter().map(|p| p.addr.id()).collect();
+            let stale: Vec<(String, String, u64)> = s
+                .remote_members
+                .iter()
+                .filter(|(_, a)| ended_ids.contains(&a.id()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in stale {
+                if let Some(a) = s.remote_members.remove(&k) {
+                    leaves.push((k.0, a.id()));
+                }
+            }
             let gone_ids: Vec<u64> = s
                 .local
                 .iter()

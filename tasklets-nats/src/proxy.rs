@@ -39,6 +39,11 @@ static RETIRE: StaticName = StaticName::new("tasklets-nats/retire");
 /// The mailbox bound of a proxy: beyond it, local senders wait (and the ingress answers "busy").
 pub(crate) const PROXY_CAPACITY: usize = 256;
 
+/// Stand-ins (proxies of remote tasklets) for one node at most: a peer forging sender ids cannot
+/// spawn tasklets without end. Those of a node that is not (or no longer) a live peer are ended
+/// after [`NodeOptions::down_after`](crate::NodeOptions::down_after).
+pub(crate) const STAND_INS_PER_NODE: usize = 16_384;
+
 /// Messages a proxy keeps unanswered on the wire at most.
 pub(crate) const IN_FLIGHT: usize = 256;
 
@@ -136,9 +141,26 @@ impl Inner {
             Proxy {
                 node,
                 addr: addr.clone(),
+                since: Instant::now(),
             },
         );
         addr
+    }
+
+    /// The stand-in of tasklet `id` of `node`, made if there is none yet and `node` has fewer than
+    /// [`STAND_INS_PER_NODE`]; `None` beyond.
+    pub(crate) fn stand_in(self: &Arc<Self>, node: &str, id: u64) -> Option<Addr> {
+        let key = ProxyKey::Addr(node.to_owned(), id);
+        {
+            let s = self.lock();
+            let known = s.proxies.get(&key).is_some_and(|p| !p.addr.is_finished());
+            if !known && s.proxies.values().filter(|p| p.node == node).count() >= STAND_INS_PER_NODE
+            {
+                return None;
+            }
+        }
+        let subject = format!("{}.addr.{node}.{id}", self.opts.namespace);
+        Some(self.proxy(key, node.to_owned(), subject))
     }
 
     /// Ends a proxy: its hook goes; what is queued in its mailbox is still forwarded (to a gone
