@@ -270,9 +270,9 @@ fn members_announced_by_a_node_never_heard_from_leave() {
     let joins: Vec<(u64, bool)> = (0..1_000).map(|i| (i, true)).collect();
     let payload = serde_json::to_vec(&joins).unwrap();
     raw.hpub(
-        &format!("{ns}.members.room"),
+        &format!("{ns}.members.ghost.room"),
         None,
-        &[("tn-from-node", "ghost")],
+        &[("tn-v", "1")],
         &payload,
     );
     raw.sync();
