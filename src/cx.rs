@@ -32,6 +32,7 @@ use crate::runtime::{Handle, SpawnOptions, Worker};
 use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
+mod hop;
 mod owned;
 pub(crate) use owned::Record;
 
@@ -269,6 +270,19 @@ impl Cx {
         });
     }
 
+    /// Arms a receive's filter: [`arm`](Self::arm) for one `WaitForMessages`, with the common case (the
+    /// same filter as the last wait: a receive loop) checked first, with no walk over the set.
+    #[inline]
+    pub(crate) fn arm_messages(&self, filter: &WaitForMessages) {
+        let id = crate::wait::WaitCondition::id(filter).as_u64();
+        if self.last.get() == Some([id, 0, 0]) {
+            // Same rules installed, and a message filter has nothing armed to rearm.
+            self.claim_wait();
+            return;
+        }
+        self.arm(&filter);
+    }
+
     /// Whether `set` is the last wait's set (and records it as the last one otherwise).
     fn same_as_last<S: WaitSet>(&self, set: &S) -> bool {
         // Condition ids start at 1, so 0 marks an empty slot.
@@ -400,10 +414,11 @@ impl Cx {
     /// }).unwrap();
     /// ```
     #[inline]
-    pub async fn receive(&self, filter: &WaitForMessages) -> Message {
-        let ev = self.wait(filter).await;
-        ev.into_message()
-            .expect("a wait on WaitForMessages alone returns messages")
+    pub fn receive<'a>(
+        &'a self,
+        filter: &'a WaitForMessages,
+    ) -> impl Future<Output = Message> + 'a {
+        hop::Receive::new(self, filter)
     }
 
     /// A message `filter` accepts, if one is already queued.
@@ -469,15 +484,9 @@ impl Cx {
     /// }).unwrap().unwrap();
     /// ```
     #[inline]
-    pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
-        msg.set_sender(self.me());
-        // The first attempt is plain code; only a send that must wait builds the rest's future.
-        match crate::routing::send_now(&self.shared.rt, msg)? {
-            None => Ok(()),
-            Some(unsent) => {
-                crate::routing::send_rest(&self.shared.rt, Some(&self.shared), unsent).await
-            }
-        }
+    pub fn send(&self, msg: Message) -> impl Future<Output = Result<(), SendError>> + '_ {
+        // The first poll routes and files the message; only a send that must wait builds the rest.
+        hop::SendMessage::new(self, msg)
     }
 
     /// Sends `msg` now, with this tasklet as sender, or fails.

@@ -108,10 +108,13 @@ pub(crate) struct MailboxStats {
     pub(crate) overload: Vec<(crate::Name, NameOverload)>,
 }
 
-/// One mailbox entry.
+/// One mailbox entry: one pointer and a tag, so an entry with its arrival number is 24 bytes.
+///
+/// A condition's payload is boxed (an allocation per event, which is rare beside messages) so that the
+/// entry of every message stays this small.
 pub(crate) enum Entry {
     Message(Message),
-    Event(Payload),
+    Event(Box<Payload>),
 }
 
 /// Why a delivery was refused.
@@ -570,7 +573,7 @@ impl Mailbox {
             drop(payload);
             return Ok(Filed::Coalesced);
         }
-        let wake = inner.push(key, Entry::Event(payload));
+        let wake = inner.push(key, Entry::Event(Box::new(payload)));
         drop(inner);
         if let Some(w) = wake {
             w.wake();
