@@ -74,9 +74,9 @@ impl ReplyTo {
     /// timeout while the call waits (`None` when that is too far to be an
     /// [`Instant`](std::time::Instant), as for `Duration::MAX`), and now once the call has ended
     /// (replied, timed out or abandoned). A bridge to other processes carries it with the request,
-    /// so the far side can drop a request whose caller has given up. Under a
-    /// [`testing`](crate::testing) runtime's virtual clock the call's timeout follows that clock,
-    /// not this instant.
+    /// so the far side can drop a request whose caller has given up. Under a test runtime's
+    /// virtual clock (the `testing` feature) the call's timeout follows that clock, not this
+    /// instant.
     ///
     /// # Examples
     ///

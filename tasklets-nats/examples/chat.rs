@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! nats-server -a 127.0.0.1 -p 4222 &
-//! cargo run -p tasklets-nats --example chat-nats -- --port 7001 --nats nats://127.0.0.1:4222
-//! cargo run -p tasklets-nats --example chat-nats -- --port 7002 --nats nats://127.0.0.1:4222
+//! cargo run -p tasklets-nats --example chat-nats -- --bind 127.0.0.1:7001 --nats nats://127.0.0.1:4222
+//! cargo run -p tasklets-nats --example chat-nats -- --bind 127.0.0.1:7002 --nats nats://127.0.0.1:4222
 //! nc 127.0.0.1 7001     # and `nc 127.0.0.1 7002` in another terminal
 //! ```
 //!
@@ -19,6 +19,9 @@
 //!
 //! Nicks are unique per node only, and `/msg` reaches the clients of the same node only. A room name
 //! that is not one NATS subject token (it holds `.`, `*` or `>`) stays local to each node.
+//!
+//! It takes the single-process chat's flags (`--bind`, `--max-pending`, `--stall`, `--rate`,
+//! `--burst`, `--grace`, `-v`, `-q`), and `--nats`, `--node`, `--namespace`.
 
 #[path = "../../examples/chat.rs"]
 #[allow(dead_code, unreachable_pub)] // its `main` and helpers are the single-process example's
@@ -44,9 +47,30 @@ use tasklets_nats::{connect, Node, NodeOptions};
     about = "One node of a TCP chat spread over processes through NATS: `nc 127.0.0.1 PORT`"
 )]
 struct Args {
-    /// The TCP port to listen on, on 127.0.0.1 (0: any free port, printed at start)
-    #[arg(long, default_value_t = 7000)]
-    port: u16,
+    /// The address to listen on (port 0: any free port, printed at start)
+    #[arg(long, short, default_value = "127.0.0.1:7000")]
+    bind: SocketAddr,
+    /// Bytes that may wait for a client's socket; beyond them it is disconnected as not reading
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending: u64,
+    /// Seconds bytes may wait for a client's socket with none taken before it is disconnected
+    #[arg(long, default_value_t = 10.0)]
+    stall: f64,
+    /// Lines per second each client may send once its burst is spent
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
+    /// Lines a client may send at once after a quiet moment
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Seconds a closing connection may spend sending its last lines
+    #[arg(long, default_value_t = 2.0)]
+    grace: f64,
+    /// More log lines (-v: every event, -vv: the runtime's too)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Errors only
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
     /// The NATS server
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats: String,
@@ -98,19 +122,52 @@ impl chat::Reach for Nats {
     }
 }
 
+/// The single-process chat's logs: its own events at `info` (`-v`: `debug`, `-q`: errors only),
+/// the libraries' errors (`-v`: warnings, `-vv`: everything), on standard error.
+fn init_logs(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (mine, library) = match (quiet, verbose) {
+        (true, _) => (LevelFilter::ERROR, LevelFilter::ERROR),
+        (false, 0) => (LevelFilter::INFO, LevelFilter::ERROR),
+        (false, 1) => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
+    };
+    let filter = Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), mine)
+        .with_default(library);
+    tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose > 1)
+        .without_time()
+        .finish()
+        .with(filter)
+        .init();
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    init_logs(args.verbose, args.quiet);
+    let config = chat::Config {
+        max_pending: usize::try_from(args.max_pending).unwrap_or(usize::MAX),
+        stall: Duration::try_from_secs_f64(args.stall).unwrap_or(Duration::MAX),
+        grace: Duration::try_from_secs_f64(args.grace).unwrap_or(Duration::MAX),
+        rate: chat::Rate {
+            per_second: args.rate,
+            burst: args.burst,
+        },
+    };
     let name = args
         .node
         .unwrap_or_else(|| format!("chat-{}", std::process::id()));
-    let listener = match TcpListener::bind(("127.0.0.1", args.port)) {
+    let listener = match TcpListener::bind(args.bind) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("chat: cannot listen on port {}: {e}", args.port);
+            eprintln!("chat: cannot listen on {}: {e}", args.bind);
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -150,7 +207,7 @@ fn main() -> std::process::ExitCode {
     let n = Arc::clone(&node);
     let server = rt.spawn(move |cx| async move {
         let reach: Rc<dyn chat::Reach> = Rc::new(Nats(n));
-        chat::serve_with(cx, listener, stop, chat::Config::default(), reach, ready).await
+        chat::serve_with(cx, listener, stop, config, reach, ready).await
     });
     chat::report(rt.block_on(server.join()))
 }

@@ -281,8 +281,9 @@ impl Req {
                     .timeout(left.map(|l| l + grace));
                 let answer = client.send_request(self.subject.clone(), req);
                 // The window's place is given back at the deadline; the answer is still awaited
-                // for the grace period.
-                let answer = match (left, release.take()) {
+                // for the grace period. (Without grace, the request ends at the deadline anyway:
+                // no second timer.)
+                let answer = match (left.filter(|_| !grace.is_zero()), release.take()) {
                     (Some(left), Some(free)) => {
                         futures_util::pin_mut!(answer);
                         let until = tokio::time::sleep(left);

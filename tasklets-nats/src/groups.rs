@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tasklets::{Group, GroupChange, StaticName, WaitForMessages, GROUP_CHANGED};
 
 use crate::inner::Inner;
-use crate::wire::H_FROM_NODE;
+use crate::wire::{H_VERSION, VERSION};
 use async_nats::HeaderMap;
 
 /// Internal message the membership tasklet gets from `export_group`: watch this group.
@@ -62,9 +62,15 @@ impl Inner {
 
     pub(crate) fn publish_changes(&self, group: &Group, changes: &[(u64, bool)]) {
         let mut h = HeaderMap::new();
-        h.insert(H_FROM_NODE, self.opts.node.as_str());
+        h.insert(H_VERSION, VERSION);
         let payload = serde_json::to_vec(changes).unwrap_or_default();
-        let subject = format!("{}.members.{}", self.opts.namespace, group.name());
+        // The node is in the subject, so that NATS permissions can let a node publish only its own.
+        let subject = format!(
+            "{}.members.{}.{}",
+            self.opts.namespace,
+            self.opts.node,
+            group.name()
+        );
         self.publish(subject, h, payload.into());
     }
 

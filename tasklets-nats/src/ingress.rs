@@ -132,11 +132,10 @@ impl Inner {
         match parts.as_slice() {
             ["node", node, "hb"] => self.heard(node, &frame.payload),
             ["gone", node, id] => self.gone(node, id),
-            ["members", group] => {
-                let Some(node) = header(&frame, H_FROM_NODE) else {
-                    return;
-                };
-                if node == self.opts.node || !valid_token(node) {
+            // The node a change speaks for is the one its subject names (not a header), the
+            // subject NATS permissions can reserve to that node.
+            ["members", node, group] => {
+                if *node == self.opts.node {
                     return;
                 }
                 let changes: Vec<(u64, bool)> =

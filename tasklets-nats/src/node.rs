@@ -115,7 +115,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         format!("{ns}.addr.{me}.*"),
         format!("{ns}.node.*.hb"),
         format!("{ns}.gone.*.*"),
-        format!("{ns}.members.*"),
+        format!("{ns}.members.*.*"),
     ] {
         futures_lite::future::block_on(inner.subscribe(subject, None))?;
     }
@@ -213,7 +213,7 @@ impl Node {
     /// # Membership across nodes
     ///
     /// Every join and leave of a local member of an exported group (a finished member leaves) is
-    /// published on `<ns>.members.<group>`, and the current members once to every node that appears.
+    /// published on `<ns>.members.<node>.<group>`, and the current members once to every node that appears.
     /// On the other nodes, tasklets watching the group ([`Cx::watch_group`](tasklets::Cx::watch_group)) get the same
     /// [`GROUP_CHANGED`](tasklets::GROUP_CHANGED) notices as for local members, whose [`GroupChange::tasklet`] is the id of
     /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see

@@ -367,11 +367,11 @@ impl Inner {
 
     /// The answer to a forwarded message (runs on the NATS thread; never waits).
     fn answered(&self, outcome: Outcome, msg: Message, call: bool, key: &ProxyKey, proxy: &Addr) {
-        if call
-            && matches!(outcome, Outcome::TimedOut | Outcome::Busy)
-            && caller_deadline(&msg).is_some_and(|d| d <= Instant::now())
-        {
-            return; // the caller gave up, and was told so by its own timeout
+        let replied = matches!(&outcome, Outcome::Reply(r) if header(r, H_STATUS) == Some(OK));
+        if call && !replied && caller_deadline(&msg).is_some_and(|d| d <= Instant::now()) {
+            // The caller gave up, and was told so by its own timeout (a reply, even late, goes on
+            // to its slot: a `ReplyTooLate` dead letter).
+            return;
         }
         let why = match outcome {
             Outcome::Reply(reply) => match header(&reply, H_STATUS) {

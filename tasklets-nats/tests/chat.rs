@@ -38,8 +38,8 @@ fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
     let path = example("chat-nats");
     let mut child = Command::new(&path)
         .args([
-            "--port",
-            "0",
+            "--bind",
+            "127.0.0.1:0",
             "--nats",
             url,
             "--node",
