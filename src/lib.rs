@@ -96,6 +96,7 @@
 mod cx;
 mod dead_letters;
 mod error;
+mod loud;
 mod mailbox;
 mod message;
 mod name;
@@ -107,7 +108,7 @@ mod sync;
 mod tasklet;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod time;
+pub mod time;
 mod typed;
 pub mod wait;
 
@@ -282,6 +283,33 @@ pub mod io {
 /// ```
 pub mod process {
     pub use async_process::{Child, Command, Stdio};
+}
+
+/// Blocking and CPU-heavy work, off the tasklets' threads: `blocking`'s [`unblock`](blocking::unblock)
+/// runs a closure on a thread pool and returns a future of its result, re-exported so that
+/// `tasklets` is the only dependency you need. A tasklet that calls a blocking function directly
+/// stops every other tasklet of its worker thread until it returns.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::blocking::unblock;
+///
+/// let path = std::env::temp_dir().join(format!("tasklets-unblock-{}", std::process::id()));
+/// std::fs::write(&path, "some text")?;
+/// let (text, digest) = tasklets::run(move |_cx| async move {
+///     // A blocking read and a long computation, each on the pool while the worker runs on.
+///     let text = unblock(move || std::fs::read_to_string(path)).await?;
+///     let copy = text.clone();
+///     let digest = unblock(move || copy.bytes().fold(0_u64, |h, b| h.rotate_left(5) ^ u64::from(b))).await;
+///     Ok::<_, tasklets::BoxError>((text, digest))
+/// })??;
+/// assert_eq!(text, "some text");
+/// assert_ne!(digest, 0);
+/// # Ok::<(), tasklets::BoxError>(())
+/// ```
+pub mod blocking {
+    pub use blocking::{unblock, Unblock};
 }
 
 /// Channels between tasklets and the plain threads around them: `async-channel`'s, re-exported so that
