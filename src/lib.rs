@@ -332,11 +332,29 @@ pub mod channel {
     pub use async_channel::{bounded, unbounded, Receiver, RecvError, SendError, Sender};
 }
 
-/// The names most tasklet code uses.
+/// The names most tasklet code uses: `use tasklets::prelude::*;` is the book's first line.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::prelude::*;
+///
+/// static PRINT: Key<u32> = Key::new("print");
+///
+/// let got = tasklets::run(|cx| async move {
+///     let t = cx.spawn(|cx| async move {
+///         let msg = cx.receive(&WaitForMessages::new().accept(&PRINT)).await;
+///         *PRINT.read(&msg).unwrap()
+///     });
+///     cx.send(PRINT.msg(3).to(&t)).await.unwrap();
+///     t.join().await
+/// });
+/// assert_eq!(got, Ok(Ok(3)));
+/// ```
 pub mod prelude {
     pub use crate::{
-        Action, Addr, Cx, Event, Exit, Message, Name, Runtime, State, Tasklet, WaitCondition,
-        WaitForCall, WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
+        Action, Addr, Cx, Event, Exit, Key, Message, Name, Request, Runtime, State, Tasklet,
+        WaitCondition, WaitForCall, WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
     };
 }
 

@@ -240,8 +240,7 @@ impl Observe {
 /// The misspelt-name alarm on standard error, while no subscriber is installed (see `crate::loud`).
 fn misspelt_to_stderr(t: &TaskletSnapshot, d: &Deferred) {
     crate::loud::to_stderr_if_unconfigured(&format!(
-        "{} ({}) has {} message(s) named '{}' that no wait of it mentions (misspelt?)",
-        t.id,
+        "{} has {} message(s) named '{}' that no wait of it mentions (misspelt?)",
         t.label(),
         d.count,
         d.name
