@@ -52,7 +52,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Async;
+use tasklets::io::Async;
 use tasklets::wait::signal::{Signal, WaitForSignal};
 use tasklets::{
     Addr, Cx, DeadLetterReason, Destination, Group, Handle, Message, SpawnOptions, TaskletId,
@@ -923,9 +923,10 @@ fn room_group(room: &str) -> Group {
 )]
 #[allow(dead_code)] // unused when tests/chat.rs includes this file
 struct Args {
-    /// The address to listen on (port 0: any free port, printed at start)
+    /// The address to listen on, HOST:PORT with a host name or an IP (port 0: any free port, printed
+    /// at start)
     #[arg(long, short, default_value = "127.0.0.1:7000")]
-    bind: SocketAddr,
+    bind: String,
     /// Room lines that may wait for a client that is not reading; one more and it is disconnected
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
@@ -996,7 +997,7 @@ fn main() -> std::process::ExitCode {
             burst: args.burst,
         },
     };
-    let listener = match TcpListener::bind(args.bind) {
+    let listener = match TcpListener::bind(args.bind.as_str()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("chat: cannot listen on {}: {e}", args.bind);

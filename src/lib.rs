@@ -229,7 +229,7 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 /// }).unwrap();
 /// ```
 pub mod future {
-    pub use futures_lite::future::{block_on, poll_once, yield_now};
+    pub use futures_lite::future::{block_on, or, poll_once, yield_now};
 }
 
 /// IO sources a tasklet waits on with [`WaitForIO`]: `async-io`'s [`Async`](io::Async)
