@@ -6,7 +6,8 @@
 //! (`book/src/getting-started.md`: the dependency line, a first program, `?` in a tasklet), and its
 //! chapters *Build a chat server, step by step* and *Build a pipeline, step by step*
 //! (`book/src/tutorial-chat.md`, `book/src/tutorial-pipeline.md`) go from `cargo new` to a working
-//! service. Every code block of the book is compiled and run as a doc-test of this crate.
+//! service. The book's code blocks are compiled and run as doc-tests of this crate (the README lists
+//! the few that are not, and why).
 //!
 //! A **tasklet** is an `async` body with a **mailbox**. It waits for events with [`Cx::wait`]; messages
 //! and the events of its conditions (timeouts, calls, other tasklets' ends, idle, …) all arrive in that one
