@@ -136,6 +136,40 @@ pub enum Restart {
 /// sup.shutdown();
 /// rt.block_on(sup.join()).unwrap().unwrap();
 /// ```
+///
+/// And with `?` in it, an async closure names the error type at the top (the `Err` is a failure,
+/// which restarts the child):
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(ChildSpec::new(
+///     "parser",
+///     async move |cx| -> tasklets::Result<()> {
+///         let input = WaitForMessages::new().accept("text");
+///         loop {
+///             let msg = cx.receive(&input).await;
+///             let n: u32 = msg.get::<&str>().ok_or("no text")?.parse()?;
+///             cx.send(msg.reply("number").value(n)).await?;
+///         }
+///     },
+/// )));
+/// let parser = sup.child("parser").unwrap();
+/// rt.block_on(async {
+///     let me = rt.spawn(move |cx| async move {
+///         cx.send(Message::new("text").to(&parser).value("x")).await.unwrap(); // fails: restarts
+///         cx.send(Message::new("text").to(&parser).value("7")).await.unwrap();
+///         let reply = cx.receive(&WaitForMessages::new().accept("number")).await;
+///         *reply.get::<u32>().unwrap()
+///     });
+///     assert_eq!(me.join().await, Ok(7));
+/// });
+/// assert_eq!(sup.snapshot().children[0].restarts, 1);
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
 pub trait ChildResult {
     /// `Ok(())` for a normal end, `Err(Exit::Failed(..))` for an error.
     ///
