@@ -21,10 +21,15 @@
 //! - **Rooms are groups** (`Group::new("room:NAME")`, `cx.join`), and a line is one group send: one
 //!   copy per member, the text shared. **Nicknames are registered names** (`nick:alice`), so a taken
 //!   nick is a `RegistryError::Taken` and a finished connection frees its nick by itself.
-//! - **Slow clients cannot block a room.** Each connection's mailbox is bounded
-//!   ([`Config::queue`]); while its client does not read, the connection stops taking messages, its
-//!   mailbox fills, and further group copies to it become `Full` dead letters instead of waiting. The
-//!   server's *janitor* tasklet watches the dead letters and disconnects that client with a reason line.
+//! - **Only a client whose socket stops draining is cut off.** A connection always takes its room's
+//!   lines and turns them into bytes for its socket; a client is disconnected when the bytes waiting
+//!   for its socket pass [`Config::max_pending`], or when they make no progress for [`Config::stall`]
+//!   — never because the server is behind (lines then wait in the connection's mailbox, and the
+//!   socket drains them when the server catches up) and never because the client's own throttle
+//!   paused it. A slow reader costs the room nothing: no sender ever waits on it.
+//! - **A client over its rate stops being read**, so TCP pushes back on it: its reader hands over
+//!   one read at a time and the connection holds the acknowledgement until every line of that read
+//!   has had its turn, while it goes on taking its room's lines.
 //! - **Bad input changes nothing**: bytes that are not UTF-8, lines over 4 KiB, unknown commands, a taken
 //!   or empty nick each get one `! …` line.
 //! - **No client can attack another's terminal**: nicks and room names take printable characters
@@ -55,8 +60,8 @@ use std::time::{Duration, Instant};
 use tasklets::io::Async;
 use tasklets::wait::signal::{Signal, WaitForSignal};
 use tasklets::{
-    Addr, Cx, DeadLetterReason, Destination, Group, Handle, Message, SpawnOptions, TaskletId,
-    WaitForIO, WaitForMessages, WaitForTimeout,
+    Addr, Cx, Destination, Group, Handle, Message, TaskletId, WaitForIO, WaitForMessages,
+    WaitForTimeout,
 };
 
 /// The longest line a client may send, in bytes (not counting the line end).
@@ -68,9 +73,12 @@ pub const BATCH: usize = 64 * 1024;
 /// The server's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The mailbox capacity of each connection tasklet: how many room lines may wait while its client
-    /// is not reading. One more and the client is disconnected as too slow.
-    pub queue: usize,
+    /// Bytes that may wait for a client's socket (beyond what the kernel buffers): one line more and
+    /// the client is disconnected, as it does not read.
+    pub max_pending: usize,
+    /// How long bytes may wait for a client's socket without any of them being taken before the
+    /// client is disconnected, as it does not read.
+    pub stall: Duration,
     /// How long a closing connection may spend sending its last lines (the reason it is closed).
     pub grace: Duration,
     /// How many lines (commands included) each client may send: beyond it, lines wait their turn.
@@ -80,7 +88,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            queue: 64,
+            max_pending: 1 << 20,
+            stall: Duration::from_secs(10),
             grace: Duration::from_secs(2),
             rate: Rate {
                 per_second: 10,
@@ -243,14 +252,14 @@ pub fn nicks_in(rt: &Handle, room: &str) -> Vec<String> {
 pub struct Summary {
     /// Connections accepted.
     pub connections: usize,
-    /// Clients disconnected for not reading.
+    /// Clients disconnected because their socket stopped draining.
     pub too_slow: usize,
 }
 
 /// Why the server closes a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kick {
-    /// Its mailbox was full: the client does not read.
+    /// Its socket stopped draining: the client does not read.
     TooSlow,
     /// The server is shutting down.
     Shutdown,
@@ -307,10 +316,6 @@ pub async fn serve_with(
         closing: Cell::new(false),
         too_slow: Cell::new(0),
     });
-    let janitor = {
-        let hub = Rc::clone(&hub);
-        cx.spawn(move |cx| janitor(cx, hub))
-    };
     let incoming = WaitForIO::readable(&listener);
     let mut connections = Vec::new();
     let mut accepted = 0;
@@ -344,8 +349,9 @@ pub async fn serve_with(
             accepted += 1;
             tracing::info!(%peer, "connected");
             let hub = Rc::clone(&hub);
-            let options = SpawnOptions::new().capacity(hub.config.queue);
-            connections.push(cx.spawn_with(options, move |cx| connection(cx, hub, stream)));
+            // Unbounded: room lines wait here only while the server is behind; what bounds a client
+            // is the bytes waiting for its socket (see `Conn::check_draining`).
+            connections.push(cx.spawn(move |cx| connection(cx, hub, stream)));
         }
         connections.retain(|t| !t.is_finished());
     }
@@ -361,7 +367,6 @@ pub async fn serve_with(
     for c in connections {
         let _ = c.join().await;
     }
-    janitor.stop();
     Ok(Summary {
         connections: accepted,
         too_slow: hub.too_slow.get(),
@@ -376,24 +381,6 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
-}
-
-/// Watches the runtime's dead letters: a room line refused because a connection's mailbox is full
-/// means that client is not reading, so it is kicked.
-async fn janitor(cx: Cx, hub: Rc<Hub>) {
-    let letters = cx.runtime().dead_letters();
-    while let Some(letter) = letters.recv().await {
-        if letter.reason != DeadLetterReason::Full {
-            continue;
-        }
-        let Some(id) = letter.recipient else { continue };
-        // Removed on the first drop: one kick per client.
-        let kick = hub.kicks.borrow_mut().remove(&id);
-        if let Some(kick) = kick {
-            hub.too_slow.set(hub.too_slow.get() + 1);
-            kick.emit(Kick::TooSlow);
-        }
-    }
 }
 
 /// One line from a client, as the reader saw it.
@@ -538,6 +525,10 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
         room: None,
         bucket: Bucket::new(hub.config.rate),
         throttled: false,
+        pending: std::collections::VecDeque::new(),
+        ack: None,
+        config: hub.config.clone(),
+        progress: Instant::now(),
     };
     conn.line(WELCOME);
     let end = if hub.closing.get() {
@@ -546,6 +537,9 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
         conn.run(&kicked).await
     };
     hub.kicks.borrow_mut().remove(&cx.id());
+    if matches!(end, End::Kicked(Kick::TooSlow)) {
+        hub.too_slow.set(hub.too_slow.get() + 1);
+    }
     let peer = stream.get_ref().peer_addr();
     let peer = peer.map_or_else(|_| "?".to_owned(), |p| p.to_string());
     let who = conn.nick.clone().unwrap_or_default();
@@ -566,7 +560,7 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
     conn.leave_room(why).await;
     match end {
         End::Kicked(Kick::TooSlow) => {
-            conn.line("* disconnected: too slow (your output queue was full)");
+            conn.line("* disconnected: too slow (you were not reading what was sent to you)");
         }
         End::Kicked(Kick::Shutdown) => conn.line("* server shutting down"),
         End::Quit => conn.line("* bye"),
@@ -599,34 +593,56 @@ struct Conn<'a> {
     bucket: Bucket,
     /// Whether the client was told it is being slowed down (once per flood).
     throttled: bool,
+    /// Lines of the client's last read not handled yet (waiting for their turn under the rate).
+    pending: std::collections::VecDeque<Input>,
+    /// The acknowledgement of that read, sent once every line of it is handled: until then the
+    /// reader reads nothing more, and TCP pushes back on the client.
+    ack: Option<Message>,
+    config: Config,
+    /// When the socket last took bytes (or there were none waiting).
+    progress: Instant,
 }
 
 impl Conn<'_> {
     /// Handles messages until the client leaves or the server kicks it.
+    ///
+    /// Room lines are always taken (they become bytes for the socket); the client's own lines are
+    /// handled as its rate allows; the socket is written whenever it takes bytes.
     async fn run(&mut self, kicked: &WaitForSignal) -> End {
         let inbox = WaitForMessages::new().accept(["input", "say", "eof"]);
         let writable = WaitForIO::writable(self.stream);
+        // Looks at a stalled socket a few times per `stall`.
+        let stall = WaitForTimeout::new((self.config.stall / 4).max(Duration::from_millis(10)));
         loop {
-            if self.flush().is_err() {
-                return End::Broken;
-            }
-            // While output is pending the client is not keeping up: take no more messages (they wait
-            // in the bounded mailbox) until the socket takes the pending bytes.
-            let mut ev = if self.out.is_empty() {
-                self.cx.wait((&inbox, kicked)).await
-            } else {
-                self.cx.wait((&writable, kicked)).await
+            let turn = match self.handle_pending().await {
+                Ok(turn) => turn,
+                Err(end) => return end,
             };
-            // Handle every message already waiting (up to BATCH bytes of output), then write them all
-            // with one syscall at the top of the loop.
+            if let Err(end) = self.flush_checked() {
+                return end;
+            }
+            // The wait: messages always; the socket while bytes wait for it; the client's next turn
+            // while its lines wait for one.
+            let throttle = turn.map(WaitForTimeout::new);
+            let mut set: Vec<&dyn tasklets::WaitCondition> = vec![&inbox, kicked];
+            if !self.out.is_empty() {
+                set.push(&writable);
+                set.push(&stall);
+            }
+            if let Some(t) = &throttle {
+                set.push(t);
+            }
+            let mut ev = self.cx.wait(set).await;
+            // Take every message already waiting (up to BATCH bytes of output) before writing them
+            // all with one syscall at the top of the loop.
             loop {
                 if ev.is(kicked) {
                     return End::Kicked(ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown));
                 }
                 let Some(msg) = ev.into_message() else {
-                    break; // writable: flush at the top of the loop
+                    break; // writable, a timer: the top of the loop does what is due
                 };
-                if let Some(end) = self.handle(msg, kicked).await {
+                if let Some(end) = self.handle(msg) {
                     return end;
                 }
                 if self.out.len() >= BATCH {
@@ -641,7 +657,7 @@ impl Conn<'_> {
     }
 
     /// Handles one message; `Some` when the connection ends.
-    async fn handle(&mut self, mut msg: Message, kicked: &WaitForSignal) -> Option<End> {
+    fn handle(&mut self, mut msg: Message) -> Option<End> {
         match msg.name().as_str() {
             "say" => {
                 if let Some(line) = msg.get::<String>() {
@@ -649,67 +665,68 @@ impl Conn<'_> {
                 }
             }
             "input" => {
-                for input in msg.take::<Vec<Input>>().unwrap_or_default() {
-                    // Each line waits for its turn: holding the ack back slows the client down.
-                    if let Err(end) = self.throttle(kicked).await {
-                        return Some(end);
-                    }
-                    let quit = match input {
-                        Input::Line(line) => self.command(&line).await,
-                        Input::NotUtf8 => {
-                            self.line("! invalid UTF-8: line ignored");
-                            false
-                        }
-                        Input::TooLong => {
-                            self.line(&format!("! line too long (max {MAX_LINE} bytes): ignored"));
-                            false
-                        }
-                    };
-                    if quit {
-                        return Some(End::Quit);
-                    }
-                }
-                let _ = self.cx.send(msg.reply("ack")).await;
+                self.pending
+                    .extend(msg.take::<Vec<Input>>().unwrap_or_default());
+                self.ack = Some(msg.reply("ack"));
             }
             _ => return Some(End::Eof),
         }
         None
     }
 
-    /// Waits until the client may send another line; the first wait of a flood tells the client.
-    async fn throttle(&mut self, kicked: &WaitForSignal) -> Result<(), End> {
-        let mut waited = false;
-        loop {
-            match self.bucket.take(Instant::now()) {
-                Ok(()) => {
-                    if !waited {
-                        self.throttled = false; // a line within the rate: the flood is over
-                    }
-                    return Ok(());
+    /// Handles the client's waiting lines as far as its rate allows; when all are handled, lets
+    /// its reader read on. `Ok(Some(wait))`: lines wait for a turn that comes in `wait`.
+    async fn handle_pending(&mut self) -> Result<Option<Duration>, End> {
+        while let Some(input) = self.pending.front() {
+            if let Err(wait) = self.bucket.take(Instant::now()) {
+                if !std::mem::replace(&mut self.throttled, true) {
+                    let rate = self.bucket.rate;
+                    tracing::info!(nick = ?self.nick, "throttled");
+                    self.line(&format!(
+                        "! slow down: at most {} lines per second ({} at once); your next lines wait",
+                        rate.per_second, rate.burst
+                    ));
                 }
-                Err(wait) => {
-                    waited = true;
-                    if !std::mem::replace(&mut self.throttled, true) {
-                        let rate = self.bucket.rate;
-                        tracing::info!(nick = ?self.nick, "throttled");
-                        self.line(&format!(
-                            "! slow down: at most {} lines per second ({} at once); your next lines wait",
-                            rate.per_second, rate.burst
-                        ));
-                        if self.flush().is_err() {
-                            return Err(End::Broken);
-                        }
-                    }
-                    let timer = WaitForTimeout::new(wait);
-                    let ev = self.cx.wait((&timer, kicked)).await;
-                    if ev.is(kicked) {
-                        return Err(End::Kicked(
-                            ev.get::<Kick>().copied().unwrap_or(Kick::Shutdown),
-                        ));
-                    }
+                return Ok(Some(wait));
+            }
+            let quit = match input {
+                Input::Line(line) => {
+                    let line = line.clone();
+                    self.command(&line).await
                 }
+                Input::NotUtf8 => {
+                    self.line("! invalid UTF-8: line ignored");
+                    false
+                }
+                Input::TooLong => {
+                    self.line(&format!("! line too long (max {MAX_LINE} bytes): ignored"));
+                    false
+                }
+            };
+            self.pending.pop_front();
+            if quit {
+                return Err(End::Quit);
             }
         }
+        if let Some(ack) = self.ack.take() {
+            self.throttled = false; // every line of the read had its turn: the flood is over
+            let _ = self.cx.send(ack).await;
+        }
+        Ok(None)
+    }
+
+    /// Writes what the socket takes now, then decides whether the client still drains it: bytes
+    /// waiting past [`Config::max_pending`], or none taken for [`Config::stall`], cut it off.
+    fn flush_checked(&mut self) -> Result<(), End> {
+        if self.flush().is_err() {
+            return Err(End::Broken);
+        }
+        if self.out.len() > self.config.max_pending
+            || (!self.out.is_empty() && self.progress.elapsed() >= self.config.stall)
+        {
+            return Err(End::Kicked(Kick::TooSlow));
+        }
+        Ok(())
     }
 
     /// Queues one line for the client.
@@ -720,11 +737,15 @@ impl Conn<'_> {
 
     /// Writes what the socket takes now; `Err` if the connection is broken.
     fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            self.progress = Instant::now();
+        }
         while !self.out.is_empty() {
             match self.stream.get_ref().write(&self.out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.out.drain(..n);
+                    self.progress = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -927,9 +948,12 @@ struct Args {
     /// at start)
     #[arg(long, short, default_value = "127.0.0.1:7000")]
     bind: String,
-    /// Room lines that may wait for a client that is not reading; one more and it is disconnected
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
-    queue: u32,
+    /// Bytes that may wait for a client's socket; beyond them it is disconnected as not reading
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending: u64,
+    /// Seconds bytes may wait for a client's socket with none taken before it is disconnected
+    #[arg(long, default_value_t = 10.0)]
+    stall: f64,
     /// Lines per second each client may send once its burst is spent
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     rate: u32,
@@ -989,8 +1013,16 @@ fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::from(2);
     }
+    if !(args.stall.is_finite() && args.stall > 0.0) {
+        eprintln!(
+            "chat: --stall takes a positive number of seconds, not {}",
+            args.stall
+        );
+        return std::process::ExitCode::from(2);
+    }
     let config = Config {
-        queue: args.queue as usize,
+        max_pending: usize::try_from(args.max_pending).unwrap_or(usize::MAX),
+        stall: Duration::from_secs_f64(args.stall),
         grace: Duration::from_secs_f64(args.grace),
         rate: Rate {
             per_second: args.rate,

@@ -23,7 +23,9 @@
 use std::time::Duration;
 
 use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
-use tasklets::{Group, Message, Runtime, Snapshot, State, WaitForMessages};
+use tasklets::{
+    Group, Message, NameLimit, Runtime, Snapshot, SpawnOptions, State, WaitForMessages,
+};
 
 const CLIENTS: usize = 6;
 
@@ -98,7 +100,10 @@ fn main() {
 
 /// The room, the clients' supervisor and its clients.
 fn start_workload(rt: &Runtime) {
-    rt.spawn(|cx| async move {
+    // The misspelt "pots" are never taken: a limit keeps the newest 1 000 and sheds the rest
+    // (top's last column shows how many).
+    let room = SpawnOptions::new().limit("pots", NameLimit::drop_oldest(1_000));
+    rt.spawn_with(room, |cx| async move {
         cx.register("room").expect("the name is free");
         let chat = Group::new("chat");
         let posts = WaitForMessages::new().accept("post");
@@ -175,8 +180,14 @@ fn draw(snap: &Snapshot) {
             let flag = if d.mentioned { "" } else { " never waited for" };
             format!("{} ({}, {:.1?}){flag}", d.name, d.count, d.oldest_age)
         });
+        // Limits per name, when the tasklet has any: what each shed or held back.
+        let limits = if t.overload.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", tasklets::overload_summary(&t.overload))
+        };
         out += &format!(
-            "{:<12} {:<10} {:<8} {:>8}  {:<28} {}\n",
+            "{:<12} {:<10} {:<8} {:>8}  {:<28} {}{limits}\n",
             t.id.to_string(),
             t.label(),
             state,

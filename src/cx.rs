@@ -32,6 +32,7 @@ use crate::runtime::{Handle, SpawnOptions, Worker};
 use crate::tasklet::{Addr, MonitorId, Shared, Tasklet, TaskletId};
 use crate::wait::{Disarm, Event, EventSink, WaitForMessages, WaitSet};
 
+mod hop;
 mod owned;
 pub(crate) use owned::Record;
 
@@ -126,6 +127,41 @@ impl Cx {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Gives the message name `name` its own capacity in this tasklet's mailbox and a policy for a
+    /// send beyond it: see [`NameLimit`](crate::NameLimit). Replaces an earlier limit of the name;
+    /// messages already waiting stay. Kept across restarts, as the mailbox is. To have it from the
+    /// first message, use [`SpawnOptions::limit`](crate::SpawnOptions::limit) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{DeadLetterReason, Message, NameLimit, OnFull, WaitForMessages};
+    ///
+    /// let rt = tasklets::Runtime::new();
+    /// let letters = rt.handle().dead_letters();
+    /// let t = rt.spawn(|cx| async move {
+    ///     cx.limit("frame", NameLimit::refuse_newest(1));
+    ///     cx.receive(&WaitForMessages::new().accept("go")).await;
+    ///     cx.receive(&WaitForMessages::new().accept("frame")).await.take::<u32>()
+    /// });
+    /// rt.block_on(tasklets::future::yield_now()); // the limit is set
+    /// for i in 0..3_u32 {
+    ///     t.addr().try_send(Message::new("frame").value(i)).unwrap(); // never waits, never fails
+    /// }
+    /// t.addr().try_send(Message::new("go")).unwrap();
+    /// assert_eq!(rt.block_on(t.join()), Ok(Some(0)));
+    /// let shed = letters.try_recv().unwrap();
+    /// assert_eq!(shed.reason, DeadLetterReason::Shed(OnFull::RefuseNewest));
+    /// ```
+    pub fn limit(&self, name: impl Into<crate::Name>, limit: crate::NameLimit) {
+        self.shared.mailbox.set_limit(
+            name.into(),
+            limit,
+            Arc::clone(&self.shared.rt),
+            self.shared.id(),
+        );
     }
 
     /// A wait on the admission set already installed in the mailbox (no arming).
@@ -232,6 +268,19 @@ impl Cx {
                 None => filter.add_cond(c.id().key()),
             })
         });
+    }
+
+    /// Arms a receive's filter: [`arm`](Self::arm) for one `WaitForMessages`, with the common case (the
+    /// same filter as the last wait: a receive loop) checked first, with no walk over the set.
+    #[inline]
+    pub(crate) fn arm_messages(&self, filter: &WaitForMessages) {
+        let id = crate::wait::WaitCondition::id(filter).as_u64();
+        if self.last.get() == Some([id, 0, 0]) {
+            // Same rules installed, and a message filter has nothing armed to rearm.
+            self.claim_wait();
+            return;
+        }
+        self.arm(&filter);
     }
 
     /// Whether `set` is the last wait's set (and records it as the last one otherwise).
@@ -365,10 +414,11 @@ impl Cx {
     /// }).unwrap();
     /// ```
     #[inline]
-    pub async fn receive(&self, filter: &WaitForMessages) -> Message {
-        let ev = self.wait(filter).await;
-        ev.into_message()
-            .expect("a wait on WaitForMessages alone returns messages")
+    pub fn receive<'a>(
+        &'a self,
+        filter: &'a WaitForMessages,
+    ) -> impl Future<Output = Message> + 'a {
+        hop::Receive::new(self, filter)
     }
 
     /// A message `filter` accepts, if one is already queued.
@@ -434,15 +484,9 @@ impl Cx {
     /// }).unwrap().unwrap();
     /// ```
     #[inline]
-    pub async fn send(&self, mut msg: Message) -> Result<(), SendError> {
-        msg.set_sender(self.me());
-        // The first attempt is plain code; only a send that must wait builds the rest's future.
-        match crate::routing::send_now(&self.shared.rt, msg)? {
-            None => Ok(()),
-            Some(unsent) => {
-                crate::routing::send_rest(&self.shared.rt, Some(&self.shared), unsent).await
-            }
-        }
+    pub fn send(&self, msg: Message) -> impl Future<Output = Result<(), SendError>> + '_ {
+        // The first poll routes and files the message; only a send that must wait builds the rest.
+        hop::SendMessage::new(self, msg)
     }
 
     /// Sends `msg` now, with this tasklet as sender, or fails.
@@ -772,6 +816,13 @@ impl Future for Wait<'_> {
     type Output = Event;
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
+        // A wait that finds its entry at once takes from the send budget as a send does: a tasklet
+        // whose waits never suspend (its mailbox always holds what it waits for) still lets its
+        // worker's other tasklets, the reactor and wakes from other threads have their turn.
+        if !self.registered && !crate::runtime::budget::take() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.cx.shared.mailbox.poll_wait(Some(cx.waker())) {
             Poll::Ready((key, entry)) => {
                 self.done = true;

@@ -75,6 +75,9 @@ pub enum DeadLetterReason {
     /// It was meant for another process and could not be delivered there (the reason is inside),
     /// as recorded through [`Handle::dead_letter`](crate::Handle::dead_letter).
     Remote(String),
+    /// Shed by the receiver's limit for its name ([`NameLimit`](crate::NameLimit)): the policy
+    /// says which (dropped as the oldest, refused as the newest, or replaced by a newer one).
+    Shed(crate::OnFull),
 }
 
 impl fmt::Display for DeadLetterReason {
@@ -92,6 +95,9 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::Cancelled => f.write_str("its send was cancelled before delivery"),
             DeadLetterReason::Remote(reason) => {
                 write!(f, "not delivered to another process: {reason}")
+            }
+            DeadLetterReason::Shed(policy) => {
+                write!(f, "shed by the receiver's limit for its name ({policy})")
             }
         }
     }
@@ -125,7 +131,7 @@ pub struct DeadLetter {
     pub recipient: Option<TaskletId>,
 }
 /// Short labels of the reasons, in the order of [`reason_index`].
-const REASONS: [&str; 9] = [
+const REASONS: [&str; 10] = [
     "finished",
     "panicked",
     "no such name",
@@ -135,6 +141,7 @@ const REASONS: [&str; 9] = [
     "reply too late",
     "remote",
     "cancelled",
+    "shed",
 ];
 
 fn reason_index(reason: &DeadLetterReason) -> usize {
@@ -148,6 +155,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
         DeadLetterReason::ReplyTooLate => 6,
         DeadLetterReason::Remote(_) => 7,
         DeadLetterReason::Cancelled => 8,
+        DeadLetterReason::Shed(_) => 9,
     }
 }
 
@@ -155,7 +163,7 @@ fn reason_index(reason: &DeadLetterReason) -> usize {
 /// holds a [`DeadLetters`] handle.
 pub(crate) struct DeadLetterHub {
     count: AtomicU64,
-    by_reason: [AtomicU64; 9],
+    by_reason: [AtomicU64; 10],
     capacity: usize,
     /// The queue of the live handles; dangling while there are none, so that nothing is retained.
     queue: Mutex<Weak<Queue>>,

@@ -116,10 +116,10 @@ pub mod wait;
 pub use cx::{Cx, Wait};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{CallError, Exit, RegistryError, RequestError, SendError, TrySendError};
-pub use mailbox::Action;
+pub use mailbox::{Action, NameLimit, NameOverload, OnFull};
 pub use message::{Destination, Message};
 pub use name::{Name, StaticName};
-pub use observe::{Counters, Deferred, Snapshot, TaskletSnapshot};
+pub use observe::{overload_summary, Counters, Deferred, Snapshot, TaskletSnapshot};
 // Items of the public modules, shown on the crate's first page as its own (not under "Re-exports"):
 // they are what a tasklet is written with.
 #[doc(inline)]

@@ -310,13 +310,84 @@ impl<T> From<&crate::Tasklet<T>> for Destination {
 /// assert_eq!(msg.take::<u32>(), Some(42));
 /// assert_eq!(msg.take::<u32>(), None); // taken already
 /// ```
-pub struct Message {
+pub struct Message(Slot);
+
+mod pool;
+
+/// What a [`Message`] holds, behind one pointer: a message moves through routing, the mailbox and the
+/// futures of a send and a receive as 8 bytes, not as this whole body.
+struct Body {
     name: Name,
     dest: Option<Destination>,
     value: Payload,
     sender: Option<Addr>,
     key: Option<u64>,
     reply_to: Option<crate::routing::ReplyTo>,
+}
+
+impl Body {
+    fn new(name: Name) -> Body {
+        Body {
+            name,
+            dest: None,
+            value: Payload::empty(),
+            sender: None,
+            key: None,
+            reply_to: None,
+        }
+    }
+
+    /// Drops what the body holds (user code may run: a value's `Drop`), leaving it as a new one.
+    fn clear(&mut self) {
+        self.dest = None;
+        self.value = Payload::Empty;
+        self.sender = None;
+        self.key = None;
+        self.reply_to = None;
+    }
+
+    fn is_cleared(&self) -> bool {
+        self.dest.is_none()
+            && !self.value.is_some()
+            && self.sender.is_none()
+            && self.key.is_none()
+            && self.reply_to.is_none()
+    }
+}
+
+/// The body's box, given back to this thread's pool when the message is dropped. Always `Some` while
+/// the message lives; `None` only inside `drop`.
+struct Slot(Option<Box<Body>>);
+
+impl std::ops::Deref for Slot {
+    type Target = Body;
+    #[inline]
+    fn deref(&self) -> &Body {
+        match &self.0 {
+            Some(body) => body,
+            None => unreachable!("a live message has its body"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Body {
+        match &mut self.0 {
+            Some(body) => body,
+            None => unreachable!("a live message has its body"),
+        }
+    }
+}
+
+impl Drop for Slot {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(mut body) = self.0.take() {
+            body.clear();
+            pool::give(body);
+        }
+    }
 }
 
 impl Message {
@@ -331,13 +402,25 @@ impl Message {
     /// ```
     #[inline]
     pub fn new(name: impl Into<Name>) -> Message {
-        Message {
-            name: name.into(),
-            dest: None,
-            value: Payload::empty(),
-            sender: None,
-            key: None,
-            reply_to: None,
+        let name = name.into();
+        match pool::take() {
+            // A pooled body is cleared: only the name is left to set.
+            Some(mut body) => {
+                body.name = name;
+                Message(Slot(Some(body)))
+            }
+            None => Message(Slot(Some(Box::new(Body::new(name))))),
+        }
+    }
+
+    /// A message holding `body`, in a pooled allocation when this thread has one.
+    fn with_body(body: Body) -> Message {
+        match pool::take() {
+            Some(mut spare) => {
+                *spare = body;
+                Message(Slot(Some(spare)))
+            }
+            None => Message(Slot(Some(Box::new(body)))),
         }
     }
 
@@ -354,7 +437,7 @@ impl Message {
     /// assert!(msg.dest().is_some());
     /// ```
     pub fn to(mut self, dest: impl Into<Destination>) -> Message {
-        self.dest = Some(dest.into());
+        self.0.dest = Some(dest.into());
         self
     }
 
@@ -367,7 +450,7 @@ impl Message {
     /// assert_eq!(msg.get::<&str>(), Some(&"hello"));
     /// ```
     pub fn value<T: Any + Send + Sync>(mut self, value: T) -> Message {
-        self.value = Payload::new(value);
+        self.0.value = Payload::new(value);
         self
     }
 
@@ -384,7 +467,7 @@ impl Message {
     /// ```
     #[inline]
     pub fn name(&self) -> Name {
-        self.name
+        self.0.name
     }
 
     /// The destination, if set.
@@ -399,7 +482,7 @@ impl Message {
     /// assert!(matches!(msg.dest(), Some(Destination::Name(n)) if n == "logger"));
     /// ```
     pub fn dest(&self) -> Option<&Destination> {
-        self.dest.as_ref()
+        self.0.dest.as_ref()
     }
 
     /// The tasklet that sent this message, filled in by [`Cx::send`](crate::Cx::send); `None` when sent
@@ -421,7 +504,7 @@ impl Message {
     /// ```
     #[inline]
     pub fn sender(&self) -> Option<&Addr> {
-        self.sender.as_ref()
+        self.0.sender.as_ref()
     }
 
     /// Whether the message carries a value (of any type).
@@ -435,7 +518,7 @@ impl Message {
     /// assert!(Message::new("print").value("text").has_value());
     /// ```
     pub fn has_value(&self) -> bool {
-        self.value.is_some()
+        self.0.value.is_some()
     }
 
     /// Borrows the value if it is a `T`; `None` if there is none or it has another type.
@@ -450,7 +533,7 @@ impl Message {
     /// assert_eq!(msg.get::<i32>(), None);
     /// ```
     pub fn get<T: Any>(&self) -> Option<&T> {
-        let got = self.value.get();
+        let got = self.0.value.get();
         if got.is_none() {
             self.mismatch::<T>();
         }
@@ -460,8 +543,8 @@ impl Message {
     /// Reports a read with a type confusable with the value's own (see `crate::loud`).
     #[cold]
     fn mismatch<T: Any>(&self) {
-        if let Some(stored) = self.value.type_name() {
-            crate::loud::wrong_type(self.name.as_str(), stored, std::any::type_name::<T>());
+        if let Some(stored) = self.0.value.type_name() {
+            crate::loud::wrong_type(self.name().as_str(), stored, std::any::type_name::<T>());
         }
     }
 
@@ -476,7 +559,7 @@ impl Message {
     /// assert!(msg.get_mut::<String>().is_none()); // wrong type
     /// ```
     pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.value.get_mut()
+        self.0.value.get_mut()
     }
 
     /// Takes the value out if it is a `T`; on a mismatch the value stays and `None` is returned.
@@ -493,7 +576,7 @@ impl Message {
     /// assert!(!msg.has_value());
     /// ```
     pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
-        let got = self.value.take();
+        let got = self.0.value.take();
         if got.is_none() {
             self.mismatch::<T>();
         }
@@ -511,7 +594,7 @@ impl Message {
     /// assert_eq!(Message::new("quit").value_type(), None);
     /// ```
     pub fn value_type(&self) -> Option<&'static str> {
-        self.value.type_name()
+        self.0.value.type_name()
     }
 
     /// Borrows the value as a `T`, or says what went wrong: "message 'n' holds i32, asked for u32".
@@ -532,7 +615,8 @@ impl Message {
     /// assert_eq!(err.to_string(), "message 'n' holds i32, asked for u32");
     /// ```
     pub fn expect_value<T: Any>(&self) -> Result<&T, crate::ValueError> {
-        self.value
+        self.0
+            .value
             .get()
             .ok_or_else(|| crate::ValueError::of::<T>(self))
     }
@@ -566,7 +650,7 @@ impl Message {
         use std::hash::{BuildHasher, BuildHasherDefault};
         let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
             .hash_one(key);
-        self.key = Some(h);
+        self.0.key = Some(h);
         self
     }
 
@@ -584,7 +668,7 @@ impl Message {
     /// assert!(a.routing_key().is_some());
     /// ```
     pub fn routing_key(&self) -> Option<u64> {
-        self.key
+        self.0.key
     }
 
     /// Whether this message is a request made with [`Cx::call`](crate::Cx::call), expecting a
@@ -609,39 +693,39 @@ impl Message {
     /// }).unwrap().unwrap();
     /// ```
     pub fn is_request(&self) -> bool {
-        self.reply_to.is_some()
+        self.0.reply_to.is_some()
     }
 
     /// A value-less copy (name, sender, key) for the dead-letter record of a message the sender got back.
     pub(crate) fn shell(&self) -> Message {
-        Message {
-            name: self.name,
-            dest: self.dest.clone(),
+        Message::with_body(Body {
+            name: self.0.name,
+            dest: self.0.dest.clone(),
             value: Payload::Empty,
-            sender: self.sender.clone(),
-            key: self.key,
+            sender: self.0.sender.clone(),
+            key: self.0.key,
             reply_to: None,
-        }
+        })
     }
 
     /// A copy for one member of a group: same name, sender and key, the value shared.
     pub(crate) fn share(&mut self) -> Message {
-        Message {
-            name: self.name,
+        Message::with_body(Body {
+            name: self.0.name,
             dest: None,
-            value: self.value.share(),
-            sender: self.sender.clone(),
-            key: self.key,
+            value: self.0.value.share(),
+            sender: self.0.sender.clone(),
+            key: self.0.key,
             reply_to: None,
-        }
+        })
     }
 
     pub(crate) fn set_reply_to(&mut self, reply_to: crate::routing::ReplyTo) {
-        self.reply_to = Some(reply_to);
+        self.0.reply_to = Some(reply_to);
     }
 
     pub(crate) fn clear_dest(&mut self) {
-        self.dest = None;
+        self.0.dest = None;
     }
 
     /// A new message named `name` addressed to this message's sender (no value yet). For a request made
@@ -660,38 +744,67 @@ impl Message {
     /// ```
     pub fn reply(&self, name: impl Into<Name>) -> Message {
         let mut reply = Message::new(name);
-        reply.dest = match &self.reply_to {
+        reply.0.dest = match &self.0.reply_to {
             Some(r) => Some(Destination::Reply(r.clone())),
-            None => self.sender.clone().map(Destination::Addr),
+            None => self.0.sender.clone().map(Destination::Addr),
         };
         reply
     }
 
     #[inline]
     pub(crate) fn set_sender(&mut self, sender: Addr) {
-        self.sender = Some(sender);
+        self.0.sender = Some(sender);
     }
 
     /// Puts back a destination taken for routing, so an error can name it.
     pub(crate) fn with_dest(mut self, dest: Option<Destination>) -> Message {
         if dest.is_some() {
-            self.dest = dest;
+            self.0.dest = dest;
         }
         self
     }
 
     #[inline]
     pub(crate) fn take_dest(&mut self) -> Option<Destination> {
-        self.dest.take()
+        self.0.dest.take()
     }
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
-            .field("name", &self.name)
-            .field("sender", &self.sender.as_ref().map(|a| a.id()))
+            .field("name", &self.0.name)
+            .field("sender", &self.0.sender.as_ref().map(|a| a.id()))
             .field("value", &self.value_type())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Message>(), 8);
+    }
+
+    #[test]
+    fn a_dropped_message_gives_its_body_back_cleared_and_the_next_one_takes_it() {
+        let first = Message::new("pooled")
+            .value(String::from("text"))
+            .key(&1)
+            .to("somewhere");
+        let at = std::ptr::from_ref::<Body>(&first.0);
+        drop(first);
+        let next = Message::new("again");
+        assert_eq!(std::ptr::from_ref::<Body>(&next.0), at);
+        assert_eq!(next.name(), "again");
+        assert!(next.dest().is_none() && !next.has_value() && next.routing_key().is_none());
+    }
+
+    #[test]
+    fn a_mailbox_entry_with_its_arrival_number_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<(u64, crate::mailbox::Entry)>(), 24);
     }
 }

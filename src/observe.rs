@@ -332,6 +332,7 @@ pub(crate) fn take(rt: &Arc<RtShared>) -> Snapshot {
                 names,
                 groups,
                 calling,
+                overload: stats.overload,
             });
         }
         ages.retain(|k, _| live_keys.contains(k));
@@ -475,6 +476,8 @@ pub struct TaskletSnapshot {
     pub groups: Vec<String>,
     /// The tasklet it is calling ([`Cx::call`](crate::Cx::call)), if any.
     pub calling: Option<TaskletId>,
+    /// Each message name given a limit ([`NameLimit`](crate::NameLimit)) and what the limit did.
+    pub overload: Vec<(crate::Name, crate::NameOverload)>,
 }
 
 impl TaskletSnapshot {
@@ -655,10 +658,57 @@ impl Snapshot {
         if let Some(callee) = t.calling {
             write!(f, " calling {callee}")?;
         }
+        if !t.overload.is_empty() {
+            write!(f, " limits ({})", overload_summary(&t.overload))?;
+        }
         writeln!(f)?;
         for child in self.tasklets.iter().filter(|c| c.supervisor == Some(t.id)) {
             self.write_tree(f, child, depth + 1)?;
         }
         Ok(())
     }
+}
+
+/// `name ≤capacity: waited N, dropped N, …` for each limited name, naming only the outcomes that
+/// happened (for the snapshot's text and `top`).
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::{Message, NameLimit, SpawnOptions, WaitForMessages};
+///
+/// let rt = tasklets::Runtime::new();
+/// let t = rt.spawn_with(SpawnOptions::new().limit("tick", NameLimit::drop_oldest(1)), |cx| async move {
+///     cx.receive(&WaitForMessages::new().accept("stop")).await;
+/// });
+/// for _ in 0..3 {
+///     t.addr().try_send(Message::new("tick")).unwrap();
+/// }
+/// let snap = rt.handle().snapshot();
+/// assert_eq!(tasklets::overload_summary(&snap.tasklets[0].overload), "tick ≤1: dropped 2");
+/// t.stop();
+/// rt.run();
+/// ```
+pub fn overload_summary(overload: &[(crate::Name, crate::NameOverload)]) -> String {
+    overload
+        .iter()
+        .map(|(name, o)| {
+            let outcomes: Vec<String> = [
+                ("waited", o.waited),
+                ("dropped", o.dropped),
+                ("refused", o.refused),
+                ("coalesced", o.coalesced),
+            ]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(what, n)| format!("{what} {n}"))
+            .collect();
+            if outcomes.is_empty() {
+                format!("{name} ≤{}", o.capacity)
+            } else {
+                format!("{name} ≤{}: {}", o.capacity, outcomes.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

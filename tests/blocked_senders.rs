@@ -197,3 +197,43 @@ fn every_blocked_sender_gets_its_message_back_when_the_tasklet_finishes() {
         receiver.join().await.unwrap();
     });
 }
+
+/// The runtime's own events do not count against a mailbox's bound and are never refused by a full
+/// one: a call's reply and a timeout reach a tasklet whose only slot is taken.
+#[test]
+fn a_full_mailbox_still_takes_a_calls_reply_and_a_timeout() {
+    let rt = tasklets::Runtime::new();
+    let echo = rt.spawn(|cx| async move {
+        let req = cx
+            .receive(&tasklets::WaitForMessages::new().accept("ask"))
+            .await;
+        cx.send(req.reply("answer")).await.unwrap();
+    });
+    let e = echo.addr();
+    let full = rt.spawn_with(
+        tasklets::SpawnOptions::new().capacity(1),
+        move |cx| async move {
+            assert_eq!(cx.me().len(), 1, "the filler takes the one slot");
+            let reply = cx
+                .call(
+                    &e,
+                    tasklets::Message::new("ask"),
+                    std::time::Duration::from_secs(10),
+                )
+                .await
+                .expect("the reply is filed past the bound");
+            assert_eq!(reply.name(), "answer");
+            let tick = tasklets::WaitForTimeout::new(std::time::Duration::from_millis(5));
+            assert!(
+                cx.wait(&tick).await.is(&tick),
+                "the timeout is filed past the bound"
+            );
+            cx.me().len()
+        },
+    );
+    full.addr()
+        .try_send(tasklets::Message::new("filler"))
+        .unwrap();
+    assert_eq!(rt.block_on(full.join()), Ok(1));
+    rt.block_on(echo.join()).unwrap();
+}

@@ -167,3 +167,36 @@ fn thousands_of_answered_calls_leave_no_deadline_behind() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_calls_timeout_covers_waiting_for_room_in_a_full_mailbox() {
+    watchdog("call to a full mailbox", || {
+        tasklets::run(|cx| async move {
+            // A callee with room for one message, holding one already, that does not take it yet.
+            let callee =
+                cx.spawn_with(tasklets::SpawnOptions::new().capacity(1), |cx| async move {
+                    cx.receive(&WaitForMessages::new().accept("stop")).await;
+                });
+            callee.addr().try_send(Message::new("filler")).unwrap();
+            let started = Instant::now();
+            let err = cx
+                .call(&callee, Message::new("ask"), Duration::from_millis(100))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, RequestError::Timeout(d) if d == Duration::from_millis(100)),
+                "{err:?}"
+            );
+            let took = started.elapsed();
+            assert!(
+                took >= Duration::from_millis(100),
+                "returned after {took:?}"
+            );
+            assert!(took < Duration::from_secs(5), "returned after {took:?}");
+            // The request was never delivered: the callee holds only its filler.
+            assert_eq!(callee.addr().len(), 1);
+            callee.addr().try_send(Message::new("filler")).unwrap_err();
+        })
+        .unwrap();
+    });
+}

@@ -269,7 +269,8 @@ fn bad_input_gets_one_error_line_and_changes_nothing() {
 #[test]
 fn a_stalled_client_does_not_block_the_room_and_is_disconnected() {
     let config = Config {
-        queue: 8,
+        max_pending: 64 * 1024,
+        stall: Duration::from_secs(60), // only the bytes waiting cut zed off here
         grace: Duration::from_secs(60),
         rate: Rate {
             per_second: 1_000_000,
@@ -314,7 +315,7 @@ fn a_stalled_client_does_not_block_the_room_and_is_disconnected() {
     let lines = stalled.expect_eof();
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("* disconnected: too slow (your output queue was full)"),
+        Some("* disconnected: too slow (you were not reading what was sent to you)"),
         "zed's last line"
     );
     assert!(
@@ -600,5 +601,238 @@ fn msg_reaches_one_nick_only() {
         bob.send("/list");
         bob.expect_next("* rooms: garden (1), lobby (2)");
         server.stop();
+    });
+}
+
+// ---- Overload: bursts, pastes and join storms from real TCP clients ----------------------------
+
+/// One client of a crowd, driven by async-io on the test's thread.
+struct CrowdClient {
+    nick: String,
+    room: String,
+    reader: futures_lite::io::BufReader<async_io::Async<TcpStream>>,
+    writer: async_io::Async<TcpStream>,
+}
+
+/// Makes sure the process may hold `fds` descriptors (a crowd of clients and the server's side of
+/// each), raising the soft limit to the hard one if needed.
+fn allow_fds(fds: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|c| c < fds) {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+/// Reads lines until `done` says so; the clean error says who waited for what.
+async fn read_until(
+    client: &mut CrowdClient,
+    mut done: impl FnMut(&str) -> bool,
+) -> Result<(), String> {
+    use futures_lite::AsyncBufReadExt as _;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = support::within(READ_TIMEOUT, &format!("{} reading", client.nick), async {
+            client.reader.read_line(&mut line).await
+        })
+        .await
+        .map_err(|e| format!("{}: {e}", client.nick))?;
+        if n == 0 {
+            return Err(format!("{}: disconnected", client.nick));
+        }
+        let line = line.trim_end();
+        if line.contains("too slow") {
+            return Err(format!("{}: {line}", client.nick));
+        }
+        if done(line) {
+            return Ok(());
+        }
+    }
+}
+
+/// Connects `n` clients and has each choose a nick and join its room (client `i` in room `i %
+/// rooms`), all at once; returns them once every one has seen its own join.
+async fn crowd(addr: SocketAddr, n: usize, rooms: usize) -> Vec<CrowdClient> {
+    use futures_lite::AsyncWriteExt as _;
+    let ex = async_executor::LocalExecutor::new();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            ex.spawn(async move {
+                let stream = async_io::Async::<TcpStream>::connect(addr).await.unwrap();
+                stream.get_ref().set_nodelay(true).unwrap();
+                let mut c = CrowdClient {
+                    nick: format!("c{i}"),
+                    room: format!("r{}", i % rooms),
+                    reader: futures_lite::io::BufReader::new(
+                        async_io::Async::new(stream.get_ref().try_clone().unwrap()).unwrap(),
+                    ),
+                    writer: stream,
+                };
+                let hello = format!("/nick {}\n/join {}\n", c.nick, c.room);
+                c.writer.write_all(hello.as_bytes()).await.unwrap();
+                let joined = format!("* {} joined {}", c.nick, c.room);
+                read_until(&mut c, |l| l == joined).await.unwrap();
+                c
+            })
+        })
+        .collect();
+    ex.run(async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    })
+    .await
+}
+
+/// Every client sends `lines` (`text(i)` for i in 0..lines) at once, then reads until it has seen
+/// every line its room's members said, in each sender's order; fails on a disconnection.
+async fn burst(clients: &mut [CrowdClient], lines: usize) -> Result<usize, String> {
+    use futures_lite::AsyncWriteExt as _;
+    let mut members: std::collections::HashMap<String, usize> = Default::default();
+    for c in clients.iter() {
+        *members.entry(c.room.clone()).or_default() += 1;
+    }
+    let ex = async_executor::LocalExecutor::new();
+    let tasks: Vec<_> = clients
+        .iter_mut()
+        .map(|c| {
+            let expect = members[&c.room] * lines;
+            ex.spawn(async move {
+                let mut paste = String::new();
+                for i in 0..lines {
+                    paste.push_str(&format!("{} {i}\n", c.nick));
+                }
+                c.writer
+                    .write_all(paste.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let prefix = format!("[{}] ", c.room);
+                let mut next: std::collections::HashMap<String, usize> = Default::default();
+                let mut seen = 0;
+                let mut bad = None;
+                read_until(c, |l| {
+                    if let Some(said) = l.strip_prefix(&prefix) {
+                        // "[room] nick: nick i"
+                        let (who, rest) = said.split_once(": ").unwrap();
+                        let i: usize = rest.rsplit(' ').next().unwrap().parse().unwrap();
+                        let want = next.entry(who.to_owned()).or_default();
+                        if i != *want && bad.is_none() {
+                            bad = Some(format!("{l}: expected {who} {want}"));
+                        }
+                        *want = i + 1;
+                        seen += 1;
+                    } else if l.starts_with('[') {
+                        bad = Some(format!("cross-talk: {l}"));
+                    }
+                    seen == expect
+                })
+                .await?;
+                match bad {
+                    Some(b) => Err(b),
+                    None => Ok(seen),
+                }
+            })
+        })
+        .collect();
+    ex.run(async {
+        let mut total = 0;
+        for t in tasks {
+            total += t.await?;
+        }
+        Ok(total)
+    })
+    .await
+}
+
+fn raised_rate() -> Config {
+    Config {
+        rate: Rate {
+            per_second: 1_000,
+            burst: 100,
+        },
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_burst_of_a_thousand_clients_in_twenty_rooms_loses_no_one_and_no_line() {
+    guard(|| {
+        allow_fds(4_096);
+        let server = Server::start(Config::default()); // 3 lines are within every client's burst
+        let delivered = futures_lite::future::block_on(async {
+            let mut clients = crowd(server.addr, 1_000, 20).await;
+            burst(&mut clients, 3).await
+        });
+        assert_eq!(delivered, Ok(1_000 * 50 * 3));
+        let summary = server.stop();
+        assert_eq!((summary.connections, summary.too_slow), (1_000, 0));
+    });
+}
+
+/// Reads until `count` lines of `from` were seen, checking they come in order; other lines of the
+/// room are allowed.
+async fn hear(c: &mut CrowdClient, from: &str, count: usize) -> Result<(), String> {
+    let prefix = format!("[{}] {from}: {from} ", c.room);
+    let mut next = 0;
+    let mut bad = None;
+    read_until(c, |l| {
+        if let Some(i) = l.strip_prefix(&prefix) {
+            if i.parse::<usize>() != Ok(next) && bad.is_none() {
+                bad = Some(format!("{l}: expected {next}"));
+            }
+            next += 1;
+        }
+        next == count
+    })
+    .await?;
+    bad.map_or(Ok(()), Err)
+}
+
+#[test]
+fn a_thousand_line_paste_arrives_in_order_and_nobody_is_disconnected() {
+    guard(|| {
+        let server = Server::start(raised_rate());
+        let heard = futures_lite::future::block_on(async {
+            use futures_lite::AsyncWriteExt as _;
+            let mut clients = crowd(server.addr, 5, 1).await;
+            let paste: String = (0..1_000).map(|i| format!("c0 {i}\n")).collect();
+            clients[0].writer.write_all(paste.as_bytes()).await.unwrap();
+            // Everyone, the paster included (its room's lines keep flowing to it while its own
+            // wait their turn), hears the 1 000 lines in order.
+            let ex = async_executor::LocalExecutor::new();
+            let tasks: Vec<_> = clients
+                .iter_mut()
+                .map(|c| ex.spawn(hear(c, "c0", 1_000)))
+                .collect();
+            ex.run(async {
+                for t in tasks {
+                    t.await?;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+        });
+        assert_eq!(heard, Ok(()));
+        let summary = server.stop();
+        assert_eq!(summary.too_slow, 0);
+    });
+}
+
+#[test]
+fn a_join_storm_of_two_hundred_clients_disconnects_nobody() {
+    guard(|| {
+        allow_fds(2_048);
+        let server = Server::start(Config::default());
+        let delivered = futures_lite::future::block_on(async {
+            let mut clients = crowd(server.addr, 200, 1).await;
+            burst(&mut clients, 1).await
+        });
+        assert_eq!(delivered, Ok(200 * 200));
+        let summary = server.stop();
+        assert_eq!((summary.connections, summary.too_slow), (200, 0));
     });
 }

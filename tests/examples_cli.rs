@@ -90,7 +90,8 @@ fn chat_help_lists_every_setting() {
     let help = help_of("chat");
     for flag in [
         "--bind",
-        "--queue",
+        "--max-pending",
+        "--stall",
         "--rate",
         "--burst",
         "--grace",
@@ -126,12 +127,12 @@ fn pipeline_help_lists_every_setting() {
 #[test]
 fn a_bad_flag_is_refused_with_a_reason() {
     let out = Command::new(example("chat"))
-        .args(["--queue", "0"])
+        .args(["--max-pending", "0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("--queue"), "{err}");
+    assert!(err.contains("--max-pending"), "{err}");
 
     let out = Command::new(example("pipeline"))
         .arg("/no/such/file")

@@ -223,3 +223,111 @@ fn a_send_cancelled_while_it_yields_is_a_cancelled_dead_letter_not_a_delivery() 
         assert_eq!(got, (0..lost).collect::<Vec<_>>());
     });
 }
+
+/// Sends `n` messages from a plain thread to a tasklet of `rt` (driven by this thread), one at a
+/// time, each answered on a std channel; panics if one is not received within a generous bound.
+fn round_trips_from_a_plain_thread(rt: &Runtime, n: u32) {
+    let (answer, answered) = std::sync::mpsc::channel();
+    let receiver = rt.spawn(move |cx| async move {
+        let wait = WaitForMessages::new().accept(["n", "stop"]);
+        loop {
+            let msg = cx.receive(&wait).await;
+            if msg.name() == "stop" {
+                return;
+            }
+            answer.send(()).unwrap();
+        }
+    });
+    let to = receiver.addr();
+    let sender = std::thread::spawn(move || {
+        let mut late = None;
+        for i in 0..n {
+            to.try_send(Message::new("n")).unwrap();
+            if answered.recv_timeout(Duration::from_secs(5)).is_err() {
+                late = Some(i);
+                break;
+            }
+        }
+        to.try_send(Message::new("stop")).unwrap();
+        late
+    });
+    rt.block_on(receiver.join()).unwrap();
+    if let Some(i) = sender.join().unwrap() {
+        panic!("message {i} from a plain thread not received in 5 s beside a busy neighbour");
+    }
+}
+
+#[test]
+fn a_wake_from_a_plain_thread_is_not_starved_by_a_neighbour_that_yields_in_a_loop() {
+    watchdog("wake beside a yielding neighbour", || {
+        let rt = Runtime::new();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let busy = rt.spawn(move |_cx| async move {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                futures_lite::future::yield_now().await;
+            }
+        });
+        round_trips_from_a_plain_thread(&rt, 50);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        rt.block_on(busy.join()).unwrap();
+    });
+}
+
+#[test]
+fn a_wake_from_a_plain_thread_is_not_starved_by_two_neighbours_streaming_to_each_other() {
+    watchdog("wake beside a ping-pong pair", || {
+        let rt = Runtime::new();
+        let ping = |cx: tasklets::Cx| async move {
+            let wait = WaitForMessages::new().accept(["ball", "stop"]);
+            let peer = cx.receive(&wait).await.take::<tasklets::Addr>().unwrap();
+            loop {
+                let msg = cx.receive(&wait).await;
+                if msg.name() == "stop" {
+                    let _ = cx.send(Message::new("stop").to(&peer)).await;
+                    return;
+                }
+                if cx.send(Message::new("ball").to(&peer)).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let a = rt.spawn(ping);
+        let b = rt.spawn(ping);
+        a.addr()
+            .try_send(Message::new("ball").value(b.addr()))
+            .unwrap();
+        b.addr()
+            .try_send(Message::new("ball").value(a.addr()))
+            .unwrap();
+        a.addr().try_send(Message::new("ball")).unwrap();
+        round_trips_from_a_plain_thread(&rt, 50);
+        a.addr().try_send(Message::new("stop")).unwrap();
+        rt.block_on(a.join()).unwrap();
+        rt.block_on(b.join()).unwrap();
+    });
+}
+
+#[test]
+fn a_timer_fires_beside_a_tasklet_whose_receives_never_wait() {
+    watchdog("timer beside a receiver that never waits", || {
+        let out = tasklets::run(|cx| async move {
+            // A tasklet that sends itself a message for each one it takes: its receive never waits.
+            let busy = cx.spawn(|cx| async move {
+                let wait = WaitForMessages::new().accept(["go", "stop"]);
+                cx.me().try_send(Message::new("go")).unwrap();
+                loop {
+                    if cx.receive(&wait).await.name() == "stop" {
+                        return;
+                    }
+                    cx.me().try_send(Message::new("go")).unwrap();
+                }
+            });
+            async_io::Timer::after(Duration::from_millis(20)).await;
+            busy.addr().try_send(Message::new("stop")).unwrap();
+            busy.join().await.unwrap();
+            7
+        });
+        assert_eq!(out, Ok(7));
+    });
+}

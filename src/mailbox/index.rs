@@ -270,6 +270,11 @@ impl<E> Index<E> {
         Some(entry)
     }
 
+    /// The newest entry under `key`, to replace in place (it keeps its arrival number).
+    pub(crate) fn newest_mut(&mut self, key: Key) -> Option<&mut E> {
+        self.queues.get_mut(key)?.back_mut().map(|(_, e)| e)
+    }
+
     /// Removes every entry under `key`, oldest first.
     pub(crate) fn purge(&mut self, key: Key) -> Vec<E> {
         let Some(fifo) = self.queues.get_mut(key) else {

@@ -29,6 +29,12 @@
 //! one; a sender that gives up after it was told passes the notification on. So no sender stays blocked
 //! while there is room. When the mailbox closes, every blocked sender is told and gets its message back.
 //!
+//! # Limits per name
+//!
+//! A tasklet may also give one message name a capacity and a policy for what a send beyond it does
+//! (see `policy.rs`): wait, drop the oldest, refuse the newest or coalesce. Shed messages are dead
+//! letters. The runtime's own events are never limited.
+//!
 //! # Locking
 //!
 //! One mutex guards the mailbox, and no user code runs while it is held: discarded messages (whose
@@ -46,10 +52,12 @@
 
 mod filter;
 mod index;
+mod policy;
 
 pub use filter::Action;
 pub(crate) use filter::{Filter, Rules};
 pub(crate) use index::Key;
+pub use policy::{NameLimit, NameOverload, OnFull};
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -96,12 +104,17 @@ pub(crate) struct MailboxStats {
     pub(crate) names: Vec<(crate::Name, usize, u64)>,
     /// Name ids some wait mentioned; `None` when every name is handled by some wait.
     pub(crate) mentioned: Option<Vec<u32>>,
+    /// What each name's limit did.
+    pub(crate) overload: Vec<(crate::Name, NameOverload)>,
 }
 
-/// One mailbox entry.
+/// One mailbox entry: one pointer and a tag, so an entry with its arrival number is 24 bytes.
+///
+/// A condition's payload is boxed (an allocation per event, which is rare beside messages) so that the
+/// entry of every message stays this small.
 pub(crate) enum Entry {
     Message(Message),
-    Event(Payload),
+    Event(Box<Payload>),
 }
 
 /// Why a delivery was refused.
@@ -185,6 +198,27 @@ struct Inner {
     /// The key of the reply slot of the call this tasklet has open (a tasklet makes one call at a
     /// time), 0 when none: a reply is filed only while its call is open.
     open_call: u64,
+    /// Limits per message name, if any was set (boxed: most mailboxes have none).
+    limits: Option<Box<Limits>>,
+}
+
+/// The limits of a mailbox and where what they shed goes.
+struct Limits {
+    rules: policy::Limits,
+    rt: std::sync::Arc<crate::runtime::RtShared>,
+    owner: crate::TaskletId,
+}
+
+/// What a name's limit made of an arriving message.
+enum Limited {
+    /// File it as usual.
+    File(Message),
+    /// The sender waits for room.
+    Wait(Message),
+    /// Nothing to file: this message (the new one, or the one the new one replaced) is shed.
+    Shed(Message, OnFull),
+    /// File the new message; the oldest of its name was taken out to make room and is shed.
+    FileAfterShedding(Message, Message),
 }
 
 /// What a wait leaves to do once the lock is released: telling blocked senders about the slots it
@@ -227,6 +261,39 @@ impl Inner {
             return self.waker.take();
         }
         None
+    }
+
+    /// Applies the limit of `key`'s name, if it has one, to an arriving `msg`.
+    fn limit(&mut self, key: Key, msg: Message) -> Limited {
+        let Some(limits) = self.limits.as_deref_mut() else {
+            return Limited::File(msg);
+        };
+        match limits.rules.judge(key.id(), self.index.count(key)) {
+            policy::Verdict::File => Limited::File(msg),
+            policy::Verdict::Wait => Limited::Wait(msg),
+            policy::Verdict::Apply(OnFull::DropOldest) => match self.index.pop(key) {
+                Some(Entry::Message(old)) => {
+                    self.messages -= 1;
+                    Limited::FileAfterShedding(msg, old)
+                }
+                Some(Entry::Event(_)) => unreachable!("a name's key holds messages only"),
+                None => Limited::File(msg),
+            },
+            policy::Verdict::Apply(OnFull::Coalesce) => match self.index.newest_mut(key) {
+                Some(Entry::Message(newest)) => {
+                    self.delivered += 1;
+                    Limited::Shed(std::mem::replace(newest, msg), OnFull::Coalesce)
+                }
+                _ => Limited::File(msg),
+            },
+            policy::Verdict::Apply(why) => Limited::Shed(msg, why),
+        }
+    }
+
+    /// Where a shed message goes (only called when limits are set).
+    fn shed_to(&self) -> (std::sync::Arc<crate::runtime::RtShared>, crate::TaskletId) {
+        let limits = self.limits.as_deref().expect("shedding needs a limit");
+        (std::sync::Arc::clone(&limits.rt), limits.owner)
     }
 
     /// Free slots: 0 when full, and always 0 for an unbounded mailbox (no sender ever waits there).
@@ -274,6 +341,14 @@ impl Inner {
         }
         if gone > 0 {
             later.room += self.remove_messages(gone);
+            if self
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.rules.frees_waiters())
+            {
+                // A sender may wait for room under its name's limit, not the mailbox's: tell them all.
+                later.room = usize::MAX;
+            }
         }
         found
     }
@@ -298,6 +373,7 @@ impl Mailbox {
                 mentioned: Some(Vec::new()),
                 closed: false,
                 open_call: 0,
+                limits: None,
             }),
             room: Room {
                 event: Event::new(),
@@ -336,6 +412,9 @@ impl Mailbox {
             drop(msg);
             return Ok(());
         }
+        if inner.limits.is_some() {
+            return self.deliver_limited(inner, key, msg, told);
+        }
         if inner.full() {
             return Err((msg, Refused::Full));
         }
@@ -350,6 +429,90 @@ impl Mailbox {
             w.wake();
         }
         Ok(())
+    }
+
+    /// [`deliver`](Self::deliver) into a mailbox with limits per name: out of line, so that the
+    /// common path (no limits) carries none of it.
+    #[cold]
+    #[inline(never)]
+    fn deliver_limited(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        key: Key,
+        msg: Message,
+        told: bool,
+    ) -> Result<(), (Message, Refused)> {
+        let (msg, shed) = match inner.limit(key, msg) {
+            Limited::File(msg) => (msg, None),
+            Limited::Wait(msg) => return Err((msg, Refused::Full)),
+            Limited::Shed(gone, why) => {
+                let pass_on = told && inner.room() > 0;
+                let to = inner.shed_to();
+                drop(inner);
+                if pass_on {
+                    self.room.tell(1);
+                }
+                Self::shed(to, gone, why);
+                return Ok(());
+            }
+            Limited::FileAfterShedding(msg, gone) => (msg, Some(gone)),
+        };
+        // A message that took a shed one's place needs no room of its own.
+        if shed.is_none() && inner.full() {
+            return Err((msg, Refused::Full));
+        }
+        inner.messages += 1;
+        let wake = inner.push(key, Entry::Message(msg));
+        let pass_on = told && inner.room() > 0;
+        let to = inner.shed_to();
+        drop(inner);
+        if pass_on {
+            self.room.tell(1);
+        }
+        if let Some(w) = wake {
+            w.wake();
+        }
+        if let Some(gone) = shed {
+            Self::shed(to, gone, OnFull::DropOldest);
+        }
+        Ok(())
+    }
+
+    /// Publishes a message shed by a name's limit to the dead letters (outside the lock).
+    fn shed(
+        (rt, owner): (std::sync::Arc<crate::runtime::RtShared>, crate::TaskletId),
+        msg: Message,
+        why: OnFull,
+    ) {
+        tracing::debug!(name = %msg.name(), policy = %why, "message shed by its name's limit");
+        rt.dead_letters
+            .publish(msg, crate::DeadLetterReason::Shed(why), Some(owner));
+    }
+
+    /// Sets (or replaces) the limit of one message name. `rt` and `owner` say where shed messages
+    /// go and whose they were.
+    pub(crate) fn set_limit(
+        &self,
+        name: crate::Name,
+        limit: NameLimit,
+        rt: std::sync::Arc<crate::runtime::RtShared>,
+        owner: crate::TaskletId,
+    ) {
+        let mut inner = self.lock();
+        inner
+            .limits
+            .get_or_insert_with(|| {
+                Box::new(Limits {
+                    rules: policy::Limits::default(),
+                    rt,
+                    owner,
+                })
+            })
+            .rules
+            .set(name, limit);
+        drop(inner);
+        // A raised limit may make room for senders waiting under the old one.
+        self.room.tell_all();
     }
 
     /// Files `msg`, waiting for room while the mailbox is full; fails (giving the message back) if the
@@ -407,7 +570,7 @@ impl Mailbox {
             drop(payload);
             return Ok(Filed::Coalesced);
         }
-        let wake = inner.push(key, Entry::Event(payload));
+        let wake = inner.push(key, Entry::Event(Box::new(payload)));
         drop(inner);
         if let Some(w) = wake {
             w.wake();
@@ -645,6 +808,10 @@ impl Mailbox {
             discarded: inner.discarded,
             names,
             mentioned: inner.mentioned.clone(),
+            overload: inner
+                .limits
+                .as_ref()
+                .map_or_else(Vec::new, |l| l.rules.report()),
         }
     }
 

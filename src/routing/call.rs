@@ -58,7 +58,9 @@ impl Cx {
     ///
     /// # Errors
     ///
-    /// - [`RequestError::Timeout`] when no reply came in time;
+    /// - [`RequestError::Timeout`] when no reply came in time. The timeout covers the whole call:
+    ///   a request still waiting for room in a full mailbox when it passes is not sent (it becomes a
+    ///   dead letter, [`DeadLetterReason::Full`](crate::DeadLetterReason::Full));
     /// - [`RequestError::Send`] when the request could not be sent (unknown name, finished callee, …);
     /// - [`RequestError::Cycle`] when the callee is itself waiting, directly or through others, on a call to
     ///   this tasklet (the request is not sent);
@@ -125,6 +127,9 @@ impl Cx {
             addr: self.me(),
             key,
         });
+        // One deadline for the whole call, sending included; set at its first poll, which comes
+        // only when the request has to wait for room or the reply is not there at once.
+        let mut expiry = std::pin::pin!(expire(timeout));
         let sent = 'sent: {
             let msg = if rt.registry.outbound.any() {
                 match super::outbound(rt, &target, msg) {
@@ -137,7 +142,20 @@ impl Cx {
             };
             match super::deliver_now(rt, &target, msg) {
                 Ok(None) => Ok(()),
-                Ok(Some(msg)) => super::wait_for_room(rt, Some(shared), &target, msg).await,
+                // The callee's mailbox is full: the timeout already runs while the request waits
+                // for room. A request still waiting when it passes is a dead letter (`Full`).
+                Ok(Some(msg)) => {
+                    match async { Some(super::wait_for_room(rt, Some(shared), &target, msg).await) }
+                        .or(async {
+                            expiry.as_mut().await;
+                            None
+                        })
+                        .await
+                    {
+                        Some(sent) => sent,
+                        None => return Err(RequestError::Timeout(timeout)),
+                    }
+                }
                 Err(e) => Err(e),
             }
         };
@@ -152,7 +170,7 @@ impl Cx {
         shared.mailbox.begin_wait_on(key);
         let reply = async { Some(self.wait_installed().await) }
             .or(async {
-                expire(timeout).await;
+                expiry.as_mut().await;
                 None
             })
             .await;

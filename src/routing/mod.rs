@@ -332,7 +332,14 @@ pub(crate) fn send_now(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, Se
 }
 
 #[inline]
-fn deliver_routed(rt: &RtShared, msg: Message) -> Result<Option<Unsent>, SendError> {
+fn deliver_routed(rt: &RtShared, mut msg: Message) -> Result<Option<Unsent>, SendError> {
+    // The common hop, to an address with no outbound hook anywhere, skips general routing.
+    if matches!(msg.dest(), Some(Destination::Addr(_))) && !rt.registry.outbound.any() {
+        let Some(Destination::Addr(addr)) = msg.take_dest() else {
+            unreachable!("matched as an address")
+        };
+        return Ok(deliver_now(rt, &addr, msg)?.map(|msg| Unsent::Full(addr, msg)));
+    }
     match route(rt, msg)? {
         None => Ok(None),
         Some((addr, msg)) => Ok(deliver_now(rt, &addr, msg)?.map(|msg| Unsent::Full(addr, msg))),

@@ -8,6 +8,11 @@
 //! delivery: a send cancelled while it yields has had no effect (its message becomes a dead letter,
 //! see [`Cx::send`](crate::Cx::send)), never "delivered, but the future did not say so".
 //!
+//! A wait that finds its entry at once (`cx.receive` on a mailbox that always holds what it waits
+//! for) takes from the same budget: a tasklet whose waits never suspend is preempted the same way,
+//! so its neighbours, the reactor and wakes from other threads still get their turn. The yield comes
+//! before the wait looks at the mailbox, so nothing is taken from it by a wait that then yields.
+//!
 //! Outside a tasklet's poll (a future on a plain executor) the budget is unlimited.
 
 use std::cell::Cell;

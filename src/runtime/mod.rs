@@ -80,6 +80,7 @@ pub(crate) use worker::{deadline, register_idle, spawn_task, Worker};
 pub struct SpawnOptions {
     capacity: Option<usize>,
     near: Option<crate::Addr>,
+    limits: Vec<(crate::Name, crate::NameLimit)>,
 }
 
 impl SpawnOptions {
@@ -160,6 +161,32 @@ impl SpawnOptions {
     /// ```
     pub fn near(mut self, addr: &crate::Addr) -> SpawnOptions {
         self.near = Some(addr.clone());
+        self
+    }
+
+    /// Gives the message name `name` its own capacity in the mailbox and a policy for a send beyond
+    /// it (wait, drop the oldest, refuse the newest, coalesce): see [`NameLimit`](crate::NameLimit).
+    /// In force from the tasklet's first message; [`Cx::limit`](crate::Cx::limit) changes it later.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Message, NameLimit, Runtime, SpawnOptions, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let opts = SpawnOptions::new().limit("job", NameLimit::new(1));
+    /// let t = rt.spawn_with(opts, |cx| async move {
+    ///     cx.receive(&WaitForMessages::new().accept("job")).await;
+    /// });
+    /// t.addr().try_send(Message::new("job")).unwrap();
+    /// // One "job" waits already: the next must wait for room.
+    /// assert!(t.addr().try_send(Message::new("job")).unwrap_err().is_full());
+    /// rt.run();
+    /// ```
+    pub fn limit(mut self, name: impl Into<crate::Name>, limit: crate::NameLimit) -> SpawnOptions {
+        let name = name.into();
+        self.limits.retain(|(n, _)| n.id() != name.id());
+        self.limits.push((name, limit));
         self
     }
 }

@@ -12,6 +12,15 @@
 //!
 //! Helper tasks (a condition's timer, an IO watcher) still run on the worker's `LocalExecutor`; the loop
 //! takes turns between the two (see `worker.rs`).
+//!
+//! # Fairness
+//!
+//! The local queue is served first, since it is where a family of tasklets talking among itself
+//! lives; but it may never empty (a tasklet that yields in a loop, two that stream messages to each
+//! other). So every [`REMOTE_EVERY`] local polls the worker also moves the wakes that came from other
+//! threads to the back of its local queue: a tasklet woken by another worker, a plain thread or a
+//! bridge waits behind at most that many polls plus what was queued before it, whatever its
+//! neighbours do. (The reactor is looked at every batch of polls, see `worker.rs`.)
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -25,6 +34,15 @@ use concurrent_queue::ConcurrentQueue;
 use event_listener::{Event, EventListener};
 
 type Body = Pin<Box<dyn Future<Output = ()>>>;
+
+/// How many polls from the local queue in a row before the wakes from other threads are taken in.
+///
+/// Looking costs one atomic load when nobody woke us (the common case), so the number bounds the
+/// latency of a cross-thread wake beside a busy neighbour rather than saving work: 61 (tokio's
+/// figure for its global queue) keeps that latency to a few microseconds of neighbour polls while
+/// the ping-pong and fan-in benchmarks do not move (`benches/wake_latency.rs` measures it; the
+/// Runtime chapter gives the figures).
+pub(crate) const REMOTE_EVERY: u32 = 61;
 
 /// Seeded scheduling for the test runtime: which ready tasklet runs next.
 ///
@@ -134,6 +152,8 @@ pub(crate) struct RunQueue {
     /// The worker is asleep in the reactor: a wake on its own thread (from a timer or IO event the
     /// reactor delivers) must also wake the worker.
     sleeping: std::cell::Cell<bool>,
+    /// Polls from the local queue since the wakes from other threads were last taken in.
+    streak: std::cell::Cell<u32>,
 }
 
 impl RunQueue {
@@ -147,6 +167,7 @@ impl RunQueue {
                 event: Event::new(),
             }),
             sleeping: std::cell::Cell::new(false),
+            streak: std::cell::Cell::new(0),
         }
     }
 
@@ -175,11 +196,24 @@ impl RunQueue {
     pub(crate) fn run_one(&self) -> Polled {
         #[cfg(feature = "testing")]
         schedule::shuffle_front(&mut self.ready.borrow_mut());
-        let next = self.ready.borrow_mut().pop_front();
+        let next = {
+            let mut ready = self.ready.borrow_mut();
+            let streak = self.streak.get();
+            if streak >= REMOTE_EVERY {
+                self.streak.set(0);
+                self.take_remote(&mut ready);
+            } else {
+                self.streak.set(streak + 1);
+            }
+            ready.pop_front()
+        };
         let slot = match next {
             Some(slot) => slot,
             None => match self.remote.woken.pop() {
-                Ok(slot) => slot,
+                Ok(slot) => {
+                    self.streak.set(0);
+                    slot
+                }
                 Err(_) => return Polled::Idle,
             },
         };
@@ -216,6 +250,17 @@ impl RunQueue {
             s.body = Some((body, waker));
         }
         Polled::Ran
+    }
+
+    /// Moves the wakes from other threads queued now to the back of the local queue (not those that
+    /// arrive meanwhile: a thread waking us in a loop cannot keep us here).
+    fn take_remote(&self, ready: &mut VecDeque<usize>) {
+        for _ in 0..self.remote.woken.len() {
+            match self.remote.woken.pop() {
+                Ok(slot) => ready.push_back(slot),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Whether a tasklet is queued to run.
@@ -291,5 +336,39 @@ mod tests {
         assert_eq!(q.live(), 1);
         q.clear();
         assert_eq!(q.live(), 0);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_runs_while_the_local_queue_never_empties() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+
+        let q = RunQueue::new();
+        // Slot 0: a busy neighbour, queued again after every poll (as a tasklet yielding in a loop).
+        q.spawn(Box::pin(futures_lite::future::pending::<()>()));
+        // Slot 1: a tasklet that records its polls.
+        let polled = Rc::new(Cell::new(0));
+        let seen = Rc::clone(&polled);
+        q.spawn(Box::pin(futures_lite::future::poll_fn(move |_| {
+            seen.set(seen.get() + 1);
+            std::task::Poll::<()>::Pending
+        })));
+        assert_eq!(q.run_one(), Polled::Ran);
+        q.ready.borrow_mut().push_back(0);
+        assert_eq!(q.run_one(), Polled::Ran);
+        assert_eq!(polled.get(), 1);
+        // Woken from "another thread", while the neighbour keeps the local queue busy.
+        q.remote.woken.push(1).unwrap();
+        let mut polls = 0;
+        while polled.get() == 1 {
+            assert_eq!(q.run_one(), Polled::Ran);
+            q.ready.borrow_mut().push_back(0);
+            polls += 1;
+            assert!(
+                polls <= REMOTE_EVERY as usize + 2,
+                "the remote wake waited {polls} polls"
+            );
+        }
+        q.clear();
     }
 }

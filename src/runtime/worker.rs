@@ -400,6 +400,11 @@ impl Worker {
 pub(super) fn new_core<T>(rt: &Arc<RtShared>, options: &SpawnOptions) -> Arc<Core<T>> {
     rt.live.fetch_add(1, Ordering::AcqRel);
     let shared = Arc::new(Shared::new(Arc::clone(rt), options.capacity));
+    for &(name, limit) in &options.limits {
+        shared
+            .mailbox
+            .set_limit(name, limit, Arc::clone(rt), shared.id());
+    }
     rt.observe.track(&shared);
     Arc::new(Core::new(shared))
 }

@@ -655,7 +655,7 @@ impl EventSink {
             .take_all(self.key)
             .into_iter()
             .filter_map(|entry| match entry {
-                Entry::Event(payload) => Some(payload),
+                Entry::Event(payload) => Some(*payload),
                 Entry::Message(_) => None,
             })
             .collect()

@@ -36,8 +36,10 @@ fn main() {
             _ => bad(),
         }
     }
+    // The chat bounds the bytes waiting for a client's socket, not lines: `--queue N` (the tokio
+    // chat's lines per client) allows N lines of the longest size, 4 KiB each.
     let config = chat::Config {
-        queue: queue.max(1),
+        max_pending: queue.max(1) * (chat::MAX_LINE + 64),
         rate: match rate {
             0 => chat::Rate {
                 per_second: u32::MAX,
