@@ -21,7 +21,7 @@
 //!
 //! Every deadline of the crate (timeouts, supervisor backoffs and intensity windows, call deadlines,
 //! grace periods, and these) reads one clock. The real runtime maps it to `Instant::now` and `async-io`
-//! timers. With the `testing` feature, a [`TestRuntime`](crate::testing::TestRuntime) installs a
+//! timers. With the `testing` feature, a `testing::TestRuntime` installs a
 //! virtual clock on its thread, which only moves when the test advances it.
 
 use std::future::Future;
