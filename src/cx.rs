@@ -819,7 +819,7 @@ impl Future for Wait<'_> {
         // A wait that finds its entry at once takes from the send budget as a send does: a tasklet
         // whose waits never suspend (its mailbox always holds what it waits for) still lets its
         // worker's other tasklets, the reactor and wakes from other threads have their turn.
-        if !self.registered && !crate::runtime::budget::take() {
+        if !self.registered && !crate::runtime::budget::take_receive() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -68,6 +68,23 @@ impl Name {
         name
     }
 
+    /// The name of `text` if it is interned already, without interning it: for text from outside
+    /// the process (a frame from the network), which must not grow the interner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::Name;
+    ///
+    /// let ping = Name::new("ping");
+    /// assert_eq!(Name::existing("ping"), Some(ping));
+    /// assert_eq!(Name::existing("never-seen-4f1c"), None);
+    /// assert_eq!(Name::existing("never-seen-4f1c"), None); // still not interned
+    /// ```
+    pub fn existing(text: &str) -> Option<Name> {
+        interner().read().get(text).copied()
+    }
+
     /// The text of this name.
     ///
     /// # Examples

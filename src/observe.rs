@@ -477,6 +477,7 @@ pub struct TaskletSnapshot {
     /// The tasklet it is calling ([`Cx::call`](crate::Cx::call)), if any.
     pub calling: Option<TaskletId>,
     /// Each message name given a limit ([`NameLimit`](crate::NameLimit)) and what the limit did.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_overload"))]
     pub overload: Vec<(crate::Name, crate::NameOverload)>,
 }
 
@@ -533,6 +534,19 @@ pub struct Deferred {
     pub oldest_age: Duration,
     /// Whether any wait of the tasklet so far mentioned the name (accept, defer or discard).
     pub mentioned: bool,
+}
+
+#[cfg(feature = "serde")]
+fn ser_overload<S: serde::Serializer>(
+    overload: &[(Name, crate::NameOverload)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq as _;
+    let mut seq = s.serialize_seq(Some(overload.len()))?;
+    for (name, o) in overload {
+        seq.serialize_element(&(name.as_str(), o))?;
+    }
+    seq.end()
 }
 
 #[cfg(feature = "serde")]

@@ -331,3 +331,32 @@ fn a_timer_fires_beside_a_tasklet_whose_receives_never_wait() {
         assert_eq!(out, Ok(7));
     });
 }
+
+#[test]
+fn a_fan_in_receiver_keeps_up_with_its_senders_on_one_worker() {
+    // Four senders on the receiver's worker, each filing up to its send budget per run: the
+    // receiver's budget of receives must let it take at least as many per run, or the unbounded
+    // mailbox grows with the whole stream.
+    let deepest = tasklets::run(|cx| async move {
+        let sink = cx.spawn(|cx| async move {
+            let n = WaitForMessages::new().accept("n");
+            let mut deepest = 0;
+            for _ in 0..4 * 20_000 {
+                deepest = deepest.max(cx.me().len());
+                cx.receive(&n).await;
+            }
+            deepest
+        });
+        for _ in 0..4 {
+            let to = sink.addr();
+            cx.spawn(move |cx| async move {
+                for _ in 0..20_000 {
+                    cx.send(Message::new("n").to(&to)).await.unwrap();
+                }
+            });
+        }
+        sink.join().await.unwrap()
+    })
+    .unwrap();
+    assert!(deepest <= 2_048, "the mailbox grew to {deepest}");
+}

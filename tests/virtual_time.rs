@@ -284,8 +284,7 @@ fn interleaving(seed: u64) -> Vec<u32> {
         });
     }
     rt.settle();
-    let order = order.lock().unwrap().clone();
-    order
+    order.lock().unwrap().clone() // edition 2024: the guard is dropped before `order`
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl Future for Receive<'_> {
             this.armed = true;
         }
         // A receive that finds its message at once takes from the send budget, as `Wait` does.
-        if !this.registered && !crate::runtime::budget::take() {
+        if !this.registered && !crate::runtime::budget::take_receive() {
             task.waker().wake_by_ref();
             return Poll::Pending;
         }

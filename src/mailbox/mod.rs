@@ -198,6 +198,8 @@ struct Inner {
     /// The key of the reply slot of the call this tasklet has open (a tasklet makes one call at a
     /// time), 0 when none: a reply is filed only while its call is open.
     open_call: u64,
+    /// When the open call stops waiting (`None`: never).
+    open_deadline: Option<std::time::Instant>,
     /// Limits per message name, if any was set (boxed: most mailboxes have none).
     limits: Option<Box<Limits>>,
 }
@@ -373,6 +375,7 @@ impl Mailbox {
                 mentioned: Some(Vec::new()),
                 closed: false,
                 open_call: 0,
+                open_deadline: None,
                 limits: None,
             }),
             room: Room {
@@ -580,8 +583,21 @@ impl Mailbox {
 
     /// Opens a call's reply slot under `key`: from now until [`close_reply`](Self::close_reply),
     /// replies under `key` are filed. A tasklet has one call open at a time.
-    pub(crate) fn open_reply(&self, key: Key) {
-        self.lock().open_call = key.raw();
+    pub(crate) fn open_reply(&self, key: Key, deadline: Option<std::time::Instant>) {
+        let mut inner = self.lock();
+        inner.open_call = key.raw();
+        inner.open_deadline = deadline;
+    }
+
+    /// When the call whose replies are filed under `key` stops waiting: `Some(now)` once it has
+    /// ended, `None` while it is open with no deadline.
+    pub(crate) fn reply_deadline(&self, key: Key) -> Option<std::time::Instant> {
+        let inner = self.lock();
+        if inner.open_call == key.raw() {
+            inner.open_deadline
+        } else {
+            Some(std::time::Instant::now())
+        }
     }
 
     /// Whether the call whose replies are filed under `key` is still open.

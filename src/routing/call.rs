@@ -120,7 +120,9 @@ impl Cx {
             watching: None,
         };
         let key = slot.key;
-        shared.mailbox.open_reply(key);
+        shared
+            .mailbox
+            .open_reply(key, std::time::Instant::now().checked_add(timeout));
         msg.clear_dest();
         msg.set_sender(self.me());
         msg.set_reply_to(ReplyTo {

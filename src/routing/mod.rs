@@ -70,6 +70,37 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
+    /// When the caller stops waiting for this reply, by the wall clock: the call's start plus its
+    /// timeout while the call waits (`None` when that is too far to be an
+    /// [`Instant`](std::time::Instant), as for `Duration::MAX`), and now once the call has ended
+    /// (replied, timed out or abandoned). A bridge to other processes carries it with the request,
+    /// so the far side can drop a request whose caller has given up. Under a
+    /// [`testing`](crate::testing) runtime's virtual clock the call's timeout follows that clock,
+    /// not this instant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tasklets::{Destination, Message, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let callee = cx.spawn(|cx| async move {
+    ///         let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///         let reply = req.reply("answer");
+    ///         let Some(Destination::Reply(to)) = reply.dest() else { unreachable!() };
+    ///         let left = to.deadline().unwrap().saturating_duration_since(Instant::now());
+    ///         assert!(left <= Duration::from_secs(5));
+    ///         cx.send(reply).await.unwrap();
+    ///     });
+    ///     cx.call(&callee, Message::new("ask"), Duration::from_secs(5)).await.unwrap();
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.addr.0.mailbox.reply_deadline(self.key)
+    }
+
     /// Whether the caller is still waiting for this reply.
     ///
     /// # Examples

@@ -1,14 +1,21 @@
 //! The one thread that runs async-nats: a tokio current-thread runtime fed by an async-channel.
+//!
+//! Its loop never waits for the network: subscriptions are made on their own tasks, requests each
+//! on its own task, publications through a bounded queue (beyond it they are dropped and counted),
+//! and the requests buffered during an outage are sent again in paced batches. Frames received are
+//! handed to the node's [`Ingress`] on this thread, which never waits either, and the node's
+//! heartbeat period runs here too, so neither a busy worker nor a full mailbox delays them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Request, RequestErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::wire::{self, BUSY, H_FLOOR, H_LEFT_MS, H_STATUS};
 use crate::Error;
 
 /// What a request came back with.
@@ -16,6 +23,8 @@ pub(crate) enum Outcome {
     Reply(async_nats::Message),
     NoResponders,
     TimedOut,
+    /// Answered "busy" until the deadline.
+    Busy,
     Failed(String),
 }
 
@@ -44,8 +53,52 @@ impl Drop for Done {
     }
 }
 
+/// The sending stream a request belongs to (a proxy's numbered messages).
+pub(crate) trait Floor: Send + Sync {
+    /// The lowest number the stream has not had answered (sent with each attempt).
+    fn floor(&self) -> u64;
+    /// Notified each time one of the stream's messages is answered (or given up).
+    fn progress(&self) -> &event_listener::Event;
+}
+
+/// When a request gives up.
+pub(crate) enum Deadline {
+    /// At this instant (a call: its caller's deadline); `None`: never.
+    At(Option<Instant>),
+    /// This long after it is sent (a one-way message: the acknowledgement's timeout, which starts
+    /// again when a request that waited for the connection is sent).
+    After(Duration),
+}
+
+/// One request to make.
+pub(crate) struct Req {
+    pub(crate) subject: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Bytes,
+    pub(crate) deadline: Deadline,
+    /// Its stream and its number in it.
+    pub(crate) stream: Option<(Arc<dyn Floor>, u64)>,
+    /// Called once when the request stops counting against its sender's window: at its answer,
+    /// or at its deadline when that comes first.
+    pub(crate) release: Option<Box<dyn FnOnce() + Send>>,
+    pub(crate) done: Done,
+}
+
+/// What the node does with what arrives; runs on the bridge thread and never waits.
+pub(crate) trait Ingress: Send + Sync {
+    /// A frame from one of the node's subscriptions.
+    fn frame(self: Arc<Self>, frame: async_nats::Message);
+    /// One heartbeat period passed.
+    fn tick(self: Arc<Self>);
+}
+
 /// A command from the tasklets side.
 pub(crate) enum Cmd {
+    /// Where frames go, and how often to tick; sent once, before any subscription.
+    Attach {
+        ingress: Weak<dyn Ingress>,
+        period: Duration,
+    },
     Subscribe {
         subject: String,
         queue: Option<String>,
@@ -56,36 +109,52 @@ pub(crate) enum Cmd {
         headers: HeaderMap,
         payload: Bytes,
     },
-    Request {
-        subject: String,
-        headers: HeaderMap,
-        payload: Bytes,
-        timeout: Duration,
-        done: Done,
-    },
+    Request(Req),
     /// The client (re)connected: send the requests buffered meanwhile.
     Reconnected,
-    /// Flushes, then ends the thread.
-    Close,
+    /// Ends the thread by `deadline` (`None`: once everything in flight is answered): what is in
+    /// flight then is dropped (dead-lettered).
+    Close {
+        deadline: Option<Instant>,
+    },
+}
+
+/// Counters of the connection, read by [`Node::stats`](crate::Node::stats).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) slow_consumer: AtomicU64,
+    pub(crate) publish_dropped: AtomicU64,
+    pub(crate) busy_retries: AtomicU64,
 }
 
 /// The connection as the tasklets side sees it, written by the client's event callback.
 pub(crate) struct Link {
     /// Whether the client is connected now.
     pub(crate) connected: AtomicBool,
-    /// Notified at every change of `connected` (and of the node's directory, see `Inner::changed`).
+    /// Notified at every change of `connected` (and of the node's directory).
     pub(crate) changed: Arc<event_listener::Event>,
     /// Requests waiting for the connection at most; more are refused at once.
     pub(crate) buffer: usize,
     /// The longest pause between reconnection attempts.
     pub(crate) reconnect_max: Duration,
+    pub(crate) counters: Counters,
 }
+
+/// Publications waiting for the client at most; beyond, they are dropped (and counted).
+const OUTBOUND: usize = 1024;
+/// Buffered requests sent per pacing step after a reconnection, and the step.
+const PACE_BATCH: usize = 32;
+const PACE: Duration = Duration::from_millis(2);
+/// How long a call's request still listens after its caller's deadline: a reply that crossed the
+/// deadline on the wire is then recorded as too late (`ReplyTooLate`) instead of being lost.
+const LATE_REPLY_GRACE: Duration = Duration::from_millis(250);
+/// The longest pause between two attempts of a request answered "busy".
+const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 /// Starts the bridge thread and connects; returns once connected (or failed).
 pub(crate) fn start(
     url: &str,
     name: &str,
-    inbound: async_channel::Sender<async_nats::Message>,
     link: Arc<Link>,
 ) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error> {
     let (cmd_tx, cmd_rx) = async_channel::unbounded::<Cmd>();
@@ -122,6 +191,14 @@ pub(crate) fn start(
                             let now = match event {
                                 async_nats::Event::Connected => true,
                                 async_nats::Event::Disconnected => false,
+                                async_nats::Event::SlowConsumer(sid) => {
+                                    link.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
+                                    tracing::warn!(
+                                        subscription = sid,
+                                        "NATS slow consumer: the server dropped frames for this node"
+                                    );
+                                    return;
+                                }
                                 _ => return,
                             };
                             link.connected.store(now, Ordering::Release);
@@ -142,7 +219,7 @@ pub(crate) fn start(
                 };
                 link.connected.store(true, Ordering::Release);
                 let _ = ready_tx.send(Ok(()));
-                serve(client, cmd_rx, inbound, link).await;
+                serve(client, cmd_rx, link).await;
             });
         })
         .map_err(|e| Error::Runtime(e.to_string()))?;
@@ -158,128 +235,246 @@ pub(crate) fn start(
     }
 }
 
-/// One request to make.
-struct Req {
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
-    timeout: Duration,
-    done: Done,
-}
-
 impl Req {
     /// Makes the request on its own task; its outcome goes to `done`.
     ///
-    /// `buffered`: it waited for the connection. The other nodes reconnect too, each at its own
-    /// time, so until its timeout "no responders" is taken to mean "not subscribed again yet" and
-    /// the request is repeated (every 10 ms) rather than refused.
+    /// An answer "busy" is tried again, after a pause growing from 1 ms to 50 ms, until the
+    /// deadline. `buffered`: it waited for the connection. The other nodes reconnect too, each at
+    /// its own time, so until the deadline "no responders" is taken to mean "not subscribed again
+    /// yet" and the request is repeated (every 10 ms) rather than refused.
     fn spawn(
-        self,
+        mut self,
         client: &async_nats::Client,
         in_flight: &mut tokio::task::JoinSet<()>,
+        link: &Arc<Link>,
         buffered: bool,
     ) {
         let client = client.clone();
-        let retry_until = buffered.then(|| tokio::time::Instant::now() + self.timeout);
+        let link = Arc::clone(link);
+        let (deadline, grace) = match self.deadline {
+            Deadline::At(at) => (at, LATE_REPLY_GRACE),
+            Deadline::After(d) => (Instant::now().checked_add(d), Duration::ZERO),
+        };
+        let mut release = self.release.take();
         in_flight.spawn(async move {
+            let mut pause = Duration::from_millis(1);
+            let mut busy = false;
             let outcome = loop {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|l| l.is_zero()) {
+                    break if busy {
+                        Outcome::Busy
+                    } else {
+                        Outcome::TimedOut
+                    };
+                }
+                let mut headers = self.headers.clone();
+                if let Some(ms) = wire::left_ms(deadline) {
+                    headers.insert(H_LEFT_MS, ms.to_string().as_str());
+                }
+                if let Some((f, _)) = &self.stream {
+                    headers.insert(H_FLOOR, f.floor().to_string().as_str());
+                }
                 let req = Request::new()
-                    .headers(self.headers.clone())
+                    .headers(headers)
                     .payload(self.payload.clone())
-                    .timeout(Some(self.timeout));
-                match client.send_request(self.subject.clone(), req).await {
+                    .timeout(left.map(|l| l + grace));
+                let answer = client.send_request(self.subject.clone(), req);
+                // The window's place is given back at the deadline; the answer is still awaited
+                // for the grace period.
+                let answer = match (left, release.take()) {
+                    (Some(left), Some(free)) => {
+                        futures_util::pin_mut!(answer);
+                        let until = tokio::time::sleep(left);
+                        futures_util::pin_mut!(until);
+                        match futures_util::future::select(answer, until).await {
+                            futures_util::future::Either::Left((a, _)) => {
+                                release = Some(free);
+                                a
+                            }
+                            futures_util::future::Either::Right(((), answer)) => {
+                                free();
+                                answer.await
+                            }
+                        }
+                    }
+                    (_, free) => {
+                        release = free;
+                        answer.await
+                    }
+                };
+                match answer {
+                    Ok(reply) if wire::header(&reply, H_STATUS) == Some(BUSY) => {
+                        busy = true;
+                        link.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                        // Only the oldest unanswered message of the stream retries on a timer;
+                        // the ones behind it (refused to keep the order) wait for their turn.
+                        if let Some((stream, seq)) = &self.stream {
+                            if wait_turn(&**stream, *seq, deadline).await {
+                                pause = Duration::from_millis(1);
+                                continue;
+                            }
+                        }
+                        let nap = left.map_or(pause, |l| pause.min(l));
+                        tokio::time::sleep(nap).await;
+                        pause = (pause * 2).min(BUSY_BACKOFF_MAX);
+                    }
                     Ok(reply) => break Outcome::Reply(reply),
                     Err(e) => match e.kind() {
                         RequestErrorKind::NoResponders => {
-                            if retry_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                            if buffered && left.is_none_or(|l| l > Duration::from_millis(10)) {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                                 continue;
                             }
                             break Outcome::NoResponders;
                         }
+                        RequestErrorKind::TimedOut if busy => break Outcome::Busy,
                         RequestErrorKind::TimedOut => break Outcome::TimedOut,
                         RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
                     },
                 }
             };
+            if let Some(free) = release {
+                free();
+            }
             self.done.call(outcome);
         });
     }
 }
 
-async fn serve(
-    client: async_nats::Client,
-    cmds: async_channel::Receiver<Cmd>,
-    inbound: async_channel::Sender<async_nats::Message>,
-    link: Arc<Link>,
-) {
-    // Requests in flight: closing waits for each to be answered or to time out, so every message
-    // handed to the bridge is acknowledged or dead-lettered.
+/// Waits until `seq` is the oldest unanswered message of `stream` (or `deadline`); whether it had
+/// to wait.
+async fn wait_turn(stream: &dyn Floor, seq: u64, deadline: Option<Instant>) -> bool {
+    let mut waited = false;
+    while stream.floor() < seq && deadline.is_none_or(|d| Instant::now() < d) {
+        let turn = stream.progress().listen();
+        if stream.floor() >= seq {
+            break;
+        }
+        waited = true;
+        let nap = deadline.map_or(BUSY_BACKOFF_MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(BUSY_BACKOFF_MAX)
+        });
+        let _ = tokio::time::timeout(nap, turn).await;
+    }
+    waited
+}
+
+async fn serve(client: async_nats::Client, cmds: async_channel::Receiver<Cmd>, link: Arc<Link>) {
+    // Requests in flight, each on its own task until answered or past its deadline.
     let mut in_flight = tokio::task::JoinSet::new();
-    // Requests made while disconnected, sent once the client is connected again (their timeout
-    // runs from then); beyond `link.buffer` they are refused at once.
+    // Requests made while disconnected, sent once the client is connected again (in paced
+    // batches); beyond `link.buffer` they are refused at once.
     let mut pending: VecDeque<Req> = VecDeque::new();
-    while let Ok(cmd) = cmds.recv().await {
+    let mut ingress: Option<Weak<dyn Ingress>> = None;
+    let (outbound, mut queued) = tokio::sync::mpsc::channel::<(String, HeaderMap, Bytes)>(OUTBOUND);
+    let publisher = client.clone();
+    tokio::spawn(async move {
+        while let Some((subject, headers, payload)) = queued.recv().await {
+            // An error here means the client is closed: the peer's request times out and it
+            // dead-letters the message.
+            let _ = publisher
+                .publish_with_headers(subject, headers, payload)
+                .await;
+        }
+    });
+    let mut close_by = Some(Instant::now());
+    loop {
+        let flushing = !pending.is_empty() && link.connected.load(Ordering::Acquire);
+        let cmd = if flushing {
+            let next = futures_lite::future::or(async { Some(cmds.recv().await) }, async {
+                tokio::time::sleep(PACE).await;
+                None
+            })
+            .await;
+            match next {
+                Some(Ok(cmd)) => cmd,
+                Some(Err(_)) => break,
+                None => {
+                    for _ in 0..PACE_BATCH {
+                        let Some(req) = pending.pop_front() else {
+                            break;
+                        };
+                        req.spawn(&client, &mut in_flight, &link, true);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            match cmds.recv().await {
+                Ok(cmd) => cmd,
+                Err(_) => break,
+            }
+        };
         while in_flight.try_join_next().is_some() {}
         match cmd {
+            Cmd::Attach {
+                ingress: to,
+                period,
+            } => {
+                let ticker = to.clone();
+                ingress = Some(to);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(period).await;
+                        match ticker.upgrade() {
+                            Some(i) => i.tick(),
+                            None => break,
+                        }
+                    }
+                });
+            }
             Cmd::Subscribe {
                 subject,
                 queue,
                 done,
             } => {
-                let sub = match queue {
-                    Some(q) => client.queue_subscribe(subject, q).await,
-                    None => client.subscribe(subject).await,
-                };
-                match sub {
-                    Ok(mut sub) => {
-                        // The server has the interest once the flush returns.
-                        let flushed = client.flush().await.map_err(|e| e.to_string());
-                        let _ = done.send(flushed).await;
-                        let inbound = inbound.clone();
-                        tokio::spawn(async move {
-                            while let Some(msg) = sub.next().await {
-                                if inbound.send(msg).await.is_err() {
-                                    break;
-                                }
-                            }
-                        });
+                let client = client.clone();
+                let to = ingress.clone();
+                // On its own task: the subscription's flush waits for the server (for ever while
+                // disconnected).
+                tokio::spawn(async move {
+                    let sub = match queue {
+                        Some(q) => client.queue_subscribe(subject, q).await,
+                        None => client.subscribe(subject).await,
+                    };
+                    let mut sub = match sub {
+                        Ok(sub) => sub,
+                        Err(e) => {
+                            let _ = done.send(Err(e.to_string())).await;
+                            return;
+                        }
+                    };
+                    // The server has the interest once the flush returns.
+                    let flushed = client.flush().await.map_err(|e| e.to_string());
+                    let _ = done.send(flushed).await;
+                    let Some(to) = to else { return };
+                    while let Some(frame) = sub.next().await {
+                        match to.upgrade() {
+                            Some(i) => i.frame(frame),
+                            None => break,
+                        }
                     }
-                    Err(e) => {
-                        let _ = done.send(Err(e.to_string())).await;
-                    }
-                }
+                });
             }
             Cmd::Publish {
                 subject,
                 headers,
                 payload,
             } => {
-                // An error here means the client is closed: the peer's request times out and it
-                // dead-letters the message.
-                let _ = client.publish_with_headers(subject, headers, payload).await;
+                if outbound.try_send((subject, headers, payload)).is_err() {
+                    link.counters
+                        .publish_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Cmd::Request {
-                subject,
-                headers,
-                payload,
-                timeout,
-                done,
-            } => {
-                let req = Req {
-                    subject,
-                    headers,
-                    payload,
-                    timeout,
-                    done,
-                };
-                if link.connected.load(Ordering::Acquire) {
-                    // Connected again but `Reconnected` not seen yet: the older ones go first.
-                    while let Some(old) = pending.pop_front() {
-                        old.spawn(&client, &mut in_flight, true);
-                    }
-                    req.spawn(&client, &mut in_flight, false);
+            Cmd::Request(req) => {
+                if link.connected.load(Ordering::Acquire) && pending.is_empty() {
+                    req.spawn(&client, &mut in_flight, &link, false);
                 } else if pending.len() < link.buffer {
+                    // Disconnected, or connected again with older requests still to send: they
+                    // go first.
                     pending.push_back(req);
                 } else {
                     req.done.call(Outcome::Failed(format!(
@@ -288,17 +483,27 @@ async fn serve(
                     )));
                 }
             }
-            Cmd::Reconnected => {
-                while let Some(req) = pending.pop_front() {
-                    req.spawn(&client, &mut in_flight, true);
-                }
+            Cmd::Reconnected => {}
+            Cmd::Close { deadline } => {
+                close_by = deadline;
+                break;
             }
-            Cmd::Close => break,
         }
     }
-    // Still disconnected at close: what waits is refused (its `Done` dead-letters it).
+    // What still waits for the connection is refused (its `Done` dead-letters it); what is in
+    // flight gets until the deadline, then it is dropped (and dead-lettered) too.
     pending.clear();
+    let left = || close_by.map(|d| d.saturating_duration_since(Instant::now()));
+    let all_answered = async { while in_flight.join_next().await.is_some() {} };
+    match left() {
+        Some(left) => {
+            let _ = tokio::time::timeout(left, all_answered).await;
+        }
+        None => all_answered.await,
+    }
+    in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
     // Bounded: while disconnected a flush would wait for the next connection, for ever.
-    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+    let flush = left().map_or(Duration::from_secs(1), |l| l.min(Duration::from_secs(1)));
+    let _ = tokio::time::timeout(flush, client.flush()).await;
 }

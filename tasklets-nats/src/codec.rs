@@ -45,6 +45,10 @@ pub enum Codec {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CodecError {
+    /// A message name from the wire that this process has never used: refused, and not interned
+    /// (a name is known once anything here used it: a wait's filter, a [`Wire`] entry, a send).
+    #[error("message '{0}' is unknown here (no wait, wire entry or send has used the name)")]
+    UnknownName(String),
     /// The message carries a value but its name has no entry in the wire table.
     #[error("message '{0}' carries a value but has no wire entry (Node::wire)")]
     NotWired(String),
@@ -219,27 +223,36 @@ impl Wire {
     ///
     /// # Errors
     ///
-    /// [`CodecError::NotWired`] for bytes under a name that is not registered, [`CodecError::Decode`]
-    /// when they are not a value of the registered type (including trailing bytes).
+    /// [`CodecError::UnknownName`] for a name without a value that this process never used (it is
+    /// not interned), [`CodecError::NotWired`] for bytes under a name that is not registered,
+    /// [`CodecError::Decode`] when they are not a value of the registered type (including
+    /// trailing bytes).
     ///
     /// # Examples
     ///
     /// ```
-    /// use tasklets_nats::{Codec, Wire};
+    /// use tasklets_nats::{Codec, CodecError, Wire};
     ///
     /// let wire = Wire::new();
     /// wire.register::<u64>("count", Codec::Json);
     /// assert_eq!(wire.decode("count", Some(b"42")).unwrap().get::<u64>(), Some(&42));
     /// assert!(wire.decode("count", Some(b"forty-two")).is_err());
+    /// let _ = tasklets::Name::new("ping"); // used here (by a wait's filter, say)
     /// assert!(!wire.decode("ping", None).unwrap().has_value());
+    /// let err = wire.decode("made-up-by-a-peer", None).unwrap_err();
+    /// assert!(matches!(err, CodecError::UnknownName(_)));
+    /// assert!(tasklets::Name::existing("made-up-by-a-peer").is_none());
     /// ```
     pub fn decode(&self, name: &str, bytes: Option<&[u8]>) -> Result<Message, CodecError> {
         let Some(bytes) = bytes else {
-            return Ok(Message::new(name));
+            // Never interned from the wire: a stream of fresh names would grow the process.
+            return Name::existing(name)
+                .map(Message::new)
+                .ok_or_else(|| CodecError::UnknownName(clip(name)));
         };
         // Looked up before the name is interned: garbage names from the wire are not kept.
         let entry = self.read().get(name).cloned();
-        let entry = entry.ok_or_else(|| CodecError::NotWired(name.to_owned()))?;
+        let entry = entry.ok_or_else(|| CodecError::NotWired(clip(name)))?;
         (entry.decode)(Message::new(name), bytes)
     }
 
@@ -255,5 +268,14 @@ impl Wire {
         let entry = self.read().get(base.name().as_str()).cloned();
         let entry = entry.ok_or_else(|| CodecError::NotWired(base.name().to_string()))?;
         (entry.decode)(base, bytes)
+    }
+}
+
+/// A name from the wire as an error quotes it: at most 64 characters, so a refusal (and its dead
+/// letter) does not keep a forger's long name.
+fn clip(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &name[..at]),
+        None => name.to_owned(),
     }
 }

@@ -17,6 +17,8 @@ use tasklets_nats::{connect, Codec, Node, NodeOptions};
 /// `String` (while `a` sends it a `u64`).
 struct B {
     handle: Handle,
+    /// `b`'s dead letters.
+    letters: tasklets::DeadLetters,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -57,9 +59,10 @@ fn node_b(url: &str, ns: &str) -> B {
         rt.run();
         drop(node);
     });
-    let (handle, _) = rx.recv().unwrap();
+    let (handle, letters) = rx.recv().unwrap();
     B {
         handle,
+        letters,
         thread: Some(thread),
     }
 }
@@ -73,6 +76,9 @@ fn node_a(rt: &Runtime, url: &str, ns: &str) -> Node {
     node
 }
 
+/// The caller's deadline travels with the call: the callee's node ends its local call then too. A
+/// reply after the caller's timeout is a `ReplyTooLate` dead letter: on the caller's node when it
+/// crossed the deadline on the wire, on the callee's node when its local call had ended already.
 #[test]
 fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
     let Some(nats) = nats_server("a_remote_reply_after_the_call_timed_out") else {
@@ -94,7 +100,9 @@ fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
         .unwrap();
     assert!(matches!(late, Err(RequestError::Timeout(_))), "{late:?}");
     b.handle.try_send(Message::new("go").to("slow")).unwrap();
-    let letter = rt.block_on(letters.recv()).unwrap();
+    let letter = rt
+        .block_on(futures_lite::future::or(letters.recv(), b.letters.recv()))
+        .unwrap();
     assert_eq!(letter.reason, DeadLetterReason::ReplyTooLate);
     assert_eq!(letter.message.name(), "answer");
     assert_eq!(letter.message.get::<u64>(), Some(&42));
@@ -113,6 +121,9 @@ fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
         .unwrap()
         .unwrap();
     assert_eq!(reply.get::<u64>(), Some(&42));
+    // The caller was told by its timeout: no other report of the abandoned request.
+    assert!(letters.try_recv().is_none());
+    assert!(b.letters.try_recv().is_none());
 }
 
 #[test]

@@ -1,0 +1,124 @@
+//! The state one node shares between its handle, its proxies, its membership tasklet and the bridge
+//! thread.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use tasklets::{Addr, Handle, TaskletId};
+
+use crate::bridge::{Cmd, Link};
+use crate::ingress::Streams;
+use crate::{Error, NodeOptions, Wire};
+
+/// What a proxy stands in for.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum ProxyKey {
+    Name(String),
+    Group(String),
+    Pool(String),
+    Addr(String, u64),
+}
+
+pub(crate) struct Proxy {
+    /// The node it stands for (empty for a group's or a pool's, which stand for no one node).
+    pub(crate) node: String,
+    pub(crate) addr: Addr,
+    pub(crate) since: Instant,
+}
+
+pub(crate) struct Peer {
+    pub(crate) names: Vec<String>,
+    pub(crate) last: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) peers: HashMap<String, Peer>,
+    pub(crate) proxies: HashMap<ProxyKey, Proxy>,
+    /// Local tasklets that sent to other nodes, by id: reachable at `<ns>.addr.<me>.<id>`.
+    pub(crate) local: HashMap<u64, Addr>,
+    pub(crate) exported: HashSet<String>,
+    /// Groups exported here ([`Node::export_group`](crate::Node::export_group)): their
+    /// membership changes are published.
+    pub(crate) exported_groups: HashSet<String>,
+    /// Members of other nodes' exported groups, by (group, node, remote id): their local stand-in.
+    pub(crate) remote_members: HashMap<(String, String, u64), Addr>,
+    /// Ids of the stand-ins announced to local group watchers (never published as local members).
+    pub(crate) stand_ins: HashSet<TaskletId>,
+}
+
+impl State {
+    pub(crate) fn locate(&self, name: &str) -> Option<String> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.names.iter().any(|n| n == name))
+            .map(|(node, _)| node.clone())
+    }
+}
+
+/// Counters kept by the tasklets side of the node.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) busy_answered: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) handle: Handle,
+    pub(crate) opts: NodeOptions,
+    pub(crate) wire: Wire,
+    pub(crate) cmds: async_channel::Sender<Cmd>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) closed: AtomicBool,
+    /// The connection's state, and the event notified when it or the directory changes.
+    pub(crate) link: Arc<Link>,
+    /// The tasklet that watches exported groups and publishes their changes.
+    pub(crate) members: OnceLock<Addr>,
+    /// The upper half of trace ids made from `tracing` spans: this node's name, hashed.
+    pub(crate) trace_id: u64,
+    /// The incoming streams answered "busy", which take their next frames in order.
+    pub(crate) streams: Streams,
+    /// Calls from anonymous remote senders being made now (each on a tasklet of its own).
+    pub(crate) anonymous_calls: AtomicUsize,
+    pub(crate) tally: Tally,
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) async fn subscribe(
+        &self,
+        subject: String,
+        queue: Option<String>,
+    ) -> Result<(), Error> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.cmds
+            .send(Cmd::Subscribe {
+                subject,
+                queue,
+                done: tx,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        match rx.recv().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Subscribe(e)),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// Hands a publication to the bridge, which never waits for it (see [`crate::bridge`]).
+    pub(crate) fn publish(&self, subject: String, headers: HeaderMap, payload: Bytes) {
+        let _ = self.cmds.try_send(Cmd::Publish {
+            subject,
+            headers,
+            payload,
+        });
+    }
+}

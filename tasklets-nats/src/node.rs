@@ -1,0 +1,418 @@
+//! The node: connecting, exporting names, groups and pools, and closing.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tasklets::routing::NameFallback;
+use tasklets::{Addr, Group, GroupChange, Handle, Message};
+
+use crate::bridge::{self, Cmd, Ingress, Link};
+use crate::groups::{spawn_watcher, Watch, WATCH};
+use crate::ingress::Streams;
+use crate::inner::{Inner, Proxy, ProxyKey, State};
+use crate::{valid_token, Codec, Error, NodeOptions, Wire};
+
+/// The longest heartbeat period (a longer one, `Duration::MAX` included, is taken as this).
+const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
+
+/// A runtime attached to a NATS cluster; made by [`connect`]. Dropping it (or [`close`](Self::close))
+/// detaches: remote names stop resolving, proxies end, the NATS thread stops.
+///
+/// # Examples
+///
+/// ```no_run
+/// let rt = tasklets::Runtime::new();
+/// let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+///     tasklets_nats::NodeOptions::new("a"))?;
+/// assert_eq!(node.name(), "a");
+/// # Ok::<(), tasklets_nats::Error>(())
+/// ```
+pub struct Node {
+    pub(crate) inner: Arc<Inner>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("node", &self.inner.opts.node)
+            .field("namespace", &self.inner.opts.namespace)
+            .finish()
+    }
+}
+
+/// Attaches the runtime of `handle` to the NATS server at `url` as node `opts.node`. Blocks until
+/// connected (at most 5 s).
+///
+/// # Errors
+///
+/// [`Error::BadToken`] for a node or namespace that is not one subject token, [`Error::Connect`] when
+/// the server cannot be reached, [`Error::Runtime`] when the NATS thread cannot start,
+/// [`Error::Subscribe`] when the node's own subjects are refused.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets_nats::{connect, Error, NodeOptions};
+///
+/// let rt = tasklets::Runtime::new();
+/// let err = connect(&rt.handle(), "nats://127.0.0.1:1", NodeOptions::new("a.b")).unwrap_err();
+/// assert_eq!(err, Error::BadToken("a.b".into()));
+/// ```
+pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Error> {
+    for t in [&opts.node, &opts.namespace] {
+        if !valid_token(t) {
+            return Err(Error::BadToken(t.clone()));
+        }
+    }
+    let link = Arc::new(Link {
+        connected: AtomicBool::new(false),
+        changed: Arc::new(event_listener::Event::new()),
+        buffer: opts.buffer,
+        reconnect_max: opts.reconnect_max,
+        counters: bridge::Counters::default(),
+    });
+    let (cmds, thread) = bridge::start(url, &opts.node, Arc::clone(&link))?;
+    let trace_id = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&opts.namespace, &opts.node).hash(&mut h);
+        h.finish()
+    };
+    let period = opts
+        .heartbeat
+        .clamp(Duration::from_millis(1), LONGEST_PERIOD);
+    let inner = Arc::new(Inner {
+        handle: handle.clone(),
+        opts,
+        wire: Wire::new(),
+        cmds,
+        state: Mutex::new(State::default()),
+        closed: AtomicBool::new(false),
+        link,
+        members: std::sync::OnceLock::new(),
+        trace_id,
+        streams: Streams::default(),
+        anonymous_calls: AtomicUsize::new(0),
+        tally: Default::default(),
+    });
+    let node = Node {
+        inner: Arc::clone(&inner),
+        thread: Some(thread),
+    };
+    let ingress: Weak<dyn Ingress> = Arc::downgrade(&inner) as Weak<dyn Ingress>;
+    inner
+        .cmds
+        .try_send(Cmd::Attach { ingress, period })
+        .map_err(|_| Error::Closed)?;
+    let ns = &inner.opts.namespace;
+    let me = &inner.opts.node;
+    for subject in [
+        format!("{ns}.addr.{me}.*"),
+        format!("{ns}.node.*.hb"),
+        format!("{ns}.gone.*.*"),
+        format!("{ns}.members.*"),
+    ] {
+        futures_lite::future::block_on(inner.subscribe(subject, None))?;
+    }
+    let weak = Arc::downgrade(&inner);
+    handle.set_name_fallback(Some(Arc::new(Fallback(weak))));
+    let _ = inner.members.set(spawn_watcher(&inner));
+    Ok(node)
+}
+
+impl Node {
+    /// This node's name.
+    ///
+    /// # Examples
+    ///
+    /// See [`Node`].
+    pub fn name(&self) -> &str {
+        &self.inner.opts.node
+    }
+
+    /// The codec table of this node (shared by every clone of the [`Wire`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// node.wire_with::<String>("say", tasklets_nats::Codec::Json);
+    /// assert!(node.codecs().encode(&tasklets::Message::new("say").value("hi".to_string())).is_ok());
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn codecs(&self) -> &Wire {
+        &self.inner.wire
+    }
+
+    /// Registers `T` as the value type of messages named `name` crossing nodes, encoded with postcard.
+    /// Every node that sends or receives them registers the same type.
+    ///
+    /// # Examples
+    ///
+    /// See the [crate](crate#examples) example.
+    pub fn wire<T>(&self, name: &str)
+    where
+        T: Serialize + DeserializeOwned + std::any::Any + Send + Sync,
+    {
+        self.inner.wire.register::<T>(name, Codec::Postcard);
+    }
+
+    /// [`wire`](Self::wire) with a chosen codec.
+    ///
+    /// # Examples
+    ///
+    /// See [`codecs`](Self::codecs).
+    pub fn wire_with<T>(&self, name: &str, codec: Codec)
+    where
+        T: Serialize + DeserializeOwned + std::any::Any + Send + Sync,
+    {
+        self.inner.wire.register::<T>(name, codec);
+    }
+
+    /// Makes the locally registered `name` reachable from the other nodes of the namespace, and
+    /// announces it at once. Returns once the server has the subscription (while the node is
+    /// disconnected, that is once it is connected again). A name is exported by one node at a time (several nodes exporting it
+    /// share its messages, one each, through a NATS queue group).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotRegistered`] when `name` is not registered here, [`Error::BadToken`] for a name that
+    /// is not one subject token, [`Error::Subscribe`] when the server refuses, [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// See the [crate](crate#examples) example.
+    pub async fn export(&self, name: &str) -> Result<(), Error> {
+        if !valid_token(name) {
+            return Err(Error::BadToken(name.to_owned()));
+        }
+        if self.inner.handle.whereis(name).is_none() {
+            return Err(Error::NotRegistered(name.to_owned()));
+        }
+        let ns = &self.inner.opts.namespace;
+        self.inner
+            .subscribe(format!("{ns}.name.{name}"), Some(format!("{ns}.name")))
+            .await?;
+        self.inner.lock().exported.insert(name.to_owned());
+        self.inner.heartbeat();
+        Ok(())
+    }
+
+    /// Makes the local members of `group` receive what is sent to it from any node through
+    /// [`group_addr`](Self::group_addr) (a broadcast on `<ns>.group.<group>`), and publishes its
+    /// membership changes to the other nodes. Membership stays local: tasklets join the group in
+    /// their own runtime. Exporting a group twice changes nothing.
+    ///
+    /// # Membership across nodes
+    ///
+    /// Every join and leave of a local member of an exported group (a finished member leaves) is
+    /// published on `<ns>.members.<group>`, and the current members once to every node that appears.
+    /// On the other nodes, tasklets watching the group ([`Cx::watch_group`](tasklets::Cx::watch_group)) get the same
+    /// [`GROUP_CHANGED`](tasklets::GROUP_CHANGED) notices as for local members, whose [`GroupChange::tasklet`] is the id of
+    /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see
+    /// [`Node::remote_member`]). When a node is declared gone, its members leave, with notices.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadToken`] for a group name that is not one subject token, [`Error::Subscribe`],
+    /// [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// rt.block_on(node.export_group(&tasklets::Group::new("lobby")))?;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn export_group(&self, group: &Group) -> Result<(), Error> {
+        let g = group.name();
+        if !valid_token(g) {
+            return Err(Error::BadToken(g.to_owned()));
+        }
+        if self.inner.lock().exported_groups.contains(g) {
+            return Ok(());
+        }
+        let ns = &self.inner.opts.namespace;
+        self.inner
+            .subscribe(format!("{ns}.group.{g}"), None)
+            .await?;
+        // Watched before the members are published: a join from now on is a notice, so none is
+        // missed (one may be published twice; the other nodes ignore a known member).
+        let (done, watching) = async_channel::bounded(1);
+        let watcher = self.inner.members.get().ok_or(Error::Closed)?;
+        watcher
+            .try_send(Message::new(&WATCH).value(Watch {
+                group: group.clone(),
+                done,
+            }))
+            .map_err(|_| Error::Closed)?;
+        watching.recv().await.map_err(|_| Error::Closed)?;
+        if !self.inner.lock().exported_groups.insert(g.to_owned()) {
+            return Ok(()); // exported meanwhile by a concurrent call
+        }
+        self.inner.publish_members(group);
+        Ok(())
+    }
+
+    /// Whether `group` is exported from this node ([`export_group`](Self::export_group)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let lobby = tasklets::Group::new("lobby");
+    /// assert!(!node.exports_group(&lobby));
+    /// rt.block_on(node.export_group(&lobby))?;
+    /// assert!(node.exports_group(&lobby));
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn exports_group(&self, group: &Group) -> bool {
+        self.inner.lock().exported_groups.contains(group.name())
+    }
+
+    /// Makes this node one of the servers of `group`'s pool ([`pool_addr`](Self::pool_addr)): a
+    /// NATS queue group on `<ns>.pool.<group>` picks one serving node per message, which routes it to
+    /// one of its local members, round-robin. Export a pool only from nodes that keep members (a
+    /// node without any refuses, and the sender's node dead-letters the message).
+    ///
+    /// # Errors
+    ///
+    /// As [`export_group`](Self::export_group).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// rt.block_on(node.export_pool(&tasklets::Group::new("workers")))?;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn export_pool(&self, group: &Group) -> Result<(), Error> {
+        let g = group.name();
+        if !valid_token(g) {
+            return Err(Error::BadToken(g.to_owned()));
+        }
+        let ns = &self.inner.opts.namespace;
+        self.inner
+            .subscribe(format!("{ns}.pool.{g}"), Some(format!("{ns}.pool")))
+            .await
+    }
+
+    /// An address whose messages go to every member of `group` on every node that exported it
+    /// (this one included), one copy per member. The sender's node records a dead letter when no
+    /// node answers; the first node to answer acknowledges the message.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let everyone = node.group_addr(&tasklets::Group::new("lobby"));
+    /// rt.handle().try_send(tasklets::Message::new("news").to(&everyone)).ok();
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn group_addr(&self, group: &Group) -> Addr {
+        let g = group.name();
+        let subject = format!("{}.group.{g}", self.inner.opts.namespace);
+        self.inner
+            .proxy(ProxyKey::Group(g.to_owned()), String::new(), subject)
+    }
+
+    /// An address whose messages (and calls) go to one member of `group`: one of the nodes that
+    /// exported it (a NATS queue group picks), then one of its local members, round-robin.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let workers = node.pool_addr(&tasklets::Group::new("workers"));
+    /// # let _ = workers;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn pool_addr(&self, group: &Group) -> Addr {
+        let g = group.name();
+        let subject = format!("{}.pool.{g}", self.inner.opts.namespace);
+        self.inner
+            .proxy(ProxyKey::Pool(g.to_owned()), String::new(), subject)
+    }
+
+    /// Detaches from the cluster: remote names stop resolving, proxies end (their monitors get
+    /// `down`), the members of other nodes' groups leave (watchers get `group-changed`), the NATS
+    /// thread flushes and stops. Returns within [`NodeOptions::close_timeout`] (2 s by default),
+    /// NATS outage or not: what is still unanswered then (or waits for the connection) is
+    /// dead-lettered with the reason. Idempotent; also done on drop.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let mut node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// node.close();
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn close(&mut self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = Instant::now().checked_add(self.inner.opts.close_timeout);
+        self.inner.handle.set_name_fallback(None);
+        let (proxies, members): (Vec<Proxy>, Vec<_>) = {
+            let mut s = self.inner.lock();
+            let proxies = s.proxies.drain().map(|(_, p)| p).collect();
+            (proxies, s.remote_members.drain().collect())
+        };
+        for p in proxies {
+            self.inner.retire(&p.addr);
+        }
+        // The members of other nodes are out of reach from now on: they leave, as for a gone node.
+        for ((group, _, _), stand_in) in members {
+            self.inner.handle.announce_group_change(GroupChange {
+                group: Group::new(&group),
+                tasklet: stand_in.id(),
+                joined: false,
+            });
+        }
+        let _ = self.inner.cmds.try_send(Cmd::Close { deadline });
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.inner.cmds.close();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Resolves the names other nodes export, through their proxies.
+pub(crate) struct Fallback(pub(crate) Weak<Inner>);
+
+impl NameFallback for Fallback {
+    fn resolve(&self, name: &str) -> Option<Addr> {
+        let inner = self.0.upgrade()?;
+        if inner.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let node = inner.lock().locate(name)?;
+        let subject = format!("{}.name.{name}", inner.opts.namespace);
+        Some(inner.proxy(ProxyKey::Name(name.to_owned()), node, subject))
+    }
+}
