@@ -57,7 +57,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Async;
+use tasklets::io::Async;
 use tasklets::wait::signal::{Signal, WaitForSignal};
 use tasklets::{
     Addr, Cx, Destination, Group, Handle, Message, TaskletId, WaitForIO, WaitForMessages,
@@ -944,9 +944,10 @@ fn room_group(room: &str) -> Group {
 )]
 #[allow(dead_code)] // unused when tests/chat.rs includes this file
 struct Args {
-    /// The address to listen on (port 0: any free port, printed at start)
+    /// The address to listen on, HOST:PORT with a host name or an IP (port 0: any free port, printed
+    /// at start)
     #[arg(long, short, default_value = "127.0.0.1:7000")]
-    bind: SocketAddr,
+    bind: String,
     /// Bytes that may wait for a client's socket; beyond them it is disconnected as not reading
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     max_pending: u64,
@@ -1028,7 +1029,7 @@ fn main() -> std::process::ExitCode {
             burst: args.burst,
         },
     };
-    let listener = match TcpListener::bind(args.bind) {
+    let listener = match TcpListener::bind(args.bind.as_str()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("chat: cannot listen on {}: {e}", args.bind);

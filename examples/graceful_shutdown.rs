@@ -14,6 +14,14 @@ use std::time::Duration;
 use tasklets::{Message, OsSignal, WaitForMessages, WaitForSignal, WaitForTimeout};
 
 fn main() {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "--help" || arg == "-h" {
+            println!("usage: graceful_shutdown\n\nThree workers that stop cleanly on SIGINT (Ctrl-C) or SIGTERM. Takes no arguments.");
+            return;
+        }
+        eprintln!("graceful_shutdown: unexpected argument {arg:?} (see --help)");
+        std::process::exit(2);
+    }
     let done = tasklets::run(|cx| async move {
         let stop = WaitForSignal::os_any([OsSignal::Int, OsSignal::Term]);
         let workers: Vec<_> = (0..3)

@@ -71,6 +71,10 @@ fn interval_arg() -> Result<Duration, String> {
     let mut args = std::env::args().skip(1);
     let interval = match args.next() {
         None => return Ok(Duration::from_secs(1)),
+        Some(arg) if arg == "--help" || arg == "-h" => {
+            println!("usage: printer [INTERVAL]\n\nPrints 0..9 through a printer tasklet, one number per INTERVAL (default 1s).\nINTERVAL is a whole number with the suffix ms or s: 5ms, 2s.");
+            std::process::exit(0);
+        }
         Some(arg) => parse_interval(&arg)?,
     };
     match args.next() {

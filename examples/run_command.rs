@@ -1,29 +1,54 @@
-//! Runs a command, streams its output lines, and ends with it or on Ctrl-C: kiwi's `test-tasklet2`
-//! without GTK.
+//! Runs a command, streams its output lines, and ends with it or on Ctrl-C or SIGTERM: kiwi's
+//! `test-tasklet2` without GTK.
 //!
 //! The `runner` tasklet owns the child (`cx.command`), receives its stdout and stderr lines as
 //! messages, and prints them; after each batch it throttles for 200 ms while *deferring* `quit` (kept
-//! for later, not lost): kiwi's one use of defer. `main` waits on the runner and on Ctrl-C at once; on
-//! Ctrl-C it sends `quit`, the runner ends, and the child, owned by it, is killed with it.
+//! for later, not lost): kiwi's one use of defer. `main` waits on the runner and on SIGINT/SIGTERM at
+//! once; on either it sends `quit`, the runner ends, and the child, owned by it, is killed with it.
 //!
 //! ```text
 //! cargo run --example run_command -- sh -c 'for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done'
 //! ```
+//!
+//! Exit status: the program's own (128 + N when a signal N ended it); 130 when stopped by SIGINT or
+//! SIGTERM (the program is killed); 127 when it could not be started; 2 for a bad command line.
 
 use std::time::Duration;
 
-use async_process::{Command, Stdio};
+use tasklets::process::{Command, Stdio};
 use tasklets::{Message, OsSignal, ProcessExit, WaitForMessages, WaitForSignal, WaitForTimeout};
 
+const USAGE: &str = "usage: run_command PROGRAM [ARGS...]
+
+Runs PROGRAM, printing its output lines (stdout and stderr) as they come. Ctrl-C (SIGINT) or SIGTERM
+stops it: the program is killed and run_command exits with status 130.
+Exit status: the program's own (128 + N when signal N ended it); 130 when stopped; 127 when the
+program could not be started; 2 for a bad command line.
+Put `--` before a PROGRAM whose name starts with `-`.";
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            return;
+        }
+        Some("--") => {
+            args.remove(0);
+        }
+        Some(flag) if flag.starts_with('-') => {
+            eprintln!("run_command: unknown option {flag}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+        _ => {}
+    }
     if args.is_empty() {
-        eprintln!("usage: run_command PROGRAM [ARGS...]");
+        eprintln!("{USAGE}");
         std::process::exit(2);
     }
     let code = tasklets::run(move |cx| async move {
-        // Take SIGINT over before anything else, so that Ctrl-C is ours from the start.
-        let ctrl_c = WaitForSignal::os(OsSignal::Int);
+        // Take SIGINT and SIGTERM over before anything else, so that they are ours from the start.
+        let ctrl_c = WaitForSignal::os_any([OsSignal::Int, OsSignal::Term]);
         let runner = cx.spawn(move |cx| async move {
             let child = match cx.command(
                 Command::new(&args[0])

@@ -23,13 +23,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
+use tasklets::future;
 use tasklets::supervisor::{Backoff, ChildSpec, Strategy, Supervisor};
 use tasklets::{DeadLetterReason, Message, Runtime, WaitForMessages, WaitForTimeout};
 
 const JOBS: u64 = 40;
 
 fn main() {
+    if let Some(arg) = std::env::args().nth(1) {
+        if arg == "--help" || arg == "-h" {
+            println!("usage: supervised_workers\n\nA supervised pool of workers, one of them flaky, and what its supervisor does about it:\nrestarts with backoff, dead letters, a shutdown in reverse start order. Takes no arguments.");
+            return;
+        }
+        eprintln!("supervised_workers: unexpected argument {arg:?} (see --help)");
+        std::process::exit(2);
+    }
     fastrand::seed(8); // the same run every time
     let rt = Runtime::new();
     let letters = rt.handle().dead_letters();
@@ -46,7 +54,7 @@ fn main() {
 
     // logger: registered by name, so the flaky worker can find it; counts the jobs done and passes each
     // on to `main` through a channel.
-    let (done_tx, done_rx) = async_channel::unbounded::<u64>();
+    let (done_tx, done_rx) = tasklets::channel::unbounded::<u64>();
     let logger = ChildSpec::new("logger", move |cx| {
         let done_tx = done_tx.clone();
         async move {
@@ -116,7 +124,7 @@ fn main() {
         let flaky = loop {
             match cx.runtime().whereis("flaky") {
                 Some(addr) => break addr,
-                None => futures_lite::future::yield_now().await,
+                None => future::yield_now().await,
             }
         };
         for id in 0..JOBS {

@@ -29,18 +29,49 @@ use tasklets::{
 
 const CLIENTS: usize = 6;
 
+const USAGE: &str = "usage: top [--seconds N | --once]
+
+Runs a chat-like workload and shows its tasklets live, busiest mailbox first (redrawn twice a
+second; Ctrl-C to stop). Alarms (a misspelt name, a long mailbox) go to stderr.
+  --seconds N   stop by itself after N seconds
+  --once        print one snapshot as a tree after 1 s of load, then exit
+  -h, --help    this text";
+
+/// The command line: `--once`, and `--seconds N`.
+fn parse_args() -> (bool, Option<u64>) {
+    let mut once = false;
+    let mut seconds = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--once" => once = true,
+            "--seconds" => match args.next().map(|s| s.parse::<u64>()) {
+                Some(Ok(n)) => seconds = Some(n),
+                _ => fail("--seconds takes a whole number of seconds"),
+            },
+            other => fail(&format!("unknown argument {other}")),
+        }
+    }
+    (once, seconds)
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("top: {why}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
 fn main() {
+    use std::io::IsTerminal;
+    let (once, seconds) = parse_args();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(tracing::Level::WARN)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let once = args.iter().any(|a| a == "--once");
-    let seconds: Option<u64> = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.parse().expect("--seconds takes a whole number"));
 
     let rt = Runtime::builder()
         .worker_threads(2)
@@ -51,7 +82,7 @@ fn main() {
     let handle = rt.handle();
     rt.block_on(async move {
         if once {
-            async_io::Timer::after(Duration::from_secs(1)).await;
+            tasklets::time::sleep(Duration::from_secs(1)).await;
             print!("{}", handle.snapshot());
             return;
         }
@@ -61,7 +92,7 @@ fn main() {
             if seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
                 return;
             }
-            async_io::Timer::after(Duration::from_millis(500)).await;
+            tasklets::time::sleep(Duration::from_millis(500)).await;
         }
     });
     rt.handle().quit();
@@ -98,7 +129,7 @@ fn start_workload(rt: &Runtime) {
                         .await
                         .is_err()
                     {
-                        async_io::Timer::after(Duration::from_millis(10)).await;
+                        tasklets::time::sleep(Duration::from_millis(10)).await;
                         // the room is starting
                     }
                     n += 1;
@@ -107,7 +138,7 @@ fn start_workload(rt: &Runtime) {
                         for _ in 0..(60 * (i + 1)) {
                             let _ = cx.try_receive(&lines);
                         }
-                        async_io::Timer::after(Duration::from_millis(5)).await;
+                        tasklets::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
                 #[allow(unreachable_code)]

@@ -38,6 +38,9 @@ pub struct Lifecycle;
 #[doc = include_str!("../book/src/routing.md")]
 pub struct Routing;
 
+#[doc = include_str!("../book/src/tokio.md")]
+pub struct LivingBesideTokio;
+
 #[doc = include_str!("../book/src/tutorial-chat.md")]
 pub struct TutorialChat;
 

@@ -9,7 +9,10 @@
 //! around if several places need to drain it.
 //!
 //! - **Counted always.** Every dead letter is counted
-//!   ([`Handle::dead_letter_count`](crate::Handle::dead_letter_count)) and traced (`tracing` warning).
+//!   ([`Handle::dead_letter_count`](crate::Handle::dead_letter_count)) and traced: a `tracing` warning
+//!   each, except that a letter to a group without members is traced at `INFO`, and the letters left
+//!   in mailboxes while the runtime shuts down are summarised as one warning per name with a count
+//!   ("dead letters: left in mailboxes at shutdown name=line count=160000").
 //! - **Queued only while someone listens.** The queue exists while at least one `DeadLetters` handle
 //!   does; letters published before the first handle, or after the last one is dropped, are counted
 //!   and traced, then dropped at once: nothing is retained for a subscriber that no longer exists.
@@ -19,7 +22,7 @@
 //!   arrives at a full queue the oldest one is dropped and counted in [`DeadLetters::dropped`]. A
 //!   consumer that stops draining costs a bounded amount of memory, and recent letters win.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -164,6 +167,10 @@ pub(crate) struct DeadLetterHub {
     capacity: usize,
     /// The queue of the live handles; dangling while there are none, so that nothing is retained.
     queue: Mutex<Weak<Queue>>,
+    /// Set when the runtime starts shutting down: letters left in mailboxes are then summarised.
+    shutting_down: AtomicBool,
+    /// How many letters of each name were left in mailboxes during the shutdown.
+    left_at_shutdown: Mutex<HashMap<String, u64>>,
 }
 
 impl DeadLetterHub {
@@ -173,6 +180,8 @@ impl DeadLetterHub {
             by_reason: Default::default(),
             capacity,
             queue: Mutex::new(Weak::new()),
+            shutting_down: AtomicBool::new(false),
+            left_at_shutdown: Mutex::new(HashMap::new()),
         }
     }
 
@@ -184,7 +193,25 @@ impl DeadLetterHub {
     ) {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.by_reason[reason_index(&reason)].fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
+        match reason {
+            // Left in a mailbox while the runtime shuts down: counted per name, reported as one line
+            // per name by `report_left_at_shutdown`.
+            DeadLetterReason::Finished if self.shutting_down.load(Ordering::Acquire) => {
+                tracing::debug!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
+                *self
+                    .left_at_shutdown
+                    .lock()
+                    .entry(message.name().as_str().to_owned())
+                    .or_insert(0) += 1;
+            }
+            // A group with no members is an ordinary moment of a group's life.
+            DeadLetterReason::NoRecipient => {
+                tracing::info!(name = %message.name(), %reason, recipient = ?recipient, "dead letter");
+            }
+            _ => {
+                tracing::warn!(name = %message.name(), %reason, recipient = ?recipient, "dead letter")
+            }
+        }
         let letter = DeadLetter {
             message,
             reason,
@@ -228,11 +255,29 @@ impl DeadLetterHub {
     pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// The runtime starts shutting down: from now on, letters left in the mailboxes of finished
+    /// tasklets are counted per name instead of traced one by one.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Traces one warning per name for the letters left in mailboxes since the shutdown began, most
+    /// numerous first, and forgets them.
+    pub(crate) fn report_left_at_shutdown(&self) {
+        let left = std::mem::take(&mut *self.left_at_shutdown.lock());
+        let mut left: Vec<(String, u64)> = left.into_iter().collect();
+        left.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (name, count) in left {
+            tracing::warn!(%name, count, "dead letters: left in mailboxes at shutdown");
+        }
+    }
 }
 
 impl Drop for DeadLetterHub {
     fn drop(&mut self) {
-        // The runtime is gone: no more letters. Waiting consumers drain what is left, then get `None`.
+        self.report_left_at_shutdown(); // letters of mailboxes dropped after the runtime's shutdown
+                                        // The runtime is gone: no more letters. Waiting consumers drain what is left, then get `None`.
         let queue = self.queue.get_mut().upgrade();
         if let Some(queue) = queue {
             queue.closed.store(true, Ordering::Release);

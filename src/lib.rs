@@ -6,7 +6,8 @@
 //! (`book/src/getting-started.md`: the dependency line, a first program, `?` in a tasklet), and its
 //! chapters *Build a chat server, step by step* and *Build a pipeline, step by step*
 //! (`book/src/tutorial-chat.md`, `book/src/tutorial-pipeline.md`) go from `cargo new` to a working
-//! service. Every code block of the book is compiled and run as a doc-test of this crate.
+//! service. The book's code blocks are compiled and run as doc-tests of this crate (the README lists
+//! the few that are not, and why).
 //!
 //! A **tasklet** is an `async` body with a **mailbox**. It waits for events with [`Cx::wait`]; messages
 //! and the events of its conditions (timeouts, calls, other tasklets' ends, idle, …) all arrive in that one
@@ -96,6 +97,7 @@
 mod cx;
 mod dead_letters;
 mod error;
+mod loud;
 mod mailbox;
 mod message;
 mod name;
@@ -107,7 +109,7 @@ mod sync;
 mod tasklet;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod time;
+pub mod time;
 mod typed;
 pub mod wait;
 
@@ -228,7 +230,7 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 /// }).unwrap();
 /// ```
 pub mod future {
-    pub use futures_lite::future::{block_on, poll_once, yield_now};
+    pub use futures_lite::future::{block_on, or, poll_once, yield_now};
 }
 
 /// IO sources a tasklet waits on with [`WaitForIO`]: `async-io`'s [`Async`](io::Async)
@@ -284,6 +286,33 @@ pub mod process {
     pub use async_process::{Child, Command, Stdio};
 }
 
+/// Blocking and CPU-heavy work, off the tasklets' threads: `blocking`'s [`unblock`](blocking::unblock)
+/// runs a closure on a thread pool and returns a future of its result, re-exported so that
+/// `tasklets` is the only dependency you need. A tasklet that calls a blocking function directly
+/// stops every other tasklet of its worker thread until it returns.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::blocking::unblock;
+///
+/// let path = std::env::temp_dir().join(format!("tasklets-unblock-{}", std::process::id()));
+/// std::fs::write(&path, "some text")?;
+/// let (text, digest) = tasklets::run(move |_cx| async move {
+///     // A blocking read and a long computation, each on the pool while the worker runs on.
+///     let text = unblock(move || std::fs::read_to_string(path)).await?;
+///     let copy = text.clone();
+///     let digest = unblock(move || copy.bytes().fold(0_u64, |h, b| h.rotate_left(5) ^ u64::from(b))).await;
+///     Ok::<_, tasklets::BoxError>((text, digest))
+/// })??;
+/// assert_eq!(text, "some text");
+/// assert_ne!(digest, 0);
+/// # Ok::<(), tasklets::BoxError>(())
+/// ```
+pub mod blocking {
+    pub use blocking::{unblock, Unblock};
+}
+
 /// Channels between tasklets and the plain threads around them: `async-channel`'s, re-exported so that
 /// `tasklets` is the only dependency you need. A tasklet awaits `recv` and `send` on them like any
 /// future (they are not wait conditions: use messages to wait for several things at once).
@@ -304,11 +333,29 @@ pub mod channel {
     pub use async_channel::{bounded, unbounded, Receiver, RecvError, SendError, Sender};
 }
 
-/// The names most tasklet code uses.
+/// The names most tasklet code uses: `use tasklets::prelude::*;` is the book's first line.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::prelude::*;
+///
+/// static PRINT: Key<u32> = Key::new("print");
+///
+/// let got = tasklets::run(|cx| async move {
+///     let t = cx.spawn(|cx| async move {
+///         let msg = cx.receive(&WaitForMessages::new().accept(&PRINT)).await;
+///         *PRINT.read(&msg).unwrap()
+///     });
+///     cx.send(PRINT.msg(3).to(&t)).await.unwrap();
+///     t.join().await
+/// });
+/// assert_eq!(got, Ok(Ok(3)));
+/// ```
 pub mod prelude {
     pub use crate::{
-        Action, Addr, Cx, Event, Exit, Message, Name, Runtime, State, Tasklet, WaitCondition,
-        WaitForCall, WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
+        Action, Addr, Cx, Event, Exit, Key, Message, Name, Request, Runtime, State, Tasklet,
+        WaitCondition, WaitForCall, WaitForIdle, WaitForMessages, WaitForTasklet, WaitForTimeout,
     };
 }
 

@@ -533,7 +533,19 @@ impl Message {
     /// assert_eq!(msg.get::<i32>(), None);
     /// ```
     pub fn get<T: Any>(&self) -> Option<&T> {
-        self.0.value.get()
+        let got = self.0.value.get();
+        if got.is_none() {
+            self.mismatch::<T>();
+        }
+        got
+    }
+
+    /// Reports a read with a type confusable with the value's own (see `crate::loud`).
+    #[cold]
+    fn mismatch<T: Any>(&self) {
+        if let Some(stored) = self.0.value.type_name() {
+            crate::loud::wrong_type(self.name().as_str(), stored, std::any::type_name::<T>());
+        }
     }
 
     /// Mutably borrows the value if it is a `T`.
@@ -564,7 +576,11 @@ impl Message {
     /// assert!(!msg.has_value());
     /// ```
     pub fn take<T: Any + Send + Sync>(&mut self) -> Option<T> {
-        self.0.value.take()
+        let got = self.0.value.take();
+        if got.is_none() {
+            self.mismatch::<T>();
+        }
+        got
     }
 
     /// The name of the value's type (as [`std::any::type_name`] gives it), `None` when there is no value.

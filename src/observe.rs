@@ -31,21 +31,40 @@ use crate::tasklet::{Shared, State, TaskletId};
 pub(crate) struct AlarmConfig {
     pub(crate) deferred_longer_than: Option<Duration>,
     pub(crate) unknown_name_after: Option<u64>,
+    /// The default misspelt-name alarm: a name no wait mentions, deferred this long while its tasklet
+    /// waits (see `crate::loud`).
+    pub(crate) unknown_name_older_than: Option<Duration>,
     pub(crate) mailbox_above: Option<usize>,
+}
+
+impl AlarmConfig {
+    /// What a runtime reports without being asked: a misspelt name, once it has sat in the mailbox
+    /// of a waiting tasklet for 2 s.
+    pub(crate) fn by_default() -> AlarmConfig {
+        AlarmConfig {
+            unknown_name_older_than: Some(Duration::from_secs(2)),
+            ..AlarmConfig::default()
+        }
+    }
 }
 
 impl AlarmConfig {
     fn any(&self) -> bool {
         self.deferred_longer_than.is_some()
             || self.unknown_name_after.is_some()
+            || self.unknown_name_older_than.is_some()
             || self.mailbox_above.is_some()
     }
 
-    /// How often the watcher checks.
+    /// How often the watcher checks: every 250 ms, more often for a short deferral threshold, every
+    /// 500 ms for the default alarm alone.
     fn interval(&self) -> Duration {
         let base = Duration::from_millis(250);
         match self.deferred_longer_than {
             Some(d) => (d / 4).clamp(Duration::from_millis(5), base),
+            None if self.unknown_name_after.is_none() && self.mailbox_above.is_none() => {
+                Duration::from_millis(500)
+            }
             None => base,
         }
     }
@@ -196,6 +215,17 @@ impl Observe {
                         && self.first_warning(id, Some(d.name), 2)
                     {
                         tracing::warn!(tasklet = %id, name = %d.name, count = d.count, received = t.received, "no wait of this tasklet mentions this name (misspelt?)");
+                        misspelt_to_stderr(t, d);
+                    }
+                }
+                if let Some(age) = cfg.unknown_name_older_than {
+                    if !d.mentioned
+                        && t.state == State::Waiting
+                        && d.oldest_age >= age
+                        && self.first_warning(id, Some(d.name), 2)
+                    {
+                        tracing::warn!(tasklet = %id, name = %d.name, count = d.count, age = ?d.oldest_age, "no wait of this tasklet mentions this name (misspelt?)");
+                        misspelt_to_stderr(t, d);
                     }
                 }
             }
@@ -205,6 +235,16 @@ impl Observe {
     fn first_warning(&self, id: TaskletId, name: Option<Name>, kind: u8) -> bool {
         self.warned.lock().insert((id, name, kind))
     }
+}
+
+/// The misspelt-name alarm on standard error, while no subscriber is installed (see `crate::loud`).
+fn misspelt_to_stderr(t: &TaskletSnapshot, d: &Deferred) {
+    crate::loud::to_stderr_if_unconfigured(&format!(
+        "{} has {} message(s) named '{}' that no wait of it mentions (misspelt?)",
+        t.label(),
+        d.count,
+        d.name
+    ));
 }
 
 /// Reports a refused call cycle with its members: the caller, then each callee in turn back to it.

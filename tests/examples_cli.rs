@@ -394,3 +394,164 @@ fn the_pipeline_streams_a_50_mb_file_with_bounded_memory_and_shows_progress() {
         "peak resident memory {peak_kib} KiB for a 50 MB input"
     );
 }
+
+/// Every example, as `cargo run --example NAME` starts it.
+const EXAMPLES: [&str; 9] = [
+    "chat",
+    "deadline",
+    "graceful_shutdown",
+    "pipeline",
+    "printer",
+    "run_command",
+    "simple_counter",
+    "supervised_workers",
+    "top",
+];
+
+#[test]
+fn every_example_answers_help_with_its_usage_and_exits_0() {
+    for name in EXAMPLES {
+        let help = help_of(name).to_lowercase();
+        assert!(help.contains("usage"), "{name} --help printed:\n{help}");
+    }
+    let pipeline = help_of("pipeline");
+    assert!(
+        pipeline.contains("within 10 s"),
+        "the restart window the code uses:\n{pipeline}"
+    );
+    assert!(
+        pipeline.contains("--release"),
+        "large inputs want a release build:\n{pipeline}"
+    );
+    assert!(pipeline.contains("--quiet"), "{pipeline}");
+}
+
+#[test]
+fn bad_arguments_are_errors_with_status_2() {
+    for (name, args, says) in [
+        (
+            "pipeline",
+            &["--crash", "counter-9:1"][..],
+            "no such worker",
+        ),
+        (
+            "pipeline",
+            &["--crash", "parser-2:eof"][..],
+            "no such worker",
+        ),
+        ("top", &["--bogus"][..], "unknown argument --bogus"),
+        ("top", &["--seconds", "soon"][..], "--seconds"),
+        ("run_command", &["-x", "ls"][..], "unknown option -x"),
+        ("deadline", &["soon", "ls"][..], "SECONDS"),
+        ("printer", &["fast"][..], "bad interval"),
+        ("graceful_shutdown", &["now"][..], "unexpected argument"),
+    ] {
+        let out = Command::new(example(name)).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && out.status.code() != Some(0),
+            "{name} {args:?} was accepted: {err}"
+        );
+        assert!(err.contains(says), "{name} {args:?} said: {err}");
+    }
+    let out = Command::new(example("pipeline"))
+        .args(["-q", "--crash", "counter-2:1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "-q and an existing worker: {out:?}");
+}
+
+/// The children of a live process (Linux `/proc`).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Whether `pid` is gone or a zombie (killed, not yet reaped by its new parent).
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn run_command_on_sigterm_kills_its_child_and_exits_130() {
+    let (mut guard, pid, _stdout, stderr) = spawn_example("run_command", &["sleep", "100"]);
+    let child = within_thread("the sleep child", Duration::from_secs(20), move || loop {
+        if let Some(&c) = children(pid).first() {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    });
+    let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::TERM).unwrap();
+    let exit = guard.0.take().unwrap().wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{exit:?}");
+    let err = std::io::read_to_string(stderr).unwrap();
+    assert!(err.contains(&format!("stopping process {child}")), "{err}");
+    within_thread("the child's end", Duration::from_secs(10), move || {
+        while !is_gone(child) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
+#[test]
+fn the_pipeline_on_sigint_stops_with_a_partial_report_and_status_130() {
+    // 5 MB: many seconds of work for a debug build, stopped by Ctrl-C after its first progress line.
+    let path = std::env::temp_dir().join(format!(
+        "tasklets-pipeline-sigint-{}.txt",
+        std::process::id()
+    ));
+    let words = vocabulary();
+    let mut text = String::new();
+    let mut i = 0_usize;
+    while text.len() < 5 << 20 {
+        for _ in 0..10 {
+            text.push_str(&words[i % words.len()]);
+            text.push(' ');
+            i = i.wrapping_mul(31).wrapping_add(7);
+        }
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let (mut guard, pid, stdout, stderr) =
+        spawn_example("pipeline", &["--progress", "0.05", path.to_str().unwrap()]);
+    // A progress line: the run has started, and its signal handler with it.
+    let (progress, _stderr) =
+        within_thread("a progress line", Duration::from_secs(30), move || {
+            let mut line = String::new();
+            let mut stderr = BufReader::new(stderr);
+            stderr.read_line(&mut line).unwrap();
+            (line, stderr) // kept open: the run goes on writing to it
+        });
+    assert!(progress.starts_with("pipeline: "), "{progress}");
+    let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::INT).unwrap();
+    let exit = guard.0.take().unwrap().wait().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(exit.code(), Some(130), "{exit:?}");
+    let out = std::io::read_to_string(stdout).unwrap();
+    assert!(out.starts_with("interrupted: "), "{out}");
+}
+
+#[test]
+fn deadline_gives_up_on_a_slow_program_with_status_124() {
+    let out = Command::new(example("deadline"))
+        .args(["0.2", "sleep", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+    let out = Command::new(example("deadline"))
+        .args(["30", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}

@@ -32,7 +32,7 @@ impl Default for Builder {
         Builder {
             workers: 1,
             dead_letter_capacity: DeadLetters::DEFAULT_CAPACITY,
-            alarms: Default::default(),
+            alarms: crate::observe::AlarmConfig::by_default(),
         }
     }
 }
@@ -135,6 +135,40 @@ impl Builder {
     /// ```
     pub fn alarm_unknown_name_after(mut self, waits: u64) -> Builder {
         self.alarms.unknown_name_after = Some(waits);
+        self
+    }
+
+    /// The misspelt-name alarm every runtime has unless told otherwise: warns (once per tasklet and
+    /// name) about messages of a name that no wait of their tasklet has mentioned, once the oldest of
+    /// them has sat for `age` in the mailbox of a tasklet that waits (default 2 s). The warning goes
+    /// through `tracing`, and to standard error while no `tracing` subscriber is installed (see the
+    /// book's *Messages* chapter, "Mistakes are loud").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = tasklets::Runtime::builder().alarm_unknown_name_older_than(Duration::from_millis(500)).build();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn alarm_unknown_name_older_than(mut self, age: Duration) -> Builder {
+        self.alarms.unknown_name_older_than = Some(age);
+        self
+    }
+
+    /// Turns off the alarms a runtime has by default (the misspelt-name alarm,
+    /// [`alarm_unknown_name_older_than`](Self::alarm_unknown_name_older_than)): no watcher thread
+    /// unless another alarm is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tasklets::Runtime::builder().without_default_alarms().build();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn without_default_alarms(mut self) -> Builder {
+        self.alarms.unknown_name_older_than = None;
         self
     }
 

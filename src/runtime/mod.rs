@@ -453,6 +453,7 @@ impl Runtime {
 
     fn stop_all(&mut self) {
         let rt = &self.handle.rt;
+        rt.dead_letters.begin_shutdown();
         rt.stopping.store(true, Ordering::Release);
         rt.changed.notify(usize::MAX);
         for tx in &rt.jobs {
@@ -471,6 +472,7 @@ impl Runtime {
                 drop(job);
             }
         }
+        self.handle.rt.dead_letters.report_left_at_shutdown();
     }
 }
 

@@ -349,6 +349,9 @@ impl Run<'_> {
             };
             match &ended.result {
                 Ok(()) => tracing::debug!(child = %kid.spec.name, "child returned"),
+                Err(exit) if exit.is_stopped() => {
+                    tracing::info!(child = %kid.spec.name, %exit, "child stopped")
+                }
                 Err(exit) => tracing::warn!(child = %kid.spec.name, %exit, "child ended"),
             }
             if !restart {

@@ -105,6 +105,71 @@ pub enum Restart {
 /// assert_eq!(Ok::<u8, String>(7).into_exit(), Ok(()));
 /// assert_eq!(Err::<(), _>("disk full").into_exit(), Err(Exit::Failed("disk full".into())));
 /// ```
+///
+/// A body that loops forever, as a newcomer writes it, is a child too: edition 2024 gives it the
+/// output type `!`, which is a `ChildResult` (it never returns, so it never converts):
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(ChildSpec::new(
+///     "echo",
+///     |cx| async move {
+///         let ping = WaitForMessages::new().accept("ping");
+///         loop {
+///             let msg = cx.receive(&ping).await;
+///             let _ = cx.send(msg.reply("pong")).await;
+///         }
+///     },
+/// )));
+/// let echo = sup.child("echo").unwrap();
+/// let pong = rt.block_on(async {
+///     let me = rt.spawn(move |cx| async move {
+///         cx.send(Message::new("ping").to(&echo)).await.unwrap();
+///         cx.receive(&WaitForMessages::new().accept("pong")).await.name().clone()
+///     });
+///     me.join().await.unwrap()
+/// });
+/// assert_eq!(pong, "pong");
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
+///
+/// And with `?` in it, an async closure names the error type at the top (the `Err` is a failure,
+/// which restarts the child):
+///
+/// ```
+/// use tasklets::supervisor::{ChildSpec, Strategy, Supervisor};
+/// use tasklets::{Message, Runtime, WaitForMessages};
+///
+/// let rt = Runtime::new();
+/// let sup = rt.spawn_supervisor(Supervisor::new(Strategy::OneForOne).child(ChildSpec::new(
+///     "parser",
+///     async move |cx| -> tasklets::Result<()> {
+///         let input = WaitForMessages::new().accept("text");
+///         loop {
+///             let msg = cx.receive(&input).await;
+///             let n: u32 = msg.get::<&str>().ok_or("no text")?.parse()?;
+///             cx.send(msg.reply("number").value(n)).await?;
+///         }
+///     },
+/// )));
+/// let parser = sup.child("parser").unwrap();
+/// rt.block_on(async {
+///     let me = rt.spawn(move |cx| async move {
+///         cx.send(Message::new("text").to(&parser).value("x")).await.unwrap(); // fails: restarts
+///         cx.send(Message::new("text").to(&parser).value("7")).await.unwrap();
+///         let reply = cx.receive(&WaitForMessages::new().accept("number")).await;
+///         *reply.get::<u32>().unwrap()
+///     });
+///     assert_eq!(me.join().await, Ok(7));
+/// });
+/// assert_eq!(sup.snapshot().children[0].restarts, 1);
+/// sup.shutdown();
+/// rt.block_on(sup.join()).unwrap().unwrap();
+/// ```
 pub trait ChildResult {
     /// `Ok(())` for a normal end, `Err(Exit::Failed(..))` for an error.
     ///
@@ -124,9 +189,34 @@ pub trait ChildResult {
     fn into_exit(self) -> Result<(), Exit>;
 }
 
+/// The never type `!`, named on stable Rust through a function pointer's return type.
+///
+/// Edition 2024 infers `!` for the output of a block that never returns (`async move { loop { … } }`),
+/// so a child body that loops forever is a `Future<Output = !>`; this is how `ChildResult` names it.
+#[doc(hidden)]
+pub trait ReturnOf {
+    /// The return type.
+    type Output;
+}
+
+impl<T> ReturnOf for fn() -> T {
+    type Output = T;
+}
+
+/// `!`: what a body that never returns produces.
+type Never = <fn() -> ! as ReturnOf>::Output;
+
 impl ChildResult for () {
     fn into_exit(self) -> Result<(), Exit> {
         Ok(())
+    }
+}
+
+/// A body that never returns (`loop { … }` with no `break`): it only ends by failing, panicking or
+/// being stopped, so there is nothing to convert.
+impl ChildResult for Never {
+    fn into_exit(self) -> Result<(), Exit> {
+        self
     }
 }
 

@@ -496,6 +496,10 @@ impl Shared {
         }
         match &result {
             Ok(()) => tracing::trace!(tasklet = %self.id, "finished"),
+            // Being stopped is an ordinary end (a shutdown, a supervisor's restart): below WARN.
+            Err(exit) if exit.is_stopped() => {
+                tracing::info!(tasklet = %self.id, %exit, "tasklet stopped")
+            }
             Err(exit) => {
                 tracing::warn!(tasklet = %self.id, %exit, "tasklet ended without returning")
             }
