@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::nats_server;
+use support::{nats_server, nats_server_on};
 
 /// The built example, next to this test's own binary (`cargo test` builds the examples).
 fn example(name: &str) -> PathBuf {
@@ -35,8 +35,14 @@ impl Drop for Chat {
 
 /// Starts a chat node; returns it and the TCP address it listens on.
 fn chat(url: &str, ns: &str, node: &str) -> (Chat, String) {
+    chat_with(url, ns, node, &[])
+}
+
+/// [`chat`] with more flags.
+fn chat_with(url: &str, ns: &str, node: &str, flags: &[&str]) -> (Chat, String) {
     let path = example("chat-nats");
     let mut child = Command::new(&path)
+        .args(flags)
         .args([
             "--bind",
             "127.0.0.1:0",
@@ -141,4 +147,85 @@ fn clients_of_two_chat_nodes_talk_in_one_room_and_list_shows_both() {
     assert_eq!(alice.expect("* bob"), "* bob left lobby");
     alice.send("/list");
     assert_eq!(alice.expect("* in lobby:"), "* in lobby: alice");
+}
+
+/// The flush after an outage is the server's lag, not a client's: lines said while the NATS server
+/// was down reach the other node once it is back, in order, and nobody is disconnected.
+#[test]
+fn the_flush_after_a_nats_outage_disconnects_nobody() {
+    let Some(nats) = nats_server("chat_outage") else {
+        return;
+    };
+    let (url, port) = (nats.url.clone(), nats.port);
+    let ns = format!("chato{}", std::process::id());
+    let fast = ["--rate", "1000", "--burst", "1000"];
+    let (_c1, addr1) = chat_with(&url, &ns, "o1", &fast);
+    let (_c2, addr2) = chat_with(&url, &ns, "o2", &fast);
+    let mut alice = Client::connect(&addr1);
+    alice.send("/nick alice");
+    alice.expect("* you are now alice");
+    alice.send("/join lobby");
+    alice.expect("* alice joined lobby");
+    let mut bobs = Vec::new();
+    for i in 0..5 {
+        let mut bob = Client::connect(&addr2);
+        bob.send(&format!("/nick bob{i}"));
+        bob.expect("* you are now");
+        bob.send("/join lobby");
+        bob.expect(&format!("* bob{i} joined lobby"));
+        bobs.push(bob);
+    }
+    alice.send("before the outage");
+    for bob in &mut bobs {
+        assert_eq!(
+            bob.expect("[lobby] alice"),
+            "[lobby] alice: before the outage"
+        );
+    }
+
+    drop(nats); // the outage
+    for i in 0..200 {
+        alice.send(&format!("during {i}"));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the lines wait in the node's outage buffer
+    let _back = nats_server_on(port).expect("a new nats-server on the same port");
+
+    // When the nodes are back is not visible from outside the processes: alice says "after" every
+    // 200 ms (on a thread of its own) until every bob has heard one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut out = alice.out.try_clone().unwrap();
+    let stopping = std::sync::Arc::clone(&stop);
+    let ticker = std::thread::spawn(move || {
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if writeln!(out, "after").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    for bob in &mut bobs {
+        // Every line that arrives arrives in order and the connection stays: `expect` fails if
+        // the server closed it. (Lines the first paced batch publishes before the other node has
+        // resubscribed can still be lost: the open scale-out issue's "honest group delivery".)
+        let mut last = None;
+        loop {
+            let line = bob.expect("[lobby] alice");
+            if line == "[lobby] alice: after" {
+                break;
+            }
+            let i: u32 = line
+                .strip_prefix("[lobby] alice: during ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected {line:?}"));
+            assert!(last.is_none_or(|l| i > l), "{i} after {last:?}");
+            last = Some(i);
+        }
+        // How many arrived is the open issue's to fix (see above); printed for the record.
+        eprintln!("outage lines heard: up to {last:?} of 0..200");
+        bob.send("/list");
+        let list = bob.expect("* in lobby:");
+        assert!(list.contains("alice") && list.contains("bob"), "{list}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ticker.join().unwrap();
 }
