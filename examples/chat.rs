@@ -624,15 +624,12 @@ impl Conn<'_> {
             // The wait: messages always; the socket while bytes wait for it; the client's next turn
             // while its lines wait for one.
             let throttle = turn.map(WaitForTimeout::new);
-            let mut set: Vec<&dyn tasklets::WaitCondition> = vec![&inbox, kicked];
-            if !self.out.is_empty() {
-                set.push(&writable);
-                set.push(&stall);
-            }
-            if let Some(t) = &throttle {
-                set.push(t);
-            }
-            let mut ev = self.cx.wait(set).await;
+            let mut ev = match (self.out.is_empty(), &throttle) {
+                (true, None) => self.cx.wait((&inbox, kicked)).await,
+                (true, Some(t)) => self.cx.wait((&inbox, kicked, t)).await,
+                (false, None) => self.cx.wait((&inbox, kicked, &writable, &stall)).await,
+                (false, Some(t)) => self.cx.wait((&inbox, kicked, &writable, &stall, t)).await,
+            };
             // Take every message already waiting (up to BATCH bytes of output) before writing them
             // all with one syscall at the top of the loop.
             loop {
