@@ -275,7 +275,8 @@ impl Limits {
         self.any_wait = self.rules.iter().any(|r| r.limit.on_full == OnFull::Wait);
     }
 
-    /// Whether a message of `id` leaving may make room a blocked sender waits for.
+    /// Whether a message leaving may make room that a blocked sender waits for (some name makes its
+    /// senders wait).
     pub(crate) fn frees_waiters(&self) -> bool {
         self.any_wait
     }
