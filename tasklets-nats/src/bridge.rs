@@ -125,6 +125,7 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer: AtomicU64,
     pub(crate) publish_dropped: AtomicU64,
     pub(crate) busy_retries: AtomicU64,
+    pub(crate) disconnections: AtomicU64,
 }
 
 /// The connection as the tasklets side sees it, written by the client's event callback.
@@ -154,6 +155,7 @@ const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 /// Starts the bridge thread and connects; returns once connected (or failed).
 pub(crate) fn start(
     url: &str,
+    options: async_nats::ConnectOptions,
     name: &str,
     link: Arc<Link>,
 ) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error> {
@@ -177,7 +179,7 @@ pub(crate) fn start(
             };
             rt.block_on(async move {
                 let max = link.reconnect_max;
-                let client = match async_nats::ConnectOptions::new()
+                let client = match options
                     .name(&name)
                     .connection_timeout(Duration::from_secs(5))
                     .max_reconnects(None)
@@ -190,13 +192,22 @@ pub(crate) fn start(
                         async move {
                             let now = match event {
                                 async_nats::Event::Connected => true,
-                                async_nats::Event::Disconnected => false,
+                                async_nats::Event::Disconnected => {
+                                    link.counters.disconnections.fetch_add(1, Ordering::Relaxed);
+                                    false
+                                }
                                 async_nats::Event::SlowConsumer(sid) => {
                                     link.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
                                     tracing::warn!(
                                         subscription = sid,
                                         "NATS slow consumer: the server dropped frames for this node"
                                     );
+                                    return;
+                                }
+                                async_nats::Event::ServerError(e) => {
+                                    // A permission violation among others: the server keeps the
+                                    // connection and drops what was denied.
+                                    tracing::warn!(error = %e, "the NATS server reported an error");
                                     return;
                                 }
                                 _ => return,
@@ -213,7 +224,7 @@ pub(crate) fn start(
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(Error::Connect(e.to_string())));
+                        let _ = ready_tx.send(Err(connect_error(&e)));
                         return;
                     }
                 };
@@ -233,6 +244,37 @@ pub(crate) fn start(
             "the NATS thread ended before connecting".into(),
         )),
     }
+}
+
+/// The typed error of a failed connection: the server's refusal of the node's credentials, TLS
+/// that could not be set up, or anything else that kept it from connecting.
+fn connect_error(e: &async_nats::ConnectError) -> Error {
+    use async_nats::ConnectErrorKind as Kind;
+    // Its text names its source too.
+    let text = e.to_string();
+    match e.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => Error::Authorization(text),
+        Kind::Tls => Error::Tls(text),
+        // A TLS alert from the server (a client certificate refused or missing) comes as an I/O
+        // error during the handshake.
+        _ if is_tls_failure(e) => Error::Tls(text),
+        _ => Error::Connect(text),
+    }
+}
+
+/// Whether `e` or one of its sources is a TLS error (perhaps inside an I/O error).
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if err.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl Req {
@@ -310,11 +352,11 @@ impl Req {
                         link.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                         // Only the oldest unanswered message of the stream retries on a timer;
                         // the ones behind it (refused to keep the order) wait for their turn.
-                        if let Some((stream, seq)) = &self.stream {
-                            if wait_turn(&**stream, *seq, deadline).await {
-                                pause = Duration::from_millis(1);
-                                continue;
-                            }
+                        if let Some((stream, seq)) = &self.stream
+                            && wait_turn(&**stream, *seq, deadline).await
+                        {
+                            pause = Duration::from_millis(1);
+                            continue;
                         }
                         let nap = left.map_or(pause, |l| pause.min(l));
                         tokio::time::sleep(nap).await;
@@ -331,7 +373,9 @@ impl Req {
                         }
                         RequestErrorKind::TimedOut if busy => break Outcome::Busy,
                         RequestErrorKind::TimedOut => break Outcome::TimedOut,
-                        RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
+                        RequestErrorKind::InvalidSubject
+                        | RequestErrorKind::MaxPayloadExceeded
+                        | RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
                     },
                 }
             };

@@ -149,6 +149,7 @@
 
 mod bridge;
 mod codec;
+mod credentials;
 mod directory;
 mod groups;
 mod ingress;
@@ -184,6 +185,21 @@ pub enum Error {
     /// The NATS server could not be reached.
     #[error("cannot connect to NATS: {0}")]
     Connect(String),
+    /// A credential given in the [`NodeOptions`] cannot be used: a file that cannot be read, an
+    /// nkey seed or a `.creds` file that is not valid. Found at [`connect`], before the server is
+    /// contacted.
+    #[error("cannot use the node's credentials: {0}")]
+    Credentials(String),
+    /// The server refused the node's credentials, or their absence: an authorization violation
+    /// (wrong or missing user, password, token, nkey or `.creds`), or a failed signature of its
+    /// challenge.
+    #[error("the NATS server refused the node (authorization): {0}")]
+    Authorization(String),
+    /// TLS could not be set up: a certificate or key file that is not usable, a server certificate
+    /// the trusted authorities did not sign, a server that refused the client certificate (or its
+    /// absence), or TLS required and not offered.
+    #[error("cannot set up TLS with the NATS server: {0}")]
+    Tls(String),
     /// The bridge thread or its tokio runtime could not start.
     #[error("cannot start the NATS thread: {0}")]
     Runtime(String),
