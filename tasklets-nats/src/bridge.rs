@@ -15,7 +15,7 @@ use async_nats::{HeaderMap, Request, RequestErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::wire::{self, BUSY, H_FLOOR, H_LEFT_MS, H_STATUS};
+use crate::wire::{self, BUSY, GAP, H_FLOOR, H_LEFT_MS, H_STATUS};
 use crate::Error;
 
 /// What a request came back with.
@@ -126,6 +126,11 @@ pub(crate) struct Counters {
     pub(crate) publish_dropped: AtomicU64,
     pub(crate) busy_retries: AtomicU64,
     pub(crate) disconnections: AtomicU64,
+    pub(crate) resent: AtomicU64,
+    /// Times a receiving node answered "gap" and the unanswered messages were sent again, and
+    /// when that last happened.
+    pub(crate) gap_waves: AtomicU64,
+    pub(crate) last_gap_wave: std::sync::Mutex<Option<Instant>>,
 }
 
 /// The connection as the tasklets side sees it, written by the client's event callback.
@@ -149,6 +154,15 @@ const PACE: Duration = Duration::from_millis(2);
 /// How long a call's request still listens after its caller's deadline: a reply that crossed the
 /// deadline on the wire is then recorded as too late (`ReplyTooLate`) instead of being lost.
 const LATE_REPLY_GRACE: Duration = Duration::from_millis(250);
+/// How long a one-way message waits for its answer before it is sent again (the receiving node
+/// answers a copy of a message it took with that message's answer, or "busy" while it is still on
+/// its way).
+const SILENCE: Duration = Duration::from_millis(500);
+/// How long a numbered one-way message answered "no responders" is asked again (the receiving
+/// node may be reconnecting) before it is a dead letter.
+const RESUBSCRIBE_GRACE: Duration = Duration::from_millis(250);
+/// The shortest time between two waves of messages sent again after "gap" answers.
+const GAP_WAVE: Duration = Duration::from_millis(20);
 /// The longest pause between two attempts of a request answered "busy".
 const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
@@ -193,7 +207,7 @@ pub(crate) fn start(
                             let now = match event {
                                 async_nats::Event::Connected => true,
                                 async_nats::Event::Disconnected => {
-                                    link.counters.disconnections.fetch_add(1, Ordering::Relaxed);
+                                    link.counters.disconnections.fetch_add(1, Ordering::Release);
                                     false
                                 }
                                 async_nats::Event::SlowConsumer(sid) => {
@@ -297,10 +311,18 @@ impl Req {
             Deadline::At(at) => (at, LATE_REPLY_GRACE),
             Deadline::After(d) => (Instant::now().checked_add(d), Duration::ZERO),
         };
+        // A numbered one-way message is sent again when the connection was lost while it waited
+        // for its answer (the frame or its answer may have been lost with the connection), or
+        // when a receiving node answered "gap" to a later one (the frame was lost with that node's
+        // connection); the receiving node answers a frame it took before without delivering it
+        // again.
+        let resend = matches!(self.deadline, Deadline::After(_)) && self.stream.is_some();
         let mut release = self.release.take();
         in_flight.spawn(async move {
             let mut pause = Duration::from_millis(1);
             let mut busy = false;
+            let mut buffered = buffered;
+            let mut no_responders: Option<Instant> = None;
             let outcome = loop {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|l| l.is_zero()) {
@@ -321,7 +343,20 @@ impl Req {
                     .headers(headers)
                     .payload(self.payload.clone())
                     .timeout(left.map(|l| l + grace));
-                let answer = client.send_request(self.subject.clone(), req);
+                let epoch = (
+                    link.counters.disconnections.load(Ordering::Acquire),
+                    link.counters.gap_waves.load(Ordering::Acquire),
+                );
+                let answer = futures_lite::future::or(
+                    async { Some(client.send_request(self.subject.clone(), req).await) },
+                    async {
+                        if !resend {
+                            std::future::pending::<()>().await;
+                        }
+                        resend_due(&link, epoch).await;
+                        None
+                    },
+                );
                 // The window's place is given back at the deadline; the answer is still awaited
                 // for the grace period. (Without grace, the request ends at the deadline anyway:
                 // no second timer.)
@@ -346,8 +381,20 @@ impl Req {
                         answer.await
                     }
                 };
+                let Some(answer) = answer else {
+                    // Sent again at once; until its deadline, "no responders" means the other
+                    // node has not subscribed again yet.
+                    link.counters.resent.fetch_add(1, Ordering::Relaxed);
+                    buffered = true;
+                    continue;
+                };
                 match answer {
-                    Ok(reply) if wire::header(&reply, H_STATUS) == Some(BUSY) => {
+                    Ok(reply)
+                        if matches!(wire::header(&reply, H_STATUS), Some(BUSY) | Some(GAP)) =>
+                    {
+                        if wire::header(&reply, H_STATUS) == Some(GAP) {
+                            gap_wave(&link);
+                        }
                         busy = true;
                         link.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                         // Only the oldest unanswered message of the stream retries on a timer;
@@ -365,7 +412,13 @@ impl Req {
                     Ok(reply) => break Outcome::Reply(reply),
                     Err(e) => match e.kind() {
                         RequestErrorKind::NoResponders => {
-                            if buffered && left.is_none_or(|l| l > Duration::from_millis(10)) {
+                            // A numbered message may meet the receiving node while it reconnects
+                            // (after losing its connection): asked again for a short while.
+                            let since = *no_responders.get_or_insert_with(Instant::now);
+                            let reconnecting = resend && since.elapsed() < RESUBSCRIBE_GRACE;
+                            if (buffered || reconnecting)
+                                && left.is_none_or(|l| l > Duration::from_millis(10))
+                            {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                                 continue;
                             }
@@ -385,6 +438,50 @@ impl Req {
             self.done.call(outcome);
         });
     }
+}
+
+/// Returns once a message sent at `epoch` (the counts of disconnections and of gap waves then) is
+/// to be sent again: the connection was lost since and is back, a gap wave came since, or no
+/// answer came for [`SILENCE`] (the receiving node's connection may have been lost with it).
+async fn resend_due(link: &Link, epoch: (u64, u64)) {
+    let c = &link.counters;
+    let silence = tokio::time::sleep(SILENCE);
+    futures_util::pin_mut!(silence);
+    loop {
+        let changed = link.changed.listen();
+        let reconnected = c.disconnections.load(Ordering::Acquire) > epoch.0
+            && link.connected.load(Ordering::Acquire);
+        if reconnected || c.gap_waves.load(Ordering::Acquire) > epoch.1 {
+            return;
+        }
+        if futures_lite::future::or(
+            async {
+                changed.await;
+                false
+            },
+            async {
+                (&mut silence).await;
+                true
+            },
+        )
+        .await
+        {
+            return;
+        }
+    }
+}
+
+/// A receiving node answered "gap": every message waiting for its answer is sent again (at most
+/// one wave per [`GAP_WAVE`], however many messages are answered "gap").
+fn gap_wave(link: &Link) {
+    let c = &link.counters;
+    let mut last = c.last_gap_wave.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| t.elapsed() < GAP_WAVE) {
+        return;
+    }
+    *last = Some(Instant::now());
+    c.gap_waves.fetch_add(1, Ordering::AcqRel);
+    link.changed.notify(usize::MAX);
 }
 
 /// Waits until `seq` is the oldest unanswered message of `stream` (or `deadline`); whether it had

@@ -38,6 +38,9 @@ pub struct NodeStats {
     /// Times the connection to the NATS server was lost (the client reconnects each time): a
     /// server restart, a network fault, or a frame the client could not parse.
     pub disconnections: u64,
+    /// Messages sent again because the connection was lost while they waited for their answer
+    /// (the receiving node answers a message it took before without delivering it twice).
+    pub resent: u64,
 }
 
 impl Node {
@@ -309,6 +312,7 @@ impl Node {
             slow_consumer: c.slow_consumer.load(Ordering::Relaxed),
             publish_dropped: c.publish_dropped.load(Ordering::Relaxed),
             disconnections: c.disconnections.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 }

@@ -58,6 +58,9 @@ pub(crate) const H_SPAN: &str = "tn-span";
 pub(crate) const OK: &str = "ok";
 /// The destination (or the sender's stand-in) is full: the sender waits and sends again.
 pub(crate) const BUSY: &str = "busy";
+/// An earlier frame of the same stream never arrived (lost with a connection): the sender sends
+/// the frames it has unanswered again, and this one after them.
+pub(crate) const GAP: &str = "gap";
 
 pub(crate) fn header<'a>(msg: &'a async_nats::Message, key: &str) -> Option<&'a str> {
     msg.headers.as_ref()?.get(key).map(|v| v.as_str())
