@@ -1,5 +1,6 @@
 //! Authentication and permissions against a real nats-server started from a configuration file:
-//! user and password, token, nkeys and TLS with a client certificate (each refusing a node
+//! user and password, token, nkeys, a `.creds` file in operator mode and TLS with a client
+//! certificate (each refusing a node
 //! without the credential, and letting a message cross between two nodes with it), and the Scaling
 //! out chapter's server configuration, whose permissions keep each node from publishing as
 //! another one or reading another one's subjects.
@@ -525,5 +526,109 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
     assert!(
         rt_b.block_on(b.wait_for_peer("node-c", WAIT)),
         "node-b did not take node-c's own heartbeat"
+    );
+}
+
+/// Base64 with the URL alphabet and no padding (JWT segments).
+fn base64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A NATS JWT (as `nsc` writes them) for `subject`'s public key, issued and signed by `issuer`,
+/// with these `nats` claims.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    let header = base64url(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "jti": format!("{name}-{iat}"),
+        "iat": iat,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", base64url(claims.to_string().as_bytes()));
+    let signature = issuer.sign(body.as_bytes()).unwrap();
+    format!("{body}.{}", base64url(&signature))
+}
+
+#[test]
+fn a_creds_file_in_operator_mode_passes_a_node_and_a_node_without_one_is_refused() {
+    let (operator, account) = (
+        nkeys::KeyPair::new_operator(),
+        nkeys::KeyPair::new_account(),
+    );
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "tasklets-test",
+        serde_json::json!({ "type": "operator", "version": 2 }),
+    );
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "TASKLETS",
+        serde_json::json!({
+            "limits": { "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                        "wildcards": true, "conn": -1, "leaf": -1 },
+            "default_permissions": { "pub": {}, "sub": {} },
+            "type": "account", "version": 2
+        }),
+    );
+    let dir = test_dir("creds");
+    let creds = |node: &str| {
+        let user = nkeys::KeyPair::new_user();
+        let user_jwt = jwt(
+            &account,
+            &user.public_key(),
+            node,
+            serde_json::json!({ "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                                "type": "user", "version": 2 }),
+        );
+        let file = dir.join(format!("{node}.creds"));
+        std::fs::write(
+            &file,
+            format!(
+                "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+                 -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                user.seed().unwrap()
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let (a_creds, b_creds) = (creds("node-a"), creds("node-b"));
+    let garbage = dir.join("garbage.creds");
+    std::fs::write(&garbage, "not a creds file").unwrap();
+    let config = format!(
+        "operator: {operator_jwt}\nresolver: MEMORY\nresolver_preload: {{\n  {}: {account_jwt}\n}}\n",
+        account.public_key()
+    );
+    let Some(server) = server("creds", dir.clone(), &config) else {
+        return;
+    };
+    let ns = "creds";
+    assert_authorization(refused(&server.url(), opts("a", ns)));
+    let bad = refused(&server.url(), opts("a", ns).credentials_file(&garbage));
+    assert!(matches!(bad, Error::Credentials(_)), "{bad:?}");
+    a_note_crosses(
+        &server.url(),
+        opts("a", ns).credentials_file(a_creds),
+        &server.url(),
+        opts("b", ns).credentials_file(b_creds),
     );
 }
