@@ -1,9 +1,8 @@
 //! Authentication and permissions against a real nats-server started from a configuration file:
 //! user and password, token, nkeys, a `.creds` file in operator mode and TLS with a client
-//! certificate (each refusing a node
-//! without the credential, and letting a message cross between two nodes with it), and the Scaling
-//! out chapter's server configuration, whose permissions keep each node from publishing as
-//! another one or reading another one's subjects.
+//! certificate (each refusing a node without the credential, and letting a message cross between
+//! two nodes with it), and the Scaling-out chapter's server configuration, whose permissions keep
+//! each node from publishing as another one or reading another one's subjects.
 
 mod support;
 
