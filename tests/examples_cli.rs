@@ -171,7 +171,10 @@ impl Client {
         Client { lines, socket }
     }
     fn send(&mut self, line: &str) {
-        writeln!(self.socket, "{line}").unwrap();
+        // One write: two small ones would wait on Nagle's algorithm and delayed ACKs.
+        self.socket
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
     }
     fn next(&mut self) -> String {
         let mut line = String::new();
