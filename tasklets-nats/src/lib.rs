@@ -39,7 +39,8 @@
 //! | `credentials` | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
 //! | `wire` | the envelope: header names, its version, answer statuses, deadlines as time left | — |
 //! | [`codec`](Wire) | the wire table: which message names carry which value type, and how | — |
-//! | `bridge` | the NATS thread: connection, subscriptions, requests (retries on "busy", deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
+//! | `connection` | the NATS thread's start: the client's options and events, the typed error of a failed connection | bridge |
+//! | `bridge` | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
 //! | `inner` | the state a node shares (directory, proxies, local senders, stream bookkeeping) | bridge, ingress |
 //! | `node` | [`connect`], exporting, [`Node::close`] | all of the above |
 //! | `directory` | what a node knows and counts: peers, remote names and members, waits, [`NodeStats`] | inner |
@@ -163,6 +164,7 @@
 
 mod bridge;
 mod codec;
+mod connection;
 mod credentials;
 mod directory;
 mod groups;

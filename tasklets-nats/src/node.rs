@@ -78,7 +78,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         reconnect_max: opts.reconnect_max,
         counters: bridge::Counters::default(),
     });
-    let (cmds, thread) = bridge::start(
+    let (cmds, thread) = crate::connection::start(
         url,
         opts.connect_options(url)?,
         &opts.node,
