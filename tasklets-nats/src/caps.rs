@@ -18,6 +18,9 @@
 //! peer that would still exceed [`DEFERRED_PER_NODE`] messages or [`DEFERRED_BYTES_PER_NODE`]
 //! bytes is refused with the reason: the sending node dead-letters it. The count is an upper bound:
 //! messages of other senders in the same mailbox count against the peer until they are taken.
+//! Messages to a name or a tasklet's address are counted; a broadcast to a group and a pool's
+//! message are not (their destinations are chosen at delivery). Frames that name no sending node
+//! count together, as one peer with an empty name.
 
 use std::collections::HashMap;
 

@@ -102,6 +102,12 @@ impl Inner {
     /// A heartbeat of `node`, which exports the names in its payload.
     pub(crate) fn heard(self: &Arc<Self>, node: &str, frame: &async_nats::Message) {
         if node == self.opts.node {
+            if number(frame, H_INC).is_some_and(|inc| inc != self.incarnation) {
+                tracing::warn!(
+                    node,
+                    "another node runs under this node's name in this namespace"
+                );
+            }
             return;
         }
         let inc = match number(frame, H_INC) {
@@ -159,7 +165,7 @@ impl Inner {
     /// from `node` itself, as its current incarnation.
     pub(crate) fn gone(&self, node: &str, id: &str, frame: &async_nats::Message) {
         let Ok(id) = id.parse() else { return };
-        if !self.trusted(node, frame) {
+        if node == self.opts.node || !self.trusted(node, frame) {
             return;
         }
         let removed = {
