@@ -238,3 +238,134 @@ fn a_closed_node_leaves_no_tasklet_behind() {
         rt.handle().live()
     );
 }
+
+/// A raw NATS connection, for posing as a node.
+struct Raw {
+    out: TcpStream,
+    lines: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        out.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut lines = BufReader::new(out.try_clone().unwrap());
+        let mut info = String::new();
+        lines.read_line(&mut info).unwrap();
+        let mut raw = Raw { out, lines };
+        raw.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n");
+        raw
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.out.write_all(bytes).unwrap();
+    }
+
+    fn hpub(&mut self, subject: &str, headers: &[(&str, &str)], payload: &[u8]) {
+        let mut h = String::from("NATS/1.0\r\n");
+        for (k, v) in headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str("\r\n");
+        let head = format!("HPUB {subject} {} {}\r\n", h.len(), h.len() + payload.len());
+        let mut frame = head.into_bytes();
+        frame.extend_from_slice(h.as_bytes());
+        frame.extend_from_slice(payload);
+        frame.extend_from_slice(b"\r\n");
+        self.send(&frame);
+    }
+
+    /// The next message: its reply subject and header block.
+    fn next(&mut self) -> (String, String) {
+        loop {
+            let mut line = String::new();
+            self.lines.read_line(&mut line).unwrap();
+            if line.starts_with("HMSG") {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                let total: usize = parts.last().unwrap().parse().unwrap();
+                let reply = if parts.len() == 6 { parts[3] } else { "" }.to_owned();
+                let mut body = vec![0; total + 2];
+                std::io::Read::read_exact(&mut self.lines, &mut body).unwrap();
+                return (reply, String::from_utf8_lossy(&body).into_owned());
+            }
+            if line.starts_with("PING") {
+                self.send(b"PONG\r\n");
+            }
+        }
+    }
+}
+
+/// The sending side of an old address: a "node" m (a raw client) announces a member, then
+/// answers a frame for it as a restarted m does. The sender's node dead-letters the message with
+/// that reason, and the stand-in ends (its monitors get `down`; `ended_because` says why). The
+/// frame carried the incarnation its address was made for.
+#[test]
+fn a_message_to_an_address_of_an_earlier_incarnation_is_a_dead_letter_with_the_reason() {
+    let Some(nats) = nats_server("a_message_to_an_address_of_an_earlier_incarnation") else {
+        return;
+    };
+    let ns = format!("oldaddr{}", std::process::id());
+    let rt = Runtime::new();
+    let w = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("w")
+            .namespace(ns.as_str())
+            .heartbeat(Duration::from_millis(50))
+            .down_after(Duration::from_secs(30)),
+    )
+    .unwrap();
+    w.wire::<u64>("note");
+    let dead = rt.handle().dead_letters();
+    let mut raw = Raw::connect(nats.port);
+    raw.send(format!("SUB {ns}.addr.m.* 1\r\n").as_bytes());
+    let m = [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", "5")];
+    raw.hpub(&format!("{ns}.node.m.hb"), &m, b"[]");
+    assert!(rt.block_on(w.wait_for_peer("m", Duration::from_secs(10))));
+    raw.hpub(&format!("{ns}.members.m.room"), &m, b"[[3,true]]");
+    let room = Group::new("room");
+    assert!(until(&rt, || w.remote_members(&room).len() == 1));
+    let stand_in = w.remote_members(&room)[0].1.clone();
+    let answering = std::thread::spawn(move || {
+        let (reply, headers) = raw.next();
+        let status = "restarted: addressed to incarnation 5 of node m, which is now 6";
+        raw.hpub(&reply, &[("tn-status", status)], b"");
+        (raw, headers)
+    });
+    let to = stand_in.clone();
+    let sent = rt.spawn(move |cx| async move {
+        cx.monitor(&to);
+        let sent = cx.send(Message::new("note").to(&to).value(1_u64)).await;
+        let down = futures_lite::future::or(
+            async { Some(cx.receive(&WaitForMessages::new().accept(&DOWN)).await) },
+            async {
+                async_io::Timer::after(Duration::from_secs(10)).await;
+                None
+            },
+        )
+        .await;
+        let down = down.expect("the stand-in of the old address never ended");
+        (sent.is_ok(), down.get::<Down>().unwrap().id)
+    });
+    let (ok, down) = rt.block_on(sent.join()).unwrap();
+    let (_raw, headers) = answering.join().unwrap();
+    assert!(ok, "accepted at send");
+    assert!(headers.contains("tn-to-inc: 5"), "{headers}");
+    assert_eq!(down, stand_in.id());
+    let letter = rt.block_on(async {
+        futures_lite::future::or(async { dead.recv().await }, async {
+            async_io::Timer::after(Duration::from_secs(10)).await;
+            None
+        })
+        .await
+    });
+    let letter = letter.expect("no dead letter");
+    let why = format!("{:?}", letter.reason);
+    assert!(
+        why.contains("restarted: addressed to incarnation 5"),
+        "{why}"
+    );
+    assert!(w
+        .ended_because(stand_in.id())
+        .is_some_and(|r| r.contains("restarted")));
+}
