@@ -71,7 +71,10 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
                 "{option}({d:?}): echo never announced"
             );
             assert!(ra.block_on(a.wait_for_peer("b", Duration::MAX)));
-            let _ = ra.block_on(a.wait_for_peer("nobody", Duration::ZERO));
+            assert!(!ra.block_on(a.wait_for_peer("nobody", Duration::ZERO)));
+            assert!(ra.block_on(a.wait_for_connection(Duration::MAX)));
+            assert!(!ra.block_on(a.wait_for_disconnection(Duration::ZERO)));
+            assert!(ra.block_on(a.wait_for_name("echo", Duration::ZERO)));
             let t = ra.spawn(|cx| async move {
                 let call = cx
                     .call(
@@ -81,14 +84,20 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
                     )
                     .await
                     .map(|mut r| r.take::<u64>());
+                // And a caller that waits for ever: only the option bounds the call.
+                let forever = cx
+                    .call("echo", Message::new("double").value(1_u64), None)
+                    .await
+                    .map(|mut r| r.take::<u64>());
                 let sent = cx.send(Message::new("note").to("echo").value(7_u64)).await;
-                (call.ok().flatten(), sent.is_ok())
+                (call.ok().flatten(), forever.ok().flatten(), sent.is_ok())
             });
-            let (call, sent) = ra.block_on(t.join()).unwrap();
+            let (call, forever, sent) = ra.block_on(t.join()).unwrap();
             assert!(sent, "{option}({d:?}): the note was refused at send");
             if *option != "call_timeout" || d != Duration::ZERO {
                 // A call capped at 1 ms may fail; every other one is answered.
                 assert_eq!(call, Some(42), "{option}({d:?})");
+                assert_eq!(forever, Some(2), "{option}({d:?})");
             }
             let note = ra.block_on(async {
                 futures_lite::future::or(async { notes.recv().await.ok() }, async {
@@ -101,7 +110,7 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
             a.close();
             b_handle.quit();
             b.join().unwrap();
-            println!("{option}({d:?}): call {call:?}, note delivered");
+            println!("{option}({d:?}): calls {call:?} {forever:?}, note delivered");
         }
     }
 }
