@@ -57,6 +57,8 @@ pub(crate) struct State {
     /// Why the last stand-ins ended (a node gone or restarted), oldest first, at most
     /// [`ENDED_KEPT`]: see [`Node::ended_because`](crate::Node::ended_because).
     pub(crate) ended: VecDeque<(TaskletId, String)>,
+    /// The incarnations of each peer name that a newer one replaced (the last few).
+    pub(crate) replaced: HashMap<String, Vec<u64>>,
     /// Deferred remote messages per peer: see [`crate::caps`].
     pub(crate) held: crate::caps::Held,
 }

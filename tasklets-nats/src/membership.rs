@@ -38,6 +38,9 @@ pub(crate) const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
 /// The shortest heartbeat period (a shorter one, `Duration::ZERO` included, is taken as this).
 pub(crate) const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
 
+/// The replaced incarnations a node remembers per peer name (their late heartbeats are ignored).
+const REPLACED_KEPT: usize = 8;
+
 /// What ends when a node is gone or restarted: stand-ins (with why) and group members.
 #[derive(Default)]
 struct Departure {
@@ -120,7 +123,20 @@ impl Inner {
         let names: Vec<String> = serde_json::from_slice(&frame.payload).unwrap_or_default();
         let (new, departure) = {
             let mut s = self.lock();
+            if s.replaced.get(node).is_some_and(|old| old.contains(&inc)) {
+                // A late heartbeat of an incarnation already replaced: a restart is one-way.
+                drop(s);
+                self.tally.untrusted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             let before = s.incarnation_of(node);
+            if let Some(old) = before.filter(|old| *old != inc) {
+                let replaced = s.replaced.entry(node.to_owned()).or_default();
+                if replaced.len() >= REPLACED_KEPT {
+                    replaced.remove(0);
+                }
+                replaced.push(old);
+            }
             s.peers.insert(
                 node.to_owned(),
                 Peer {
@@ -229,7 +245,7 @@ impl Inner {
             }
             // The stand-ins of nodes (or incarnations) never heard from — a forged sender — once
             // they are older than the bound.
-            let strays: Vec<String> = s
+            let strays: std::collections::HashSet<String> = s
                 .proxies
                 .values()
                 .filter(|p| {

@@ -369,3 +369,38 @@ fn a_message_to_an_address_of_an_earlier_incarnation_is_a_dead_letter_with_the_r
         .ended_because(stand_in.id())
         .is_some_and(|r| r.contains("restarted")));
 }
+
+/// A restart is one-way: a late heartbeat of the replaced incarnation (delayed on another
+/// connection) neither brings it back nor ends the new one's stand-ins.
+#[test]
+fn a_late_heartbeat_of_a_replaced_incarnation_is_ignored() {
+    let Some(nats) = nats_server("a_late_heartbeat_of_a_replaced_incarnation") else {
+        return;
+    };
+    let ns = format!("late{}", std::process::id());
+    let rt = Runtime::new();
+    let w = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("w")
+            .namespace(ns.as_str())
+            .heartbeat(Duration::from_millis(50))
+            .down_after(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let mut raw = Raw::connect(nats.port);
+    let hb = format!("{ns}.node.m.hb");
+    let as_inc = |inc: &'static str| [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", inc)];
+    raw.hpub(&hb, &as_inc("5"), b"[]");
+    assert!(until(&rt, || w.peer_incarnation("m") == Some(5)));
+    raw.hpub(&hb, &as_inc("6"), b"[]");
+    assert!(until(&rt, || w.peer_incarnation("m") == Some(6)));
+    raw.hpub(&format!("{ns}.members.m.room"), &as_inc("6"), b"[[3,true]]");
+    let room = Group::new("room");
+    assert!(until(&rt, || w.remote_members(&room).len() == 1));
+    let untrusted = w.stats().untrusted;
+    raw.hpub(&hb, &as_inc("5"), b"[]");
+    assert!(until(&rt, || w.stats().untrusted > untrusted));
+    assert_eq!(w.peer_incarnation("m"), Some(6));
+    assert_eq!(w.remote_members(&room).len(), 1);
+}
