@@ -10,7 +10,8 @@
 //! restarted node, and everything this node held of the old one ends at once — its names leave
 //! the directory, its group members leave (with notices), and the stand-ins of its tasklets and
 //! names end, so monitors get `down` ([`Node::ended_because`](crate::Node::ended_because) tells
-//! why). A frame addressed to a tasklet of the old incarnation is refused by the new one.
+//! why). A frame addressed to a tasklet of the old incarnation is refused by the new one. A restart
+//! is one-way: a late heartbeat of a replaced incarnation is ignored.
 //!
 //! # Trust
 //!
