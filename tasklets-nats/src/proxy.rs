@@ -169,7 +169,10 @@ impl Inner {
         {
             let s = self.lock();
             let known = s.proxies.get(&key).is_some_and(|p| !p.addr.is_finished());
-            if !known && s.proxies.values().filter(|p| p.node == node).count() >= STAND_INS_PER_NODE
+            // Counted only when there could be that many (the count walks every proxy).
+            if !known
+                && s.proxies.len() >= STAND_INS_PER_NODE
+                && s.proxies.values().filter(|p| p.node == node).count() >= STAND_INS_PER_NODE
             {
                 return None;
             }
