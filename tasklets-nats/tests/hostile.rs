@@ -244,7 +244,9 @@ fn stand_ins_for_forged_senders_end_when_their_node_is_never_heard_from() {
         return;
     };
     let ns = format!("forged{}", std::process::id());
-    let (rt, _node) = node(&nats.url, &ns);
+    // Long enough that the stand-ins are still there when the last answer is read on a loaded
+    // machine.
+    let (rt, _node) = node_with(&nats.url, &ns, Duration::from_secs(2));
     let _ = Name::new("ping");
     let mut raw = Raw::connect(nats.port);
     let before = (rss_kb(), rt.handle().live());
@@ -269,7 +271,7 @@ fn stand_ins_for_forged_senders_end_when_their_node_is_never_heard_from() {
     let answer = rt.block_on(rx.recv()).unwrap();
     let _raw = reader.join().unwrap();
     assert!(answer.contains("tn-status: ok"), "{answer}");
-    // Some of the 2 001 are already gone: they end `down_after` (300 ms) after they were made.
+    // Some of the 2 001 may be gone already: they end `down_after` (2 s) after they were made.
     let peak = (rss_kb(), rt.handle().live());
     assert!(peak.1 > before.1, "{peak:?}");
     assert!(
