@@ -96,16 +96,17 @@ impl Held {
                 ));
             }
         }
-        let share = self
-            .0
-            .entry(node.to_owned())
-            .or_default()
-            .entry(to.id())
-            .or_insert_with(|| Share {
-                addr: to.clone(),
-                count: 0,
-                bytes: 0,
-            });
+        if !self.0.contains_key(node) {
+            self.0.insert(node.to_owned(), HashMap::new());
+        }
+        let Some(shares) = self.0.get_mut(node) else {
+            return Ok(());
+        };
+        let share = shares.entry(to.id()).or_insert_with(|| Share {
+            addr: to.clone(),
+            count: 0,
+            bytes: 0,
+        });
         share.count += 1;
         share.bytes += bytes;
         Ok(())
