@@ -154,11 +154,11 @@ impl Inner {
                 if number(&frame, H_TO_INC) != Some(self.incarnation) {
                     // An address of an earlier incarnation: its tasklet is gone, and the same id
                     // here now (if any) is another tasklet.
+                    let to =
+                        number(&frame, H_TO_INC).map_or("none".to_owned(), |i| format!("{i:x}"));
                     let why = format!(
-                        "{RESTARTED}: addressed to incarnation {} of node {}, which is now {:x}",
-                        header(&frame, H_TO_INC).unwrap_or("none"),
-                        self.opts.node,
-                        self.incarnation
+                        "{RESTARTED}: addressed to incarnation {to} of node {}, which is now {:x}",
+                        self.opts.node, self.incarnation
                     );
                     self.answer(&frame.reply.as_ref().map(|r| r.to_string()), &why);
                     return;
