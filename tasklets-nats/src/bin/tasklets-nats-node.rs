@@ -1,4 +1,4 @@
-//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE [NAME PEERS]`.
+//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE [NAME [PEERS]]`.
 //!
 //! - `server` (node `server`): registers and exports `echo`, which answers `double` calls, counts
 //!   `note`s (printing `note ID` for each), answers `hello` with `hello-back` to the sender and
@@ -32,7 +32,9 @@ fn main() {
         [_, url, ns, role, name, peers] if role == "peer" => (url, ns, role, name, Some(peers)),
         [_, url, ns, role, name] if role == "member" => (url, ns, role, name, None),
         _ => {
-            eprintln!("usage: tasklets-nats-node URL NAMESPACE server|client|peer [NAME PEERS]");
+            eprintln!(
+                "usage: tasklets-nats-node URL NAMESPACE server|client|peer NAME PEERS|member NAME"
+            );
             std::process::exit(2);
         }
     };
