@@ -70,6 +70,10 @@ impl AlarmConfig {
     }
 }
 
+/// The alarm watcher sleeps at least this many times as long as its last check took (at most 5 % of
+/// a core).
+const WATCHER_SLEEP_PER_CHECK: u32 = 19;
+
 /// A supervised tasklet's supervisor and its child name there.
 type SupervisedBy = Option<(TaskletId, String)>;
 
@@ -114,6 +118,11 @@ impl Observe {
     }
 
     /// Starts the alarm watcher thread if any threshold is set; it ends with the runtime.
+    ///
+    /// A check costs about 0.8 µs per live tasklet (`benches/alarms.rs`: 7.5 ms for 10 000, 78 ms
+    /// for 100 000), so the watcher sleeps at least [`WATCHER_SLEEP_PER_CHECK`] times as long as its
+    /// last check took: it never takes more than 5 % of one core, however many tasklets there are
+    /// (with 100 000, a check every ~1.5 s instead of every 500 ms).
     pub(crate) fn start_watcher(rt: &Arc<RtShared>) {
         if !rt.observe.alarms.any() {
             return;
@@ -122,11 +131,16 @@ impl Observe {
         let interval = rt.observe.alarms.interval();
         std::thread::Builder::new()
             .name("tasklets-alarms".into())
-            .spawn(move || loop {
-                std::thread::sleep(interval);
-                let Some(rt) = weak.upgrade() else { return };
-                let snapshot = take(&rt);
-                rt.observe.check(&snapshot);
+            .spawn(move || {
+                let mut last_check = Duration::ZERO;
+                loop {
+                    std::thread::sleep(interval.max(last_check * WATCHER_SLEEP_PER_CHECK));
+                    let Some(rt) = weak.upgrade() else { return };
+                    let started = Instant::now();
+                    let snapshot = take(&rt);
+                    rt.observe.check(&snapshot);
+                    last_check = started.elapsed();
+                }
             })
             .expect("failed to start the tasklets alarm thread");
     }

@@ -41,6 +41,15 @@ pub struct NodeStats {
     /// Messages sent again because the connection was lost while they waited for their answer
     /// (the receiving node answers a message it took before without delivering it twice).
     pub resent: u64,
+    /// Remote group members refused: their node already had the most members a node may have
+    /// here (4 096, all groups together).
+    pub members_refused: u64,
+    /// Remote messages refused because their node already had the most messages (4 096) or bytes
+    /// of frames (64 MiB) a node may have sitting in this node's mailboxes.
+    pub deferred_refused: u64,
+    /// Heartbeats, `gone` notices and membership changes ignored: their headers did not name
+    /// the node (and incarnation) they speak for.
+    pub untrusted: u64,
 }
 
 impl Node {
@@ -288,6 +297,72 @@ impl Node {
         }
     }
 
+    /// This node's incarnation: a random number drawn at [`connect`](crate::connect), carried by
+    /// every frame it sends. A node started again under the same name has another one, and the
+    /// other nodes take it for a new node (see [Incarnations](crate#incarnations)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// assert_ne!(node.incarnation(), 0);
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    /// The incarnation of peer `node` as its last heartbeat carried it; `None` when `node` is not
+    /// a live peer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// if let Some(inc) = node.peer_incarnation("b") {
+    ///     println!("b is incarnation {inc:x}");
+    /// }
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn peer_incarnation(&self, node: &str) -> Option<u64> {
+        self.inner.lock().incarnation_of(node)
+    }
+
+    /// Why the stand-in `id` (a proxy of a remote tasklet or name) ended, when its node was gone,
+    /// restarted or reported the tasklet ended: for instance "node b restarted (incarnation 1f..
+    /// replaced by 9a..)". Its monitors got `down` with [`Exit::Stopped`](tasklets::Exit::Stopped);
+    /// this is the reason. The node keeps the last 4 096 reasons; `None` for others.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use tasklets::{Down, WaitForMessages, DOWN};
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = std::sync::Arc::new(tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?);
+    /// let n = node.clone();
+    /// rt.spawn(move |cx| async move {
+    ///     let Some(echo) = n.whereis("echo") else { return };
+    ///     cx.monitor(&echo);
+    ///     let down = cx.receive(&WaitForMessages::new().accept(&DOWN)).await;
+    ///     let id = down.get::<Down>().unwrap().id;
+    ///     println!("echo is out of reach: {:?}", n.ended_because(id));
+    /// });
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub fn ended_because(&self, id: TaskletId) -> Option<String> {
+        let s = self.inner.lock();
+        s.ended
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == id)
+            .map(|(_, why)| why.clone())
+    }
+
     /// What the node has counted since it connected: see [`NodeStats`].
     ///
     /// # Examples
@@ -313,6 +388,9 @@ impl Node {
             publish_dropped: c.publish_dropped.load(Ordering::Relaxed),
             disconnections: c.disconnections.load(Ordering::Relaxed),
             resent: c.resent.load(Ordering::Relaxed),
+            members_refused: t.members_refused.load(Ordering::Relaxed),
+            deferred_refused: t.deferred_refused.load(Ordering::Relaxed),
+            untrusted: t.untrusted.load(Ordering::Relaxed),
         }
     }
 }

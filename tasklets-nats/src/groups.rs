@@ -6,8 +6,6 @@ use std::sync::Arc;
 use tasklets::{Group, GroupChange, StaticName, WaitForMessages, GROUP_CHANGED};
 
 use crate::inner::Inner;
-use crate::wire::{H_VERSION, VERSION};
-use async_nats::HeaderMap;
 
 /// Internal message the membership tasklet gets from `export_group`: watch this group.
 pub(crate) static WATCH: StaticName = StaticName::new("tasklets-nats/watch");
@@ -61,8 +59,9 @@ impl Inner {
     }
 
     pub(crate) fn publish_changes(&self, group: &Group, changes: &[(u64, bool)]) {
-        let mut h = HeaderMap::new();
-        h.insert(H_VERSION, VERSION);
+        // Version, node and incarnation: the other nodes take a change only from the node it
+        // speaks for, as its current incarnation.
+        let h = self.own_headers();
         let payload = serde_json::to_vec(changes).unwrap_or_default();
         // The node is in the subject, so that NATS permissions can let a node publish only its own.
         let subject = format!(

@@ -21,6 +21,7 @@ use tasklets::{Cx, DeadLetterReason, Destination, Group, Message, RequestError, 
 use tracing::Instrument;
 
 use crate::bridge::Ingress;
+use crate::caps::MEMBERS_PER_NODE;
 use crate::inner::Inner;
 use crate::proxy::DELIVER;
 use crate::replay::{Replays, Seen, StreamKey};
@@ -29,6 +30,7 @@ use crate::wire::{
     self, header, number, BUSY, GAP, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG,
     H_NODE, H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
 };
+use crate::wire::{H_INC, H_TO_INC, RESTARTED};
 
 /// Calls from senders outside any tasklet made at once at most (each on a tasklet of its own);
 /// beyond, they are answered "busy".
@@ -130,16 +132,18 @@ impl Inner {
         };
         let parts: Vec<&str> = rest.split('.').collect();
         match parts.as_slice() {
-            ["node", node, "hb"] => self.heard(node, &frame.payload),
-            ["gone", node, id] => self.gone(node, id),
-            // The node a change speaks for is the one its subject names (not a header), the
-            // subject NATS permissions can reserve to that node.
+            ["node", node, "hb"] => self.heard(node, &frame),
+            ["gone", node, id] => self.gone(node, id, &frame),
+            // The node a change speaks for is the one its subject names, the subject NATS
+            // permissions can reserve to that node; its headers must name it too, as its
+            // current incarnation (see `membership`).
             ["members", node, group] => {
-                if *node == self.opts.node {
+                if *node == self.opts.node || !self.trusted(node, &frame) {
                     return;
                 }
                 let changes: Vec<(u64, bool)> =
                     serde_json::from_slice(&frame.payload).unwrap_or_default();
+                let changes = self.cap_members(group, node, changes);
                 self.remote_changes(group, node, &changes);
             }
             ["name", name] => {
@@ -147,6 +151,18 @@ impl Inner {
                 self.accept(&frame, to, "nosuchname");
             }
             ["addr", _me, id] => {
+                if number(&frame, H_TO_INC) != Some(self.incarnation) {
+                    // An address of an earlier incarnation: its tasklet is gone, and the same id
+                    // here now (if any) is another tasklet.
+                    let to =
+                        number(&frame, H_TO_INC).map_or("none".to_owned(), |i| format!("{i:x}"));
+                    let why = format!(
+                        "{RESTARTED}: addressed to incarnation {to} of node {}, which is now {:x}",
+                        self.opts.node, self.incarnation
+                    );
+                    self.answer(&frame.reply.as_ref().map(|r| r.to_string()), &why);
+                    return;
+                }
                 let to = id
                     .parse::<u64>()
                     .ok()
@@ -164,6 +180,45 @@ impl Inner {
             }
             _ => {}
         }
+    }
+
+    /// The membership changes of `node` that stay within [`MEMBERS_PER_NODE`]: joins beyond it
+    /// are dropped and counted ([`NodeStats::members_refused`](crate::NodeStats::members_refused)).
+    fn cap_members(&self, group: &str, node: &str, changes: Vec<(u64, bool)>) -> Vec<(u64, bool)> {
+        let s = self.lock();
+        let mut have = s
+            .remote_members
+            .keys()
+            .filter(|(_, n, _)| n == node)
+            .count();
+        let mut refused = 0;
+        let kept: Vec<(u64, bool)> = changes
+            .into_iter()
+            .filter(|&(id, joined)| {
+                let key = (group.to_owned(), node.to_owned(), id);
+                if !joined || s.remote_members.contains_key(&key) {
+                    return true;
+                }
+                if have < MEMBERS_PER_NODE {
+                    have += 1;
+                    return true;
+                }
+                refused += 1;
+                false
+            })
+            .collect();
+        if refused > 0 {
+            self.tally
+                .members_refused
+                .fetch_add(refused, Ordering::Relaxed);
+            tracing::warn!(
+                node,
+                group,
+                refused,
+                "remote members beyond {MEMBERS_PER_NODE} per node refused"
+            );
+        }
+        kept
     }
 
     fn answer(&self, answer: &Option<String>, status: &str) {
@@ -239,6 +294,17 @@ impl Inner {
         }
         let name = header(frame, H_MSG).unwrap_or("");
         let bytes = (header(frame, H_VALUE) == Some("1")).then_some(&frame.payload[..]);
+        if let Destination::Addr(a) = &to {
+            let held = self.lock().held.admit(node, a, frame.payload.len());
+            if let Err(why) = held {
+                self.tally.deferred_refused.fetch_add(1, Ordering::Relaxed);
+                if let Some((key, seq)) = &stream {
+                    self.streams.passed(key, *seq);
+                }
+                self.answer(&answer, &why);
+                return;
+            }
+        }
         let msg = match self.wire.decode(name, bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -283,7 +349,8 @@ impl Inner {
             self.anonymous(d);
             return;
         };
-        let Some(proxy) = self.stand_in(node, id) else {
+        let inc = number(frame, H_INC).unwrap_or(0);
+        let Some(proxy) = self.stand_in_of(node, inc, id) else {
             let why = format!("too many stand-ins for node {node} here");
             if let Some((key, seq)) = &d.stream {
                 self.streams.passed(key, *seq);

@@ -1,7 +1,7 @@
 //! The state one node shares between its handle, its proxies, its membership tasklet and the bridge
 //! thread.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -20,12 +20,15 @@ pub(crate) enum ProxyKey {
     Name(String),
     Group(String),
     Pool(String),
-    Addr(String, u64),
+    /// A remote tasklet: its node, that node's incarnation, its id there.
+    Addr(String, u64, u64),
 }
 
 pub(crate) struct Proxy {
     /// The node it stands for (empty for a group's or a pool's, which stand for no one node).
     pub(crate) node: String,
+    /// The incarnation of `node` it stands for (0: unknown when it was made).
+    pub(crate) incarnation: u64,
     pub(crate) addr: Addr,
     pub(crate) since: Instant,
 }
@@ -33,6 +36,8 @@ pub(crate) struct Proxy {
 pub(crate) struct Peer {
     pub(crate) names: Vec<String>,
     pub(crate) last: Instant,
+    /// The incarnation its heartbeats carry: a new one is a restarted node.
+    pub(crate) incarnation: u64,
 }
 
 #[derive(Default)]
@@ -49,9 +54,32 @@ pub(crate) struct State {
     pub(crate) remote_members: HashMap<(String, String, u64), Addr>,
     /// Ids of the stand-ins announced to local group watchers (never published as local members).
     pub(crate) stand_ins: HashSet<TaskletId>,
+    /// Why the last stand-ins ended (a node gone or restarted), oldest first, at most
+    /// [`ENDED_KEPT`]: see [`Node::ended_because`](crate::Node::ended_because).
+    pub(crate) ended: VecDeque<(TaskletId, String)>,
+    /// The incarnations of each peer name that a newer one replaced (the last few).
+    pub(crate) replaced: HashMap<String, Vec<u64>>,
+    /// Deferred remote messages per peer: see [`crate::caps`].
+    pub(crate) held: crate::caps::Held,
 }
 
+/// How many reasons of ended stand-ins a node keeps.
+pub(crate) const ENDED_KEPT: usize = 4096;
+
 impl State {
+    /// The current incarnation of peer `node`, if it is a live peer.
+    pub(crate) fn incarnation_of(&self, node: &str) -> Option<u64> {
+        self.peers.get(node).map(|p| p.incarnation)
+    }
+
+    /// Records why the stand-in `id` ended.
+    pub(crate) fn ended(&mut self, id: TaskletId, why: &str) {
+        if self.ended.len() >= ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((id, why.to_owned()));
+    }
+
     pub(crate) fn locate(&self, name: &str) -> Option<String> {
         self.peers
             .iter()
@@ -65,11 +93,20 @@ impl State {
 pub(crate) struct Tally {
     pub(crate) busy_answered: AtomicU64,
     pub(crate) expired: AtomicU64,
+    /// Remote members refused beyond [`crate::caps::MEMBERS_PER_NODE`].
+    pub(crate) members_refused: AtomicU64,
+    /// Remote messages refused beyond the per-peer deferred caps.
+    pub(crate) deferred_refused: AtomicU64,
+    /// Heartbeats, `gone` and membership frames ignored: not from the node (or incarnation)
+    /// they speak for.
+    pub(crate) untrusted: AtomicU64,
 }
 
 pub(crate) struct Inner {
     pub(crate) handle: Handle,
     pub(crate) opts: NodeOptions,
+    /// This node's incarnation: random, drawn at connect, on every frame it sends.
+    pub(crate) incarnation: u64,
     pub(crate) wire: Wire,
     pub(crate) cmds: async_channel::Sender<Cmd>,
     pub(crate) state: Mutex<State>,

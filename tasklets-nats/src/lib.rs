@@ -33,22 +33,25 @@
 //!
 //! # The house: one room per concept
 //!
-//! | room | owns | imports |
-//! | --- | --- | --- |
-//! | `options` | [`NodeOptions`] | credentials |
-//! | `credentials` | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
-//! | `wire` | the envelope: header names, its version, answer statuses, deadlines as time left | — |
-//! | [`codec`](Wire) | the wire table: which message names carry which value type, and how | — |
-//! | `connection` | the NATS thread's start: the client's options and events, the typed error of a failed connection | bridge |
-//! | `bridge` | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
-//! | `inner` | the state a node shares (directory, proxies, local senders, stream bookkeeping) | bridge, ingress |
-//! | `node` | [`connect`], exporting, [`Node::close`] | all of the above |
-//! | `directory` | what a node knows and counts: peers, remote names and members, waits, [`NodeStats`] | inner |
-//! | `ingress` | frames from NATS, on the bridge thread, never waiting: delivery by `try_send`, "busy", ordered streams | inner, proxy, replay, wire |
-//! | `replay` | the frames taken per incoming stream and their answers, so a frame sent again after a reconnection is answered, never delivered twice | wire |
-//! | `proxy` | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
-//! | `membership` | heartbeats, liveness, `gone` notices | inner, proxy |
-//! | `groups` | group membership across nodes and its watcher tasklet | inner, proxy, wire |
+//! Each room (module) has one job; none is over ~600 lines.
+//!
+//! | room | its one job | owns | imports |
+//! | --- | --- | --- | --- |
+//! | `options` | say how a node runs | [`NodeOptions`] | credentials |
+//! | `credentials` | prove who a node is | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
+//! | `wire` | spell a frame | the envelope: header names (node, incarnation, sender, stream), its version, answer statuses, deadlines as time left | — |
+//! | [`codec`](Wire) | turn values into bytes and back | the wire table: which message names carry which value type, and how | — |
+//! | `connection` | connect to NATS | the NATS thread's start: the client's options and events, the typed error of a failed connection | bridge |
+//! | `bridge` | talk to NATS | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
+//! | `inner` | hold what a node shares | the state: directory, proxies, local senders, stream bookkeeping, counters | bridge, ingress |
+//! | `node` | attach and detach a runtime | [`connect`], exporting, [`Node::close`] | all of the above |
+//! | `directory` | answer what a node knows | peers and their incarnations, remote names and members, waits, [`NodeStats`], why stand-ins ended | inner |
+//! | `ingress` | take frames in without waiting | frames from NATS on the bridge thread: delivery by `try_send`, "busy", ordered streams, old addresses refused | inner, proxy, replay, wire, caps |
+//! | `replay` | never deliver a frame twice | the frames taken per incoming stream and their answers, so a frame sent again after a reconnection is answered, never delivered twice | wire |
+//! | `proxy` | stand in for what is remote | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
+//! | `membership` | know who is alive, as which incarnation | heartbeats, liveness, incarnations and restarts, `gone` notices, which of them to trust | inner, proxy, wire |
+//! | `caps` | bound what one peer holds here | remote members and deferred remote messages per peer | — |
+//! | `groups` | carry group membership across nodes | exported groups' changes and their watcher tasklet | inner, proxy, membership |
 //!
 //! # Delivery
 //!
@@ -103,6 +106,29 @@
 //! gone: its names leave the directory and the proxies for its tasklets and names end, so monitors
 //! get `down` at most `down_after + heartbeat` after its last heartbeat (1.2 s by default).
 //!
+//! # Incarnations
+//!
+//! A node draws a random incarnation at [`connect`] ([`Node::incarnation`]) and sends it with every
+//! frame and heartbeat; the other nodes know each peer as a name *and* an incarnation
+//! ([`Node::peer_incarnation`]). A node started again under the same name (a crash and a restart,
+//! within `down_after` or not) is a new node: as soon as its first heartbeat is heard — it sends
+//! one at connect — everything the other nodes held of the earlier incarnation ends: its names
+//! leave their directory, its group members leave (watchers get `group-changed`), and the
+//! stand-ins of its tasklets and names end, so monitors get `down` (with [`Exit::Stopped`]; the
+//! reason, "node b restarted (incarnation … replaced by …)", is [`Node::ended_because`]). A frame
+//! addressed to a tasklet of the earlier incarnation is refused by the new one ("restarted:
+//! addressed to incarnation …") and dead-lettered by the sender with that reason, never delivered
+//! to whichever tasklet has the same id now. An earlier incarnation that is silent rather than
+//! replaced is declared gone after `down_after`, as any node.
+//!
+//! Heartbeats, `gone` notices and membership changes are taken only from the node they speak for,
+//! as its current incarnation (their headers must name it); without NATS permissions any client
+//! can still copy those headers, see the `membership` room. What one peer can hold here is capped
+//! (4 096 remote members, 4 096 messages or 64 MiB of frames deferred in mailboxes), beyond which
+//! it is refused and counted in [`NodeStats`].
+//!
+//! [`Exit::Stopped`]: tasklets::Exit::Stopped
+//!
 //! # Values
 //!
 //! Message values are type-erased, so a message name whose messages carry a value across nodes is
@@ -137,6 +163,13 @@
 //! takes a duration: its options and its waits ([`Node::wait_for_name`] and the others). The
 //! heartbeat period alone is capped, at an hour.
 //!
+//! `Duration::ZERO` means "at once" where that can be done, and the shortest useful duration
+//! where it cannot (each option's doc says which): a wait with a zero timeout looks once and
+//! returns; `close_timeout(ZERO)` dead-letters what is in flight at once; `heartbeat(ZERO)` is a
+//! 1 ms period; `down_after` is at least two heartbeat periods; `ack_timeout` and `call_timeout`
+//! under 1 ms are 1 ms (a message is still sent once); `reconnect_delay_max(ZERO)` reconnects
+//! with pauses of 1 ms.
+//!
 //! # Examples
 //!
 //! The examples need a NATS server (`nats-server -a 127.0.0.1 -p 4222`); see
@@ -163,6 +196,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod bridge;
+mod caps;
 mod codec;
 mod connection;
 mod credentials;

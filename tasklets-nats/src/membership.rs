@@ -1,56 +1,175 @@
-//! Heartbeats and liveness: announcing this node, hearing the others, declaring the silent ones
-//! gone. All of it runs on the bridge thread, never on a worker: a busy worker or a full mailbox
-//! cannot delay a heartbeat, so it never makes a live node look dead.
+//! Heartbeats, liveness and incarnations: announcing this node, hearing the others, declaring the
+//! silent ones gone and the restarted ones replaced. All of it runs on the bridge thread, never on
+//! a worker: a busy worker or a full mailbox cannot delay a heartbeat, so it never makes a live node
+//! look dead.
+//!
+//! # Incarnations
+//!
+//! Every node draws a random incarnation at connect and sends it with every frame (`tn-inc`). A
+//! peer is a (name, incarnation): a heartbeat of a known name with another incarnation is a
+//! restarted node, and everything this node held of the old one ends at once — its names leave
+//! the directory, its group members leave (with notices), and the stand-ins of its tasklets and
+//! names end, so monitors get `down` ([`Node::ended_because`](crate::Node::ended_because) tells
+//! why). A frame addressed to a tasklet of the old incarnation is refused by the new one. A restart
+//! is one-way: a late heartbeat of a replaced incarnation is ignored.
+//!
+//! # Trust
+//!
+//! A heartbeat, a `gone` notice and a membership change speak for the node their subject names;
+//! each is taken only when its own headers name that node (`tn-node`) and, for `gone` and
+//! membership, the node's current incarnation (`tn-inc`, as its heartbeats carry it). Anything
+//! else is ignored and counted ([`NodeStats::untrusted`](crate::NodeStats::untrusted)). This stops
+//! stale frames of an earlier incarnation and careless forgeries; it does **not** stop a client
+//! that copies a node's headers: without NATS permissions that let each node publish only its own
+//! subjects, any client on the server can still forge heartbeats, `gone` notices and membership.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use tasklets::{Group, GroupChange};
 
-use crate::inner::{Inner, Peer, Proxy, ProxyKey};
+use crate::inner::{Inner, Peer, Proxy, State};
+use crate::wire::{header, number, H_INC, H_NODE, H_VERSION, VERSION};
+
+/// The longest heartbeat period (a longer one, `Duration::MAX` included, is taken as this).
+pub(crate) const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
+/// The shortest heartbeat period (a shorter one, `Duration::ZERO` included, is taken as this).
+pub(crate) const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
+
+/// The replaced incarnations a node remembers per peer name (their late heartbeats are ignored).
+const REPLACED_KEPT: usize = 8;
+
+/// What ends when a node is gone or restarted: stand-ins (with why) and group members.
+#[derive(Default)]
+struct Departure {
+    proxies: Vec<(Proxy, String)>,
+    leaves: Vec<(String, tasklets::TaskletId)>,
+}
 
 impl Inner {
-    /// Publishes this node's heartbeat with the names it exports (not while disconnected: it would
-    /// only fill the client's buffer).
+    /// The heartbeat period in use.
+    pub(crate) fn period(&self) -> Duration {
+        self.opts.heartbeat.clamp(SHORTEST_PERIOD, LONGEST_PERIOD)
+    }
+
+    /// The silence after which a peer is gone: `down_after`, at least two heartbeat periods (so
+    /// `Duration::ZERO` means "as soon as two heartbeats were missed", never "at every tick").
+    pub(crate) fn down_after(&self) -> Duration {
+        self.opts.down_after.max(self.period().saturating_mul(2))
+    }
+
+    /// The headers every frame of this node carries: version, node, incarnation.
+    pub(crate) fn own_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(H_VERSION, VERSION);
+        h.insert(H_NODE, self.opts.node.as_str());
+        h.insert(H_INC, self.incarnation.to_string().as_str());
+        h
+    }
+
+    /// Publishes this node's heartbeat with the names it exports and still has registered (a
+    /// name unregistered here is no longer announced). Not while disconnected: it would only fill
+    /// the client's buffer.
     pub(crate) fn heartbeat(&self) {
         if !self.link.connected.load(Ordering::Acquire) {
             return;
         }
-        let names: Vec<String> = self.lock().exported.iter().cloned().collect();
+        let exported: Vec<String> = self.lock().exported.iter().cloned().collect();
+        let names: Vec<String> = exported
+            .into_iter()
+            .filter(|n| self.handle.whereis(n).is_some())
+            .collect();
         let payload = serde_json::to_vec(&names).unwrap_or_default();
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
         self.publish(
             format!("{ns}.node.{me}.hb"),
-            HeaderMap::new(),
+            self.own_headers(),
             payload.into(),
         );
     }
 
-    /// A heartbeat of `node`, which exports `names`.
-    pub(crate) fn heard(&self, node: &str, payload: &[u8]) {
+    /// Whether `frame` speaks for `node` as its current incarnation (see [Trust](self#trust)).
+    pub(crate) fn trusted(&self, node: &str, frame: &async_nats::Message) -> bool {
+        let ok = header(frame, H_NODE) == Some(node)
+            && number(frame, H_INC)
+                .is_some_and(|inc| self.lock().incarnation_of(node) == Some(inc));
+        if !ok {
+            self.tally.untrusted.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// A heartbeat of `node`, which exports the names in its payload.
+    pub(crate) fn heard(self: &Arc<Self>, node: &str, frame: &async_nats::Message) {
         if node == self.opts.node {
+            if number(frame, H_INC).is_some_and(|inc| inc != self.incarnation) {
+                tracing::warn!(
+                    node,
+                    "another node runs under this node's name in this namespace"
+                );
+            }
             return;
         }
-        let names: Vec<String> = serde_json::from_slice(payload).unwrap_or_default();
-        let new = {
+        let inc = match number(frame, H_INC) {
+            Some(inc) if header(frame, H_NODE) == Some(node) => inc,
+            _ => {
+                self.tally.untrusted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let names: Vec<String> = serde_json::from_slice(&frame.payload).unwrap_or_default();
+        let (new, departure) = {
             let mut s = self.lock();
-            let new = !s.peers.contains_key(node);
+            if s.replaced.get(node).is_some_and(|old| old.contains(&inc)) {
+                // A late heartbeat of an incarnation already replaced: a restart is one-way.
+                drop(s);
+                self.tally.untrusted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let before = s.incarnation_of(node);
+            if let Some(old) = before.filter(|old| *old != inc) {
+                let replaced = s.replaced.entry(node.to_owned()).or_default();
+                if replaced.len() >= REPLACED_KEPT {
+                    replaced.remove(0);
+                }
+                replaced.push(old);
+            }
             s.peers.insert(
                 node.to_owned(),
                 Peer {
                     names,
                     last: Instant::now(),
+                    incarnation: inc,
                 },
             );
-            new
+            let departure = match before {
+                Some(old) if old == inc => None,
+                Some(old) => Some(depart(
+                    &mut s,
+                    node,
+                    |i| i != inc,
+                    |_| format!("node {node} restarted (incarnation {old:x} replaced by {inc:x})"),
+                )),
+                None => Some(depart(
+                    &mut s,
+                    node,
+                    |i| i != inc,
+                    |i| format!("node {node} is now incarnation {inc:x}, not {i:x}"),
+                )),
+            };
+            (before != Some(inc), departure)
         };
+        if let Some(d) = departure {
+            self.end(d);
+        }
         self.link.changed.notify(usize::MAX);
         if new {
-            // Introduce ourselves at once rather than at the next period.
+            // Introduce ourselves at once rather than at the next period (a restarted node has
+            // forgotten us: it needs our names and members again).
             self.heartbeat();
             let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
             for g in groups {
@@ -59,70 +178,94 @@ impl Inner {
         }
     }
 
-    /// The tasklet `id` of `node` has ended: its proxy ends (its monitors get `down`).
-    pub(crate) fn gone(&self, node: &str, id: &str) {
+    /// The tasklet `id` of `node` has ended: its stand-in ends (its monitors get `down`). Only
+    /// from `node` itself, as its current incarnation.
+    pub(crate) fn gone(&self, node: &str, id: &str, frame: &async_nats::Message) {
         let Ok(id) = id.parse() else { return };
-        let key = ProxyKey::Addr(node.to_owned(), id);
-        let removed = self.lock().proxies.remove(&key);
+        if node == self.opts.node || !self.trusted(node, frame) {
+            return;
+        }
+        let removed = {
+            let mut s = self.lock();
+            let Some(inc) = s.incarnation_of(node) else {
+                return;
+            };
+            let key = crate::inner::ProxyKey::Addr(node.to_owned(), inc, id);
+            let removed = s.proxies.remove(&key);
+            if let Some(p) = &removed {
+                s.ended(p.addr.id(), &format!("the tasklet ended on node {node}"));
+            }
+            removed
+        };
         if let Some(p) = removed {
             self.retire(&p.addr);
         }
     }
 
-    /// One heartbeat period: announce, declare silent peers gone, report finished local tasklets,
-    /// forget the incoming streams that went quiet.
+    /// Ends what a departure took: stand-ins retired, members' leaves announced.
+    fn end(&self, d: Departure) {
+        for (p, why) in d.proxies {
+            tracing::debug!(node = %p.node, reason = %why, "stand-in ends");
+            self.retire(&p.addr);
+        }
+        for (group, tasklet) in d.leaves {
+            self.handle.announce_group_change(GroupChange {
+                group: Group::new(&group),
+                tasklet,
+                joined: false,
+            });
+        }
+    }
+
+    /// One heartbeat period: announce, declare silent peers gone, end the stand-ins of nodes not
+    /// heard from (or of an incarnation no longer current), report finished local tasklets, forget
+    /// the incoming streams that went quiet.
     pub(crate) fn tick(self: &Arc<Self>) {
         self.heartbeat();
         let now = Instant::now();
-        let mut leaves = Vec::new();
-        let (ended, gone_ids) = {
+        let down_after = self.down_after();
+        let mut departure = Departure::default();
+        let gone_ids = {
             let mut s = self.lock();
             let gone: Vec<String> = s
                 .peers
                 .iter()
-                .filter(|(_, p)| now.duration_since(p.last) > self.opts.down_after)
+                .filter(|(_, p)| now.duration_since(p.last) > down_after)
                 .map(|(n, _)| n.clone())
                 .collect();
             for n in &gone {
                 s.peers.remove(n);
+                let d = depart(
+                    &mut s,
+                    n,
+                    |_| true,
+                    |_| format!("node {n} gone: not heard from for {down_after:?}"),
+                );
+                departure.proxies.extend(d.proxies);
+                departure.leaves.extend(d.leaves);
             }
-            let left: Vec<(String, String, u64)> = s
-                .remote_members
-                .keys()
-                .filter(|(_, node, _)| gone.contains(node))
-                .cloned()
-                .collect();
-            for k in left {
-                if let Some(a) = s.remote_members.remove(&k) {
-                    leaves.push((k.0, a.id()));
-                }
-            }
-            // The proxies of gone nodes, and of nodes never heard from (a forged sender) once they
-            // are older than the bound.
-            let keys: Vec<ProxyKey> = s
+            // The stand-ins of nodes (or incarnations) never heard from — a forged sender — once
+            // they are older than the bound.
+            let strays: std::collections::HashSet<String> = s
                 .proxies
-                .iter()
-                .filter(|(_, p)| {
-                    gone.contains(&p.node)
-                        || (!p.node.is_empty()
-                            && !s.peers.contains_key(&p.node)
-                            && now.duration_since(p.since) > self.opts.down_after)
+                .values()
+                .filter(|p| {
+                    !p.node.is_empty()
+                        && s.incarnation_of(&p.node) != Some(p.incarnation)
+                        && now.duration_since(p.since) > down_after
                 })
-                .map(|(k, _)| k.clone())
+                .map(|p| p.node.clone())
                 .collect();
-            let ended: Vec<Proxy> = keys.iter().filter_map(|k| s.proxies.remove(k)).collect();
-            // Members whose stand-in ended that way leave too.
-            let ended_ids: Vec<_> = ended.iter().map(|p| p.addr.id()).collect();
-            let stale: Vec<(String, String, u64)> = s
-                .remote_members
-                .iter()
-                .filter(|(_, a)| ended_ids.contains(&a.id()))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in stale {
-                if let Some(a) = s.remote_members.remove(&k) {
-                    leaves.push((k.0, a.id()));
-                }
+            for n in strays {
+                let current = s.incarnation_of(&n);
+                let d = depart(
+                    &mut s,
+                    &n,
+                    |i| Some(i) != current,
+                    |i| format!("node {n} incarnation {i:x} not heard from for {down_after:?}"),
+                );
+                departure.proxies.extend(d.proxies);
+                departure.leaves.extend(d.leaves);
             }
             let gone_ids: Vec<u64> = s
                 .local
@@ -133,30 +276,59 @@ impl Inner {
             for id in &gone_ids {
                 s.local.remove(id);
             }
+            s.held.sweep();
             if !gone.is_empty() {
                 self.link.changed.notify(usize::MAX);
             }
-            (ended, gone_ids)
+            gone_ids
         };
-        for p in ended {
-            self.retire(&p.addr);
-        }
-        for (group, tasklet) in leaves {
-            self.handle.announce_group_change(GroupChange {
-                group: Group::new(&group),
-                tasklet,
-                joined: false,
-            });
-        }
+        self.end(departure);
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
         for id in gone_ids {
             self.publish(
                 format!("{ns}.gone.{me}.{id}"),
-                HeaderMap::new(),
+                self.own_headers(),
                 Bytes::new(),
             );
         }
         self.streams.forget_quiet(self.opts.ack_timeout);
     }
+}
+
+/// Takes out of `s` the stand-ins of `node` whose incarnation `ends` (with the reason `why` gives
+/// for that incarnation) and the group members they stood for.
+fn depart(
+    s: &mut State,
+    node: &str,
+    ends: impl Fn(u64) -> bool,
+    why: impl Fn(u64) -> String,
+) -> Departure {
+    let keys: Vec<_> = s
+        .proxies
+        .iter()
+        .filter(|(_, p)| p.node == node && ends(p.incarnation))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut d = Departure::default();
+    for k in keys {
+        if let Some(p) = s.proxies.remove(&k) {
+            let reason = why(p.incarnation);
+            s.ended(p.addr.id(), &reason);
+            d.proxies.push((p, reason));
+        }
+    }
+    let ended: std::collections::HashSet<_> = d.proxies.iter().map(|(p, _)| p.addr.id()).collect();
+    let members: Vec<_> = s
+        .remote_members
+        .iter()
+        .filter(|((_, n, _), a)| n == node && (ended.contains(&a.id()) || a.is_finished()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in members {
+        if let Some(a) = s.remote_members.remove(&k) {
+            d.leaves.push((k.0, a.id()));
+        }
+    }
+    d
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,9 +15,6 @@ use crate::groups::{spawn_watcher, Watch, WATCH};
 use crate::ingress::Streams;
 use crate::inner::{Inner, Proxy, ProxyKey, State};
 use crate::{valid_token, Codec, Error, NodeOptions, Wire};
-
-/// The longest heartbeat period (a longer one, `Duration::MAX` included, is taken as this).
-const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
 
 /// A runtime attached to a NATS cluster; made by [`connect`]. Dropping it (or [`close`](Self::close))
 /// detaches: remote names stop resolving, proxies end, the NATS thread stops.
@@ -75,7 +72,8 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         connected: AtomicBool::new(false),
         changed: Arc::new(event_listener::Event::new()),
         buffer: opts.buffer,
-        reconnect_max: opts.reconnect_max,
+        // ZERO: back to back, 1 ms apart (never a busy loop).
+        reconnect_max: opts.reconnect_max.max(std::time::Duration::from_millis(1)),
         counters: bridge::Counters::default(),
     });
     let (cmds, thread) = crate::connection::start(
@@ -90,12 +88,10 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         (&opts.namespace, &opts.node).hash(&mut h);
         h.finish()
     };
-    let period = opts
-        .heartbeat
-        .clamp(Duration::from_millis(1), LONGEST_PERIOD);
     let inner = Arc::new(Inner {
         handle: handle.clone(),
         opts,
+        incarnation: new_incarnation(),
         wire: Wire::new(),
         cmds,
         state: Mutex::new(State::default()),
@@ -111,6 +107,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         inner: Arc::clone(&inner),
         thread: Some(thread),
     };
+    let period = inner.period();
     let ingress: Weak<dyn Ingress> = Arc::downgrade(&inner) as Weak<dyn Ingress>;
     inner
         .cmds
@@ -129,7 +126,21 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
     let weak = Arc::downgrade(&inner);
     handle.set_name_fallback(Some(Arc::new(Fallback(weak))));
     let _ = inner.members.set(spawn_watcher(&inner));
+    // Heard at once: a restarted node replaces its earlier incarnation on the other nodes now,
+    // not a period later.
+    inner.heartbeat();
     Ok(node)
+}
+
+/// A random incarnation, never 0 (0 stands for "unknown").
+fn new_incarnation() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new()
+        .hash_one((now, std::process::id()))
+        .max(1)
 }
 
 impl Node {
@@ -394,6 +405,10 @@ impl Node {
                 tasklet: stand_in.id(),
                 joined: false,
             });
+        }
+        // The membership tasklet ends with the node (it holds the node's state alive).
+        if let Some(watcher) = self.inner.members.get() {
+            watcher.stop();
         }
         let _ = self.inner.cmds.try_send(Cmd::Close { deadline });
         if let Some(t) = self.thread.take() {

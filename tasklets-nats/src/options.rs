@@ -82,7 +82,8 @@ impl NodeOptions {
 
     /// The longest pause between two attempts to reconnect to the NATS server (the pauses grow
     /// from 1 ms, doubling). Reconnection is attempted for ever; while it lasts, outgoing messages
-    /// are buffered ([`buffer`](Self::buffer)).
+    /// are buffered ([`buffer`](Self::buffer)). `Duration::MAX`: the pauses keep doubling (to
+    /// about 17 minutes); `Duration::ZERO` (or under 1 ms): pauses of 1 ms.
     ///
     /// # Examples
     ///
@@ -129,8 +130,8 @@ impl NodeOptions {
     }
 
     /// How often this node announces itself (a period over an hour, `Duration::MAX` included, is
-    /// taken as an hour: the node still announces itself when it exports a name and when it sees
-    /// a new node).
+    /// taken as an hour: the node still announces itself when it connects, when it exports a name
+    /// and when it sees a new node; one under 1 ms, `Duration::ZERO` included, as 1 ms).
     ///
     /// # Examples
     ///
@@ -143,7 +144,10 @@ impl NodeOptions {
         self
     }
 
-    /// How long a silent node is still considered alive (`Duration::MAX`: for ever).
+    /// How long a silent node is still considered alive (`Duration::MAX`: for ever). It is at
+    /// least two heartbeat periods (`Duration::ZERO`: gone once two heartbeats were missed). A node
+    /// started again under the same name replaces the silent one at once, whatever this bound
+    /// (see [Incarnations](crate#incarnations)).
     ///
     /// # Examples
     ///
@@ -158,7 +162,8 @@ impl NodeOptions {
 
     /// How long the sender's node waits for the receiving node to acknowledge a one-way message
     /// before dead-lettering it; it is also how long a message answered "busy" is sent again
-    /// (`Duration::MAX`: for ever).
+    /// (`Duration::MAX`: for ever; `Duration::ZERO`, or under 1 ms: 1 ms — the message is sent
+    /// once, and dead-lettered unless acknowledged within 1 ms).
     ///
     /// # Examples
     ///
@@ -172,7 +177,8 @@ impl NodeOptions {
     }
 
     /// The longest a remote call is kept open on the wire (the caller's own timeout, usually
-    /// shorter, still applies; `Duration::MAX`: only the caller's).
+    /// shorter, still applies; `Duration::MAX`: only the caller's; `Duration::ZERO`, or under
+    /// 1 ms: 1 ms — the call is sent, and fails unless answered within 1 ms).
     ///
     /// # Examples
     ///
@@ -188,7 +194,8 @@ impl NodeOptions {
     /// The longest [`Node::close`](crate::Node::close) takes: what is still in flight then (sent but
     /// not answered) is dead-lettered with the reason, and the connection's last flush is cut short.
     /// A close during a NATS outage therefore returns within this bound too (`Duration::MAX`:
-    /// `close` waits for every answer, however long).
+    /// `close` waits for every answer, however long; `Duration::ZERO`: what is in flight is
+    /// dead-lettered at once).
     ///
     /// # Examples
     ///
@@ -203,7 +210,7 @@ impl NodeOptions {
     }
 
     /// The longest time between a node's last heartbeat and the `down` of monitors on its tasklets
-    /// elsewhere: `down_after + heartbeat`.
+    /// elsewhere: `down_after + heartbeat` (with the bounds the two options document).
     ///
     /// # Examples
     ///
@@ -213,7 +220,12 @@ impl NodeOptions {
     /// assert_eq!(opts.detection_bound(), Duration::from_millis(1010));
     /// ```
     pub fn detection_bound(&self) -> Duration {
-        self.down_after.saturating_add(self.heartbeat)
+        let period = self
+            .heartbeat
+            .clamp(Duration::from_millis(1), Duration::from_secs(3600));
+        self.down_after
+            .max(period.saturating_mul(2))
+            .saturating_add(period)
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use tasklets::routing::Outbound;
 use tasklets::{
@@ -23,8 +22,8 @@ use crate::bridge::{Cmd, Deadline, Done, Floor, Outcome, Req};
 use crate::ingress::Deliver;
 use crate::inner::{Inner, Proxy, ProxyKey};
 use crate::wire::{
-    header, H_CALL, H_FROM_ID, H_FROM_NODE, H_MSG, H_NODE, H_SEQ, H_SPAN, H_STATUS, H_STREAM,
-    H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
+    header, H_CALL, H_FROM_ID, H_FROM_NODE, H_MSG, H_SEQ, H_SPAN, H_STATUS, H_STREAM, H_TO_INC,
+    H_TRACEPARENT, H_VALUE, OK, RESTARTED,
 };
 
 /// Internal message a proxy gets from the ingress: deliver this locally, as this proxy.
@@ -43,6 +42,10 @@ pub(crate) const PROXY_CAPACITY: usize = 256;
 /// spawn tasklets without end. Those of a node that is not (or no longer) a live peer are ended
 /// after [`NodeOptions::down_after`](crate::NodeOptions::down_after).
 pub(crate) const STAND_INS_PER_NODE: usize = 16_384;
+
+/// The shortest acknowledgement and call timeout: a shorter one (`Duration::ZERO` included) is
+/// taken as this, so that a message is still sent once.
+pub(crate) const SHORTEST_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Messages a proxy keeps unanswered on the wire at most.
 pub(crate) const IN_FLIGHT: usize = 256;
@@ -136,10 +139,15 @@ impl Inner {
         let addr = t.addr();
         self.handle
             .set_outbound(&addr, Some(Arc::new(Gate(Arc::downgrade(self)))));
+        let incarnation = match &key {
+            ProxyKey::Addr(_, inc, _) => *inc,
+            _ => s.incarnation_of(&node).unwrap_or(0),
+        };
         s.proxies.insert(
             key,
             Proxy {
                 node,
+                incarnation,
                 addr: addr.clone(),
                 since: Instant::now(),
             },
@@ -147,14 +155,24 @@ impl Inner {
         addr
     }
 
-    /// The stand-in of tasklet `id` of `node`, made if there is none yet and `node` has fewer than
-    /// [`STAND_INS_PER_NODE`]; `None` beyond.
+    /// The stand-in of tasklet `id` of `node` as its current incarnation: see
+    /// [`stand_in_of`](Self::stand_in_of).
     pub(crate) fn stand_in(self: &Arc<Self>, node: &str, id: u64) -> Option<Addr> {
-        let key = ProxyKey::Addr(node.to_owned(), id);
+        let inc = self.lock().incarnation_of(node).unwrap_or(0);
+        self.stand_in_of(node, inc, id)
+    }
+
+    /// The stand-in of tasklet `id` of incarnation `inc` of `node`, made if there is none yet and
+    /// `node` has fewer than [`STAND_INS_PER_NODE`]; `None` beyond.
+    pub(crate) fn stand_in_of(self: &Arc<Self>, node: &str, inc: u64, id: u64) -> Option<Addr> {
+        let key = ProxyKey::Addr(node.to_owned(), inc, id);
         {
             let s = self.lock();
             let known = s.proxies.get(&key).is_some_and(|p| !p.addr.is_finished());
-            if !known && s.proxies.values().filter(|p| p.node == node).count() >= STAND_INS_PER_NODE
+            // Counted only when there could be that many (the count walks every proxy).
+            if !known
+                && s.proxies.len() >= STAND_INS_PER_NODE
+                && s.proxies.values().filter(|p| p.node == node).count() >= STAND_INS_PER_NODE
             {
                 return None;
             }
@@ -173,15 +191,19 @@ impl Inner {
         }
     }
 
-    /// Ends the proxy for `key` (if it is still `addr`): monitors get `down`, later sends resolve anew.
-    fn drop_proxy(&self, key: &ProxyKey, addr: &Addr) {
+    /// Ends the proxy for `key` (if it is still `addr`) because of `why`: monitors get `down`,
+    /// later sends resolve anew.
+    fn drop_proxy(&self, key: &ProxyKey, addr: &Addr, why: &str) {
         if matches!(key, ProxyKey::Group(_) | ProxyKey::Pool(_)) {
             return; // a group's address stays valid while no node serves it
         }
         let removed = {
             let mut s = self.lock();
             match s.proxies.get(key) {
-                Some(p) if p.addr == *addr => s.proxies.remove(key),
+                Some(p) if p.addr == *addr => {
+                    s.ended(addr.id(), why);
+                    s.proxies.remove(key)
+                }
                 _ => None,
             }
         };
@@ -264,9 +286,10 @@ impl Inner {
         payload: Option<Vec<u8>>,
         trace: Option<Trace>,
     ) {
-        let mut headers = HeaderMap::new();
-        headers.insert(H_VERSION, VERSION);
-        headers.insert(H_NODE, self.opts.node.as_str());
+        let mut headers = self.own_headers();
+        if let ProxyKey::Addr(_, inc, _) = key {
+            headers.insert(H_TO_INC, inc.to_string().as_str());
+        }
         if let Some(t) = &trace {
             headers.insert(H_TRACEPARENT, t.parent.as_str());
             if let Some(span) = t.span {
@@ -287,7 +310,7 @@ impl Inner {
         let call = msg.is_request();
         let deadline = if call {
             headers.insert(H_CALL, "1");
-            let cap = Instant::now().checked_add(self.opts.call_timeout);
+            let cap = Instant::now().checked_add(self.opts.call_timeout.max(SHORTEST_WAIT));
             let at = match (caller_deadline(&msg), cap) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -300,7 +323,7 @@ impl Inner {
             }
             Deadline::At(at)
         } else {
-            Deadline::After(self.opts.ack_timeout)
+            Deadline::After(self.opts.ack_timeout.max(SHORTEST_WAIT))
         };
         // A place in this proxy's window: waiting here fills the proxy's mailbox, and then its
         // senders wait. A call waits no longer than its caller.
@@ -394,16 +417,21 @@ impl Inner {
                     }
                 }
                 Some(status) => {
-                    if status == "nosuchname" || status == "finished" {
-                        self.drop_proxy(key, proxy);
+                    let why = format!("refused by the receiving node: {status}");
+                    if status == "nosuchname"
+                        || status == "finished"
+                        || status.starts_with(RESTARTED)
+                    {
+                        self.drop_proxy(key, proxy, &why);
                     }
-                    format!("refused by the receiving node: {status}")
+                    why
                 }
                 None => "malformed answer (no status)".to_owned(),
             },
             Outcome::NoResponders => {
-                self.drop_proxy(key, proxy);
-                "no node listens on its subject (no responders)".to_owned()
+                let why = "no node listens on its subject (no responders)".to_owned();
+                self.drop_proxy(key, proxy, &why);
+                why
             }
             Outcome::TimedOut => "no acknowledgement in time".to_owned(),
             Outcome::Busy => {

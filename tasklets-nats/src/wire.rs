@@ -38,6 +38,12 @@ pub(crate) const H_MSG: &str = "tn-msg";
 pub(crate) const H_VALUE: &str = "tn-value";
 /// The sending node (on every message frame).
 pub(crate) const H_NODE: &str = "tn-node";
+/// The sending node's incarnation (on every frame: messages, heartbeats, membership, `gone`): a
+/// random number drawn at connect, new at each start of a node of the same name.
+pub(crate) const H_INC: &str = "tn-inc";
+/// On a frame to a tasklet's address (`<ns>.addr.<node>.<id>`): the incarnation of `<node>` that
+/// address belongs to. Another incarnation refuses it ([`RESTARTED`]).
+pub(crate) const H_TO_INC: &str = "tn-to-inc";
 /// The sending tasklet's node and id (absent for a sender outside any tasklet).
 pub(crate) const H_FROM_NODE: &str = "tn-from-node";
 pub(crate) const H_FROM_ID: &str = "tn-from-id";
@@ -61,6 +67,9 @@ pub(crate) const BUSY: &str = "busy";
 /// An earlier frame of the same stream never arrived (lost with a connection): the sender sends
 /// the frames it has unanswered again, and this one after them.
 pub(crate) const GAP: &str = "gap";
+/// The start of the status refusing a frame addressed to an earlier incarnation of this node: the
+/// tasklet it named is gone with that incarnation (an id here now is another tasklet).
+pub(crate) const RESTARTED: &str = "restarted";
 
 pub(crate) fn header<'a>(msg: &'a async_nats::Message, key: &str) -> Option<&'a str> {
     msg.headers.as_ref()?.get(key).map(|v| v.as_str())

@@ -292,7 +292,8 @@ fn groups_broadcast_and_pools_route_across_nodes() {
         }
         rt.block_on(node.export_group(&lobby_b)).unwrap();
         rt.block_on(node.export_pool(&lobby_b)).unwrap();
-        let member = rt.spawn(|_cx| async {});
+        // Alive: a name whose tasklet ended is released, and no longer announced.
+        let member = rt.spawn(|_cx| futures_lite::future::pending::<()>());
         rt.handle().register("b-ready", &member.addr()).unwrap();
         rt.block_on(node.export("b-ready")).unwrap();
         tx.send(rt.handle()).unwrap();

@@ -1,4 +1,4 @@
-//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE [NAME PEERS]`.
+//! One node of the multi-process demo and tests: `tasklets-nats-node URL NAMESPACE ROLE [NAME [PEERS]]`.
 //!
 //! - `server` (node `server`): registers and exports `echo`, which answers `double` calls, counts
 //!   `note`s (printing `note ID` for each), answers `hello` with `hello-back` to the sender and
@@ -7,6 +7,7 @@
 //!   monitors `echo` and streams `note`s until `echo`'s node is declared gone; then prints which
 //!   notes it got `Ok` for and which came back as dead letters.
 //! - `peer NAME PEERS` (node `NAME`; `PEERS` the other peers, comma-separated): see [`peer`].
+//! - `member NAME` (node `NAME`): see [`member`]; for the restart tests.
 //!
 //! Every line goes to stdout; the process exits when its work is done (or, for `server`, when
 //! stdin closes).
@@ -29,8 +30,11 @@ fn main() {
     let (url, ns, role, name, peers) = match &args[..] {
         [_, url, ns, role] => (url, ns, role, role, None),
         [_, url, ns, role, name, peers] if role == "peer" => (url, ns, role, name, Some(peers)),
+        [_, url, ns, role, name] if role == "member" => (url, ns, role, name, None),
         _ => {
-            eprintln!("usage: tasklets-nats-node URL NAMESPACE server|client|peer [NAME PEERS]");
+            eprintln!(
+                "usage: tasklets-nats-node URL NAMESPACE server|client|peer NAME PEERS|member NAME"
+            );
             std::process::exit(2);
         }
     };
@@ -48,6 +52,7 @@ fn main() {
     match role.as_str() {
         "server" => server(&rt, &node),
         "client" => client(&rt, &node),
+        "member" => member(&rt, &node),
         "peer" => {
             let peers = peers.map(|p| p.split(',').map(str::to_owned).collect());
             peer(&rt, node, name, peers.unwrap_or_default())
@@ -418,4 +423,37 @@ async fn pool_round(cx: &tasklets::Cx, pool: &Addr) -> String {
         }
     }
     by.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// A member node: registers and exports `svc` (answers `double`), a member of the exported group
+/// `room`, then prints `ready INCARNATION SVC-ID MEMBER-ID` and runs until killed (or stdin closes).
+fn member(rt: &Runtime, node: &tasklets_nats::Node) {
+    let room = tasklets::Group::new("room");
+    let svc = rt.spawn(|cx| async move {
+        loop {
+            let mut msg = cx.receive(&WaitForMessages::new().accept("double")).await;
+            let n = msg.take::<u64>().unwrap_or_default();
+            cx.send(msg.reply("doubled").value(n * 2)).await.ok();
+        }
+    });
+    rt.handle().register("svc", &svc.addr()).unwrap();
+    let g = room.clone();
+    let joined = rt.spawn(move |cx| async move {
+        cx.join(&g);
+        futures_lite::future::pending::<()>().await;
+    });
+    rt.block_on(node.export("svc")).unwrap();
+    rt.block_on(node.export_group(&room)).unwrap();
+    say(format!(
+        "ready {} {} {}",
+        node.incarnation(),
+        svc.addr().id().as_u64(),
+        joined.addr().id().as_u64()
+    ));
+    let handle = rt.handle();
+    std::thread::spawn(move || {
+        for _ in std::io::stdin().lock().lines() {}
+        handle.quit();
+    });
+    rt.run();
 }
