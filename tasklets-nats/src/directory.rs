@@ -44,6 +44,12 @@ pub struct NodeStats {
     /// Heartbeats, `gone` notices and membership changes ignored: their headers did not name
     /// the node (and incarnation) they speak for.
     pub untrusted: u64,
+    /// Times the connection to the NATS server was lost (the client reconnects each time): a
+    /// server restart, a network fault, or a frame the client could not parse.
+    pub disconnections: u64,
+    /// Messages sent again because the connection was lost while they waited for their answer
+    /// (the receiving node answers a message it took before without delivering it twice).
+    pub resent: u64,
 }
 
 impl Node {
@@ -383,6 +389,8 @@ impl Node {
             members_refused: t.members_refused.load(Ordering::Relaxed),
             deferred_refused: t.deferred_refused.load(Ordering::Relaxed),
             untrusted: t.untrusted.load(Ordering::Relaxed),
+            disconnections: c.disconnections.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 }

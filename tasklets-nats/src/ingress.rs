@@ -24,19 +24,17 @@ use crate::bridge::Ingress;
 use crate::caps::MEMBERS_PER_NODE;
 use crate::inner::Inner;
 use crate::proxy::DELIVER;
+use crate::replay::{Replays, Seen, StreamKey};
 use crate::valid_token;
 use crate::wire::{
-    self, header, number, BUSY, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG, H_NODE,
-    H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
+    self, header, number, BUSY, GAP, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG,
+    H_NODE, H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
 };
 use crate::wire::{H_INC, H_TO_INC, RESTARTED};
 
 /// Calls from senders outside any tasklet made at once at most (each on a tasklet of its own);
 /// beyond, they are answered "busy".
 const ANONYMOUS_CALLS: usize = 64;
-
-/// A stream: the sending node and its proxy's id.
-type StreamKey = (String, u64);
 
 /// An inbound message on its way to a local destination, as the stand-in of its sender.
 pub(crate) struct Deliver {
@@ -52,9 +50,10 @@ pub(crate) struct Deliver {
     span: tracing::Span,
 }
 
-/// The incoming streams that were answered "busy": the number each waits for next.
+/// The incoming streams that were answered "busy": the number each waits for next; and the
+/// frames taken per stream, for those sent again after a reconnection.
 #[derive(Default)]
-pub(crate) struct Streams(Mutex<HashMap<StreamKey, Waiting>>);
+pub(crate) struct Streams(Mutex<HashMap<StreamKey, Waiting>>, Replays);
 
 struct Waiting {
     next: u64,
@@ -106,6 +105,7 @@ impl Streams {
     pub(crate) fn forget_quiet(&self, after: Duration) {
         let after = after.max(Duration::from_secs(1));
         self.lock().retain(|_, w| w.touched.elapsed() < after);
+        self.1.forget_quiet(after);
     }
 }
 
@@ -231,6 +231,7 @@ impl Inner {
     fn busy(&self, d: &Deliver) {
         if let Some((key, seq)) = &d.stream {
             self.streams.refused(key, *seq);
+            self.streams.1.answered(key, *seq, BUSY);
         }
         self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
         self.answer(&d.answer, BUSY);
@@ -260,9 +261,14 @@ impl Inner {
             return;
         };
         let node = header(frame, H_NODE).unwrap_or("");
+        // A stream is its sender's proxy on one incarnation of its node: a restarted node numbers
+        // its streams from 0 again, and its frames are not those of the earlier incarnation.
         let stream = number(frame, H_STREAM)
             .zip(number(frame, H_SEQ))
-            .map(|(id, seq)| ((node.to_owned(), id), seq));
+            .map(|(id, seq)| {
+                let inc = number(frame, H_INC).unwrap_or(0);
+                ((format!("{node}.{inc:x}"), id), seq)
+            });
         if let Some((key, seq)) = &stream {
             if !self
                 .streams
@@ -271,6 +277,24 @@ impl Inner {
                 self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
                 self.answer(&answer, BUSY);
                 return;
+            }
+            // A frame sent again after a reconnection: answered, never delivered twice.
+            let floor = number(frame, H_FLOOR).unwrap_or(0);
+            match self.streams.1.arrive(key, *seq, floor) {
+                Seen::New => {}
+                Seen::Pending => {
+                    self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
+                    self.answer(&answer, BUSY);
+                    return;
+                }
+                Seen::Gap => {
+                    self.answer(&answer, GAP);
+                    return;
+                }
+                Seen::Answered(status) => {
+                    self.answer(&answer, &status);
+                    return;
+                }
             }
         }
         let name = header(frame, H_MSG).unwrap_or("");
@@ -281,6 +305,7 @@ impl Inner {
                 self.tally.deferred_refused.fetch_add(1, Ordering::Relaxed);
                 if let Some((key, seq)) = &stream {
                     self.streams.passed(key, *seq);
+                    self.streams.1.answered(key, *seq, &why);
                 }
                 self.answer(&answer, &why);
                 return;
@@ -292,6 +317,7 @@ impl Inner {
                 let reason = format!("undecodable frame: {e}");
                 if let Some((key, seq)) = &stream {
                     self.streams.passed(key, *seq);
+                    self.streams.1.answered(key, *seq, &reason);
                 }
                 self.answer(&answer, &reason);
                 self.handle.dead_letter(
@@ -334,6 +360,7 @@ impl Inner {
             let why = format!("too many stand-ins for node {node} here");
             if let Some((key, seq)) = &d.stream {
                 self.streams.passed(key, *seq);
+                self.streams.1.answered(key, *seq, &why);
             }
             self.answer(&d.answer, &why);
             return;
@@ -407,6 +434,9 @@ impl Inner {
             }
         } else if let Some((key, seq)) = &d.stream {
             self.streams.passed(key, *seq);
+        }
+        if let Some((key, seq)) = &d.stream {
+            self.streams.1.answered(key, *seq, &status);
         }
         self.answer(&d.answer, &status);
     }

@@ -4,6 +4,26 @@
 //! tasklet, the stream it belongs to (the sending proxy and its sequence number, with the lowest
 //! number that proxy still has unanswered), its deadline as the time left, and the sender's trace
 //! context. An answer carries a status and, for a call, the reply's name and value.
+//!
+//! # Subjects
+//!
+//! Every subject starts with the namespace (`<ns>`, [`NodeOptions::namespace`](crate::NodeOptions::namespace)).
+//! Messages and calls are NATS requests; their answers (acknowledgements, statuses, replies) go to
+//! the requesting node's inbox. A subject that a node publishes *as itself* names that node, so a
+//! NATS permission can reserve it to that node's user (the Scaling-out chapter's server
+//! configuration does); a message's sender is a header (`tn-node`, `tn-from-node`), which no
+//! permission can check.
+//!
+//! | subject | published by | subscribed by | what a permission can restrict |
+//! | --- | --- | --- | --- |
+//! | `<ns>.addr.<node>.<id>` | any node: a message or call to tasklet `<id>` of `<node>` (request) | `<node>` (`<ns>.addr.<node>.*`) | who reads a node's messages: subscribe only to one's own `<ns>.addr.<node>.>` |
+//! | `<ns>.name.<name>` | any node: a message or call to an exported name (request) | the nodes exporting `<name>` (queue group `<ns>.name`) | which names a node may export (subscribe) |
+//! | `<ns>.group.<group>` | any node: a broadcast to a group (request) | the nodes exporting `<group>` | which groups a node may join |
+//! | `<ns>.pool.<group>` | any node: a message to one member of a pool (request) | the nodes exporting the pool (queue group `<ns>.pool`) | which pools a node may serve |
+//! | `<ns>.node.<node>.hb` | `<node>`: its heartbeat, with the names it exports | every node (`<ns>.node.*.hb`) | publish only as oneself: `<ns>.node.<node>.>` |
+//! | `<ns>.gone.<node>.<id>` | `<node>`: its tasklet `<id>` ended | every node (`<ns>.gone.*.*`) | publish only as oneself: `<ns>.gone.<node>.>` |
+//! | `<ns>.members.<node>.<group>` | `<node>`: its members of `<group>` that joined or left | every node (`<ns>.members.*.*`) | publish only as oneself: `<ns>.members.<node>.>` |
+//! | `_INBOX.<ns>.<node>.…` | the node answering one of `<node>`'s requests (a response) | `<node>` (its requests' inbox prefix) | who reads a node's answers: subscribe only to one's own; publish only responses (`allow_responses`) |
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +67,9 @@ pub(crate) const BUSY: &str = "busy";
 /// The start of the status refusing a frame addressed to an earlier incarnation of this node: the
 /// tasklet it named is gone with that incarnation (an id here now is another tasklet).
 pub(crate) const RESTARTED: &str = "restarted";
+/// An earlier frame of the same stream never arrived (lost with a connection): the sender sends
+/// the frames it has unanswered again, and this one after them.
+pub(crate) const GAP: &str = "gap";
 
 pub(crate) fn header<'a>(msg: &'a async_nats::Message, key: &str) -> Option<&'a str> {
     msg.headers.as_ref()?.get(key).map(|v| v.as_str())
