@@ -261,9 +261,14 @@ impl Inner {
             return;
         };
         let node = header(frame, H_NODE).unwrap_or("");
+        // A stream is its sender's proxy on one incarnation of its node: a restarted node numbers
+        // its streams from 0 again, and its frames are not those of the earlier incarnation.
         let stream = number(frame, H_STREAM)
             .zip(number(frame, H_SEQ))
-            .map(|(id, seq)| ((node.to_owned(), id), seq));
+            .map(|(id, seq)| {
+                let inc = number(frame, H_INC).unwrap_or(0);
+                ((format!("{node}.{inc:x}"), id), seq)
+            });
         if let Some((key, seq)) = &stream {
             if !self
                 .streams
@@ -300,6 +305,7 @@ impl Inner {
                 self.tally.deferred_refused.fetch_add(1, Ordering::Relaxed);
                 if let Some((key, seq)) = &stream {
                     self.streams.passed(key, *seq);
+                    self.streams.1.answered(key, *seq, &why);
                 }
                 self.answer(&answer, &why);
                 return;

@@ -38,8 +38,8 @@
 //! | room | its one job | owns | imports |
 //! | --- | --- | --- | --- |
 //! | `options` | say how a node runs | [`NodeOptions`] | credentials |
-//! | `credentials` | prove who a node is | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
-//! | `wire` | spell a frame | the envelope: header names (node, incarnation, sender, stream), its version, answer statuses, deadlines as time left | — |
+//! | `credentials` | say who a node is to the server | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
+//! | `wire` | spell a frame | the envelope: header names (node, incarnation, sender, stream), its version, answer statuses, deadlines as time left, the subjects | — |
 //! | [`codec`](Wire) | turn values into bytes and back | the wire table: which message names carry which value type, and how | — |
 //! | `connection` | connect to NATS | the NATS thread's start: the client's options and events, the typed error of a failed connection | bridge |
 //! | `bridge` | talk to NATS | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
@@ -47,7 +47,7 @@
 //! | `node` | attach and detach a runtime | [`connect`], exporting, [`Node::close`] | all of the above |
 //! | `directory` | answer what a node knows | peers and their incarnations, remote names and members, waits, [`NodeStats`], why stand-ins ended | inner |
 //! | `ingress` | take frames in without waiting | frames from NATS on the bridge thread: delivery by `try_send`, "busy", ordered streams, old addresses refused | inner, proxy, replay, wire, caps |
-//! | `replay` | never deliver a frame twice | the frames taken per incoming stream and their answers, so a frame sent again after a reconnection is answered, never delivered twice | wire |
+//! | `replay` | answer a frame sent again, never deliver it twice | the frames taken per incoming stream and their answers, so a frame sent again after a reconnection is answered, not delivered again | wire |
 //! | `proxy` | stand in for what is remote | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
 //! | `membership` | know who is alive, as which incarnation | heartbeats, liveness, incarnations and restarts, `gone` notices, which of them to trust | inner, proxy, wire |
 //! | `caps` | bound what one peer holds here | remote members and deferred remote messages per peer | — |
