@@ -192,6 +192,27 @@ pub trait NameFallback: Send + Sync + 'static {
     fn resolve(&self, name: &str) -> Option<Addr>;
 }
 
+/// A copy of `msg` for one more recipient, as a group send makes for each member: the same name,
+/// sender and key, the value shared with `msg`, not cloned ([`Message::get`](crate::Message::get)
+/// reads it from any copy; [`Message::take`](crate::Message::take) gets it only from the last copy
+/// left), no destination and no reply slot. For a bridge that delivers one message here and forwards
+/// it elsewhere too.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Message;
+///
+/// let mut line = Message::new("say").value("hello".to_string());
+/// let copy = tasklets::routing::share(&mut line);
+/// assert_eq!(copy.name(), line.name());
+/// assert_eq!(copy.get::<String>().map(String::as_str), Some("hello"));
+/// assert_eq!(line.get::<String>().map(String::as_str), Some("hello"));
+/// ```
+pub fn share(msg: &mut Message) -> Message {
+    msg.share()
+}
+
 /// The installed fallback's answer for a name not registered locally.
 fn fallback(rt: &RtShared, name: &str) -> Option<Addr> {
     let fallback = rt.name_fallback.read().clone()?;
@@ -227,9 +248,12 @@ fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Un
             }
         }
         Destination::Router(r) => {
-            let members = rt.groups.members(r.group());
+            let (members, turn) = match r.policy() {
+                router::Policy::RoundRobin => rt.groups.members_and_turn(r.group()),
+                _ => (rt.groups.members(r.group()), 0),
+            };
             let key = msg.routing_key().unwrap_or(u64::from(msg.name().id()));
-            r.pick(&members, key)
+            r.pick(&members, key, turn)
                 .cloned()
                 .map(Target::One)
                 .ok_or((SendError::NoRecipient, None))

@@ -81,6 +81,10 @@ pub(crate) struct Req {
     /// Called once when the request stops counting against its sender's window: at its answer,
     /// or at its deadline when that comes first.
     pub(crate) release: Option<Box<dyn FnOnce() + Send>>,
+    /// "No responders" means "not subscribed (again) yet" until the deadline, even for a request
+    /// that did not wait for the connection: a group's copy for a node known to have members,
+    /// which resubscribes after an outage at its own time.
+    pub(crate) patient: bool,
     pub(crate) done: Done,
 }
 
@@ -323,7 +327,9 @@ impl Req {
                     Ok(reply) => break Outcome::Reply(reply),
                     Err(e) => match e.kind() {
                         RequestErrorKind::NoResponders => {
-                            if buffered && left.is_none_or(|l| l > Duration::from_millis(10)) {
+                            if (buffered || self.patient)
+                                && left.is_none_or(|l| l > Duration::from_millis(10))
+                            {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                                 continue;
                             }

@@ -136,6 +136,7 @@ impl Inner {
                 tasklet,
                 joined,
             });
+            self.link.changed.notify(usize::MAX);
         }
     }
 }

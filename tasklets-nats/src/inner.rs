@@ -18,7 +18,11 @@ use crate::{Error, NodeOptions, Wire};
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum ProxyKey {
     Name(String),
+    /// A group's broadcast address (fans out; forwards nothing itself).
     Group(String),
+    /// A group's copies for one node that has members of it: (group, node).
+    GroupAt(String, String),
+    /// A pool's address (picks one member here or elsewhere; forwards nothing itself).
     Pool(String),
     Addr(String, u64),
 }

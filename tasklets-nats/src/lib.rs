@@ -150,6 +150,7 @@
 mod bridge;
 mod codec;
 mod directory;
+mod fanout;
 mod groups;
 mod ingress;
 mod inner;
