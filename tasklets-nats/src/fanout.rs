@@ -75,8 +75,11 @@ impl Inner {
             if let Err(e) = to.send(Message::new(&FRAME).value(frame)).await {
                 // The node's proxy ended meanwhile (the node is gone, its members leaving).
                 let why = format!("group {group}, its members on {node}: the node is gone");
-                self.handle
-                    .dead_letter(unframe(e.into_inner()), DeadLetterReason::Remote(why), None);
+                self.handle.dead_letter(
+                    unframe(e.into_inner()),
+                    DeadLetterReason::Remote(why),
+                    None,
+                );
             }
         }
         if here {
@@ -109,7 +112,8 @@ impl Inner {
         if let Err(e) = sent {
             // It ended meanwhile: the message is refused as by any finished tasklet.
             let reason = DeadLetterReason::Remote(format!("the member of pool {group} ended: {e}"));
-            self.handle.dead_letter(unframe(e.into_inner()), reason, None);
+            self.handle
+                .dead_letter(unframe(e.into_inner()), reason, None);
         }
     }
 }

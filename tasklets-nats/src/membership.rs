@@ -19,7 +19,14 @@ impl Inner {
         if !self.link.connected.load(Ordering::Acquire) {
             return;
         }
-        let names: Vec<String> = self.lock().exported.iter().cloned().collect();
+        // A name released here (its tasklet ended or it was unregistered) is no longer announced.
+        let names: Vec<String> = self
+            .lock()
+            .exported
+            .iter()
+            .filter(|n| self.handle.whereis(n).is_some())
+            .cloned()
+            .collect();
         let payload = serde_json::to_vec(&names).unwrap_or_default();
         let ns = &self.opts.namespace;
         let me = &self.opts.node;

@@ -177,7 +177,10 @@ impl Inner {
 
     /// Ends the proxy for `key` (if it is still `addr`): monitors get `down`, later sends resolve anew.
     fn drop_proxy(&self, key: &ProxyKey, addr: &Addr) {
-        if matches!(key, ProxyKey::Group(_) | ProxyKey::Pool(_) | ProxyKey::GroupAt(..)) {
+        if matches!(
+            key,
+            ProxyKey::Group(_) | ProxyKey::Pool(_) | ProxyKey::GroupAt(..)
+        ) {
             return; // a group's address stays valid while no node serves it
         }
         let removed = {
@@ -442,7 +445,9 @@ impl Inner {
             Outcome::Failed(e) => e,
         };
         let why = match key {
-            ProxyKey::GroupAt(group, node) => format!("group {group}, its members on {node}: {why}"),
+            ProxyKey::GroupAt(group, node) => {
+                format!("group {group}, its members on {node}: {why}")
+            }
             _ => why,
         };
         self.handle
