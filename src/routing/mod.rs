@@ -192,25 +192,24 @@ pub trait NameFallback: Send + Sync + 'static {
     fn resolve(&self, name: &str) -> Option<Addr>;
 }
 
-/// A copy of `msg` for one more recipient, as a group send makes for each member: the same name,
-/// sender and key, the value shared with `msg`, not cloned ([`Message::get`](crate::Message::get)
-/// reads it from any copy; [`Message::take`](crate::Message::take) gets it only from the last copy
-/// left), no destination and no reply slot. For a bridge that delivers one message here and forwards
-/// it elsewhere too.
+/// A copy of `msg` without its value: the same name, sender, key and destination, no reply slot,
+/// as the dead letters record a message given back to its sender. For a bridge that delivers one
+/// message here and forwards it elsewhere too, putting a value of its own (decoded from the bytes it
+/// sends, say) in the copy.
 ///
 /// # Examples
 ///
 /// ```
 /// use tasklets::Message;
 ///
-/// let mut line = Message::new("say").value("hello".to_string());
-/// let copy = tasklets::routing::share(&mut line);
+/// let line = Message::new("say").value("hello".to_string()).to("lobby");
+/// let copy = tasklets::routing::shell(&line);
 /// assert_eq!(copy.name(), line.name());
-/// assert_eq!(copy.get::<String>().map(String::as_str), Some("hello"));
-/// assert_eq!(line.get::<String>().map(String::as_str), Some("hello"));
+/// assert!(matches!(copy.dest(), Some(tasklets::Destination::Name(n)) if n == "lobby"));
+/// assert!(!copy.has_value() && line.has_value());
 /// ```
-pub fn share(msg: &mut Message) -> Message {
-    msg.share()
+pub fn shell(msg: &Message) -> Message {
+    msg.shell()
 }
 
 /// The installed fallback's answer for a name not registered locally.

@@ -34,13 +34,18 @@ impl Inner {
         nodes
     }
 
-    /// The stand-ins of `group`'s members on other nodes, by node and id.
+    /// The stand-ins of `group`'s members on other nodes, by node and id; those of nodes that
+    /// did not answer since their last heartbeat left out (unless every node's are).
     fn remote_members_of(&self, group: &str) -> Vec<Addr> {
         let s = self.lock();
+        let reachable = s
+            .remote_members
+            .keys()
+            .any(|(g, node, _)| g == group && !s.unreachable.contains(node));
         let mut members: Vec<(&str, u64, &Addr)> = s
             .remote_members
             .iter()
-            .filter(|((g, _, _), _)| g == group)
+            .filter(|((g, node, _), _)| g == group && (!reachable || !s.unreachable.contains(node)))
             .map(|((_, node, id), a)| (node.as_str(), *id, a))
             .collect();
         members.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -49,7 +54,7 @@ impl Inner {
 
     /// A message to `group`'s address: to the members here at once, and one copy to each other node
     /// with members. Waits while a node's proxy is full (the sender feels a slow node).
-    pub(crate) async fn broadcast(self: &Arc<Self>, group: &str, mut f: Frame) {
+    pub(crate) async fn broadcast(self: &Arc<Self>, group: &str, f: Frame) {
         let g = Group::new(group);
         let here = !self.handle.members(&g).is_empty();
         let nodes = self.nodes_with(group);
@@ -61,7 +66,13 @@ impl Inner {
         }
         let ns = &self.opts.namespace;
         for node in nodes {
-            let copy = tasklets::routing::share(&mut f.msg);
+            // A value of its own, decoded from the bytes sent (a value shared with the local copy
+            // could not be taken by the members here).
+            let shell = tasklets::routing::shell(&f.msg);
+            let copy = self
+                .wire
+                .decode_onto(shell, f.payload.as_deref())
+                .unwrap_or_else(|_| tasklets::routing::shell(&f.msg));
             let to = self.proxy(
                 ProxyKey::GroupAt(group.to_owned(), node.clone()),
                 node.clone(),

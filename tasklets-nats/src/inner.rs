@@ -53,6 +53,9 @@ pub(crate) struct State {
     pub(crate) remote_members: HashMap<(String, String, u64), Addr>,
     /// Ids of the stand-ins announced to local group watchers (never published as local members).
     pub(crate) stand_ins: HashSet<TaskletId>,
+    /// Peers whose subjects had no responders since their last heartbeat (gone, or reconnecting):
+    /// a pool passes over their members until they are heard again.
+    pub(crate) unreachable: HashSet<String>,
 }
 
 impl State {

@@ -46,6 +46,7 @@ impl Inner {
         let new = {
             let mut s = self.lock();
             let new = !s.peers.contains_key(node);
+            s.unreachable.remove(node);
             s.peers.insert(
                 node.to_owned(),
                 Peer {

@@ -435,6 +435,13 @@ impl Inner {
                 None => "malformed answer (no status)".to_owned(),
             },
             Outcome::NoResponders => {
+                {
+                    let mut s = self.lock();
+                    let node = s.proxies.get(key).map(|p| p.node.clone());
+                    if let Some(node) = node.filter(|n| !n.is_empty()) {
+                        s.unreachable.insert(node);
+                    }
+                }
                 self.drop_proxy(key, proxy);
                 "no node listens on its subject (no responders)".to_owned()
             }
