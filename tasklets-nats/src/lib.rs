@@ -158,6 +158,7 @@ mod membership;
 mod node;
 mod options;
 mod proxy;
+mod publish;
 mod wire;
 
 pub use codec::{Codec, CodecError, Wire};
@@ -200,4 +201,7 @@ pub enum Error {
     /// The node was closed.
     #[error("the node is closed")]
     Closed,
+    /// A value [`Node::publish`] cannot encode (the reason).
+    #[error("cannot encode the message: {0}")]
+    Unencodable(String),
 }

@@ -227,3 +227,63 @@ fn a_pool_goes_round_its_members_on_every_node() {
     b_handle.quit();
     b.join().unwrap();
 }
+
+#[test]
+fn a_published_message_reaches_an_exported_name_without_acknowledgement() {
+    support::watchdog(120);
+    let Some(nats) = nats_server("delivery_publish") else {
+        return;
+    };
+    let ns = format!("publish{}", std::process::id());
+    let (got_tx, got) = async_channel::unbounded::<u64>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (url, ns_b) = (nats.url.clone(), ns.clone());
+    let b = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let node = connect(&rt.handle(), &url, opts("b", &ns_b)).unwrap();
+        node.wire::<u64>("line");
+        let sink = rt.spawn(move |cx| async move {
+            loop {
+                let mut line = cx.receive(&WaitForMessages::new().accept("line")).await;
+                got_tx.try_send(line.take::<u64>().unwrap()).unwrap();
+            }
+        });
+        rt.handle().register("sink", &sink.addr()).unwrap();
+        rt.block_on(node.export("sink")).unwrap();
+        tx.send(rt.handle()).unwrap();
+        rt.run();
+        drop(node);
+    });
+    let b_handle = rx.recv().unwrap();
+    let rt = Runtime::new();
+    let node = connect(&rt.handle(), &nats.url, opts("a", &ns)).unwrap();
+    node.wire::<u64>("line");
+    assert!(rt.block_on(node.wait_for_name("sink", WAIT)));
+    for id in 0..100_u64 {
+        node.publish("sink", Message::new("line").value(id))
+            .unwrap();
+    }
+    let mut heard = Vec::new();
+    while heard.len() < 100 {
+        let id = rt.block_on(futures_lite::future::or(
+            async { got.recv().await.ok() },
+            async {
+                async_io::Timer::after(WAIT).await;
+                None
+            },
+        ));
+        heard.push(id.unwrap_or_else(|| panic!("only {} arrived", heard.len())));
+    }
+    assert_eq!(heard, (0..100).collect::<Vec<u64>>(), "in order, once each");
+    let err = node.publish("a.b", Message::new("line")).unwrap_err();
+    assert_eq!(err, tasklets_nats::Error::BadToken("a.b".into()));
+    let err = node
+        .publish("sink", Message::new("line").value("not a u64"))
+        .unwrap_err();
+    assert!(
+        matches!(err, tasklets_nats::Error::Unencodable(_)),
+        "{err:?}"
+    );
+    b_handle.quit();
+    b.join().unwrap();
+}
