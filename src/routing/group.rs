@@ -161,7 +161,7 @@ struct GroupState {
     members: Arc<Vec<Addr>>,
     watchers: Vec<Addr>,
     /// The round-robin position: every round-robin router over the group (and every bridge asking
-    /// [`Handle::take_turn`](crate::Handle::take_turn)) takes the next one, so the turn goes round
+    /// [`Handle::round_robin_turn`](crate::Handle::round_robin_turn)) takes the next one, so the turn goes round
     /// however many `Router` values are made.
     turn: usize,
 }

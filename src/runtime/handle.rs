@@ -352,12 +352,12 @@ impl Handle {
     /// let pool = Group::new("pool");
     /// let a = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; });
     /// rt.handle().join_group(&pool, &a.addr());
-    /// let (members, first) = rt.handle().take_turn(&pool);
+    /// let (members, first) = rt.handle().round_robin_turn(&pool);
     /// assert_eq!(members, [a.addr()]);
     /// rt.handle().try_send(Message::new("job").to(Router::round_robin(&pool))).unwrap();
-    /// assert_eq!(rt.handle().take_turn(&pool).1, first + 2); // the router took the turn between
+    /// assert_eq!(rt.handle().round_robin_turn(&pool).1, first + 2); // the router took the turn between
     /// ```
-    pub fn take_turn(&self, group: &Group) -> (Vec<Addr>, usize) {
+    pub fn round_robin_turn(&self, group: &Group) -> (Vec<Addr>, usize) {
         let (members, turn) = self.rt.groups.members_and_turn(group);
         (members.as_ref().clone(), turn)
     }

@@ -8,7 +8,7 @@
 //! is, with the group and the node in the reason.
 //!
 //! A pool's address ([`Node::pool_addr`](crate::Node::pool_addr)) takes the group's round-robin
-//! turn ([`Handle::take_turn`](tasklets::Handle::take_turn)) over its members here and the
+//! turn ([`Handle::round_robin_turn`](tasklets::Handle::round_robin_turn)) over its members here and the
 //! stand-ins of its members elsewhere, in a fixed order (here first, then by node and id), and
 //! hands the message to the one whose turn it is.
 
@@ -102,7 +102,7 @@ impl Inner {
 
     /// A message to `group`'s pool address: to the member whose turn it is, here or elsewhere.
     pub(crate) async fn route_pool(self: &Arc<Self>, group: &str, f: Frame) {
-        let (here, turn) = self.handle.take_turn(&Group::new(group));
+        let (here, turn) = self.handle.round_robin_turn(&Group::new(group));
         let elsewhere = self.remote_members_of(group);
         let count = here.len() + elsewhere.len();
         if count == 0 {

@@ -334,7 +334,7 @@ impl Node {
     /// An address whose messages (and calls) go to one member of `group`, round-robin over its
     /// members here and the members other nodes published ([`export_pool`](Self::export_pool)), in
     /// a fixed order (here first, then by node and id). The turn is the group's own
-    /// ([`Handle::take_turn`](tasklets::Handle::take_turn)), shared with every
+    /// ([`Handle::round_robin_turn`](tasklets::Handle::round_robin_turn)), shared with every
     /// [`Router::round_robin`](tasklets::Router::round_robin) over it. No member anywhere: a dead
     /// letter.
     ///
