@@ -325,6 +325,9 @@ pub async fn serve_with(
     ready: impl FnOnce(SocketAddr),
 ) -> io::Result<Summary> {
     let local = listener.local_addr()?;
+    // Names label the chat's tasklets in snapshots (SIGUSR1, `top`); the ledger drops each at its
+    // tasklet's end.
+    let _ = cx.register(&format!("listener:{local}"));
     let listener = Arc::new(Async::new(listener)?);
     let hub = Rc::new(Hub {
         config,
@@ -529,9 +532,18 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
     let kicked = WaitForSignal::on(&kick);
     let _ = cx.try_wait(&kicked); // armed from now on: every wait below includes it
     hub.kicks.borrow_mut().insert(cx.id(), kick);
+    let peer = stream.get_ref().peer_addr().ok();
+    if let Some(peer) = peer {
+        let _ = cx.register(&format!("conn:{peer}"));
+    }
     let reader = {
         let (stream, me) = (Arc::clone(&stream), cx.me());
-        cx.spawn(move |cx| reader(cx, stream, me))
+        cx.spawn(move |cx| async move {
+            if let Some(peer) = peer {
+                let _ = cx.register(&format!("reader:{peer}"));
+            }
+            reader(cx, stream, me).await
+        })
     };
     let mut conn = Conn {
         cx: &cx,
@@ -1086,6 +1098,7 @@ fn main() -> std::process::ExitCode {
     tracing::debug!(?config, "settings");
     let served = tasklets::run(move |cx| async move {
         let snapshots = cx.spawn(|cx| async move {
+            let _ = cx.register("snapshots");
             loop {
                 cx.wait(&usr1).await;
                 eprint!("{}", cx.runtime().snapshot());

@@ -1,5 +1,8 @@
 //! The mailbox against a naive model: a `Vec` scanned from the front.
 //!
+//! Each property runs 1 000 cases in a plain `cargo test` and `PROPTEST_CASES` (10 000 in `.ci/run`)
+//! otherwise.
+//!
 //! - `selection_agrees_with_a_front_scanned_vec`: the index and the filter alone. Random sequences of
 //!   sends (random names) and waits (random accept / defer / discard / otherwise sets, sometimes split
 //!   over two `WaitForMessages`) must agree with the model on every delivered message, on every discard,
@@ -159,8 +162,17 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Cases per property: 1 000 in a plain `cargo test` (a few seconds), more where `PROPTEST_CASES`
+/// says so (`.ci/run` runs 10 000).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn selection_agrees_with_a_front_scanned_vec(ops in proptest::collection::vec(op(), 0..40)) {
@@ -697,7 +709,7 @@ fn run_mailbox(capacity: Option<usize>, ops: &[MOp]) -> Result<(), TestCaseError
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(10_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn the_mailbox_agrees_with_a_front_scanned_vec(

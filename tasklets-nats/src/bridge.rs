@@ -15,7 +15,7 @@ use async_nats::{HeaderMap, Request, RequestErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::wire::{self, BUSY, H_FLOOR, H_LEFT_MS, H_STATUS};
+use crate::wire::{self, BUSY, GAP, H_FLOOR, H_LEFT_MS, H_STATUS};
 use crate::Error;
 
 /// What a request came back with.
@@ -129,6 +129,12 @@ pub(crate) struct Counters {
     pub(crate) slow_consumer: AtomicU64,
     pub(crate) publish_dropped: AtomicU64,
     pub(crate) busy_retries: AtomicU64,
+    pub(crate) disconnections: AtomicU64,
+    pub(crate) resent: AtomicU64,
+    /// Times a receiving node answered "gap" and the unanswered messages were sent again, and
+    /// when that last happened.
+    pub(crate) gap_waves: AtomicU64,
+    pub(crate) last_gap_wave: std::sync::Mutex<Option<Instant>>,
 }
 
 /// The connection as the tasklets side sees it, written by the client's event callback.
@@ -152,12 +158,22 @@ const PACE: Duration = Duration::from_millis(2);
 /// How long a call's request still listens after its caller's deadline: a reply that crossed the
 /// deadline on the wire is then recorded as too late (`ReplyTooLate`) instead of being lost.
 const LATE_REPLY_GRACE: Duration = Duration::from_millis(250);
+/// How long a one-way message waits for its answer before it is sent again (the receiving node
+/// answers a copy of a message it took with that message's answer, or "busy" while it is still on
+/// its way).
+const SILENCE: Duration = Duration::from_millis(500);
+/// How long a numbered one-way message answered "no responders" is asked again (the receiving
+/// node may be reconnecting) before it is a dead letter.
+const RESUBSCRIBE_GRACE: Duration = Duration::from_millis(250);
+/// The shortest time between two waves of messages sent again after "gap" answers.
+const GAP_WAVE: Duration = Duration::from_millis(20);
 /// The longest pause between two attempts of a request answered "busy".
 const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 /// Starts the bridge thread and connects; returns once connected (or failed).
 pub(crate) fn start(
     url: &str,
+    options: async_nats::ConnectOptions,
     name: &str,
     link: Arc<Link>,
 ) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error> {
@@ -181,7 +197,7 @@ pub(crate) fn start(
             };
             rt.block_on(async move {
                 let max = link.reconnect_max;
-                let client = match async_nats::ConnectOptions::new()
+                let client = match options
                     .name(&name)
                     .connection_timeout(Duration::from_secs(5))
                     .max_reconnects(None)
@@ -194,13 +210,22 @@ pub(crate) fn start(
                         async move {
                             let now = match event {
                                 async_nats::Event::Connected => true,
-                                async_nats::Event::Disconnected => false,
+                                async_nats::Event::Disconnected => {
+                                    link.counters.disconnections.fetch_add(1, Ordering::Release);
+                                    false
+                                }
                                 async_nats::Event::SlowConsumer(sid) => {
                                     link.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
                                     tracing::warn!(
                                         subscription = sid,
                                         "NATS slow consumer: the server dropped frames for this node"
                                     );
+                                    return;
+                                }
+                                async_nats::Event::ServerError(e) => {
+                                    // A permission violation among others: the server keeps the
+                                    // connection and drops what was denied.
+                                    tracing::warn!(error = %e, "the NATS server reported an error");
                                     return;
                                 }
                                 _ => return,
@@ -217,7 +242,7 @@ pub(crate) fn start(
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(Error::Connect(e.to_string())));
+                        let _ = ready_tx.send(Err(connect_error(&e)));
                         return;
                     }
                 };
@@ -237,6 +262,37 @@ pub(crate) fn start(
             "the NATS thread ended before connecting".into(),
         )),
     }
+}
+
+/// The typed error of a failed connection: the server's refusal of the node's credentials, TLS
+/// that could not be set up, or anything else that kept it from connecting.
+fn connect_error(e: &async_nats::ConnectError) -> Error {
+    use async_nats::ConnectErrorKind as Kind;
+    // Its text names its source too.
+    let text = e.to_string();
+    match e.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => Error::Authorization(text),
+        Kind::Tls => Error::Tls(text),
+        // A TLS alert from the server (a client certificate refused or missing) comes as an I/O
+        // error during the handshake.
+        _ if is_tls_failure(e) => Error::Tls(text),
+        _ => Error::Connect(text),
+    }
+}
+
+/// Whether `e` or one of its sources is a TLS error (perhaps inside an I/O error).
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if err.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl Req {
@@ -259,10 +315,18 @@ impl Req {
             Deadline::At(at) => (at, LATE_REPLY_GRACE),
             Deadline::After(d) => (Instant::now().checked_add(d), Duration::ZERO),
         };
+        // A numbered one-way message is sent again when the connection was lost while it waited
+        // for its answer (the frame or its answer may have been lost with the connection), or
+        // when a receiving node answered "gap" to a later one (the frame was lost with that node's
+        // connection); the receiving node answers a frame it took before without delivering it
+        // again.
+        let resend = matches!(self.deadline, Deadline::After(_)) && self.stream.is_some();
         let mut release = self.release.take();
         in_flight.spawn(async move {
             let mut pause = Duration::from_millis(1);
             let mut busy = false;
+            let mut buffered = buffered;
+            let mut no_responders: Option<Instant> = None;
             let outcome = loop {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|l| l.is_zero()) {
@@ -283,7 +347,20 @@ impl Req {
                     .headers(headers)
                     .payload(self.payload.clone())
                     .timeout(left.map(|l| l + grace));
-                let answer = client.send_request(self.subject.clone(), req);
+                let epoch = (
+                    link.counters.disconnections.load(Ordering::Acquire),
+                    link.counters.gap_waves.load(Ordering::Acquire),
+                );
+                let answer = futures_lite::future::or(
+                    async { Some(client.send_request(self.subject.clone(), req).await) },
+                    async {
+                        if !resend {
+                            std::future::pending::<()>().await;
+                        }
+                        resend_due(&link, epoch).await;
+                        None
+                    },
+                );
                 // The window's place is given back at the deadline; the answer is still awaited
                 // for the grace period. (Without grace, the request ends at the deadline anyway:
                 // no second timer.)
@@ -308,17 +385,29 @@ impl Req {
                         answer.await
                     }
                 };
+                let Some(answer) = answer else {
+                    // Sent again at once; until its deadline, "no responders" means the other
+                    // node has not subscribed again yet.
+                    link.counters.resent.fetch_add(1, Ordering::Relaxed);
+                    buffered = true;
+                    continue;
+                };
                 match answer {
-                    Ok(reply) if wire::header(&reply, H_STATUS) == Some(BUSY) => {
+                    Ok(reply)
+                        if matches!(wire::header(&reply, H_STATUS), Some(BUSY) | Some(GAP)) =>
+                    {
+                        if wire::header(&reply, H_STATUS) == Some(GAP) {
+                            gap_wave(&link);
+                        }
                         busy = true;
                         link.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                         // Only the oldest unanswered message of the stream retries on a timer;
                         // the ones behind it (refused to keep the order) wait for their turn.
-                        if let Some((stream, seq)) = &self.stream {
-                            if wait_turn(&**stream, *seq, deadline).await {
-                                pause = Duration::from_millis(1);
-                                continue;
-                            }
+                        if let Some((stream, seq)) = &self.stream
+                            && wait_turn(&**stream, *seq, deadline).await
+                        {
+                            pause = Duration::from_millis(1);
+                            continue;
                         }
                         let nap = left.map_or(pause, |l| pause.min(l));
                         tokio::time::sleep(nap).await;
@@ -327,7 +416,11 @@ impl Req {
                     Ok(reply) => break Outcome::Reply(reply),
                     Err(e) => match e.kind() {
                         RequestErrorKind::NoResponders => {
-                            if (buffered || self.patient)
+                            // A numbered message may meet the receiving node while it reconnects
+                            // (after losing its connection): asked again for a short while.
+                            let since = *no_responders.get_or_insert_with(Instant::now);
+                            let reconnecting = resend && since.elapsed() < RESUBSCRIBE_GRACE;
+                            if (buffered || reconnecting || self.patient)
                                 && left.is_none_or(|l| l > Duration::from_millis(10))
                             {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -337,7 +430,9 @@ impl Req {
                         }
                         RequestErrorKind::TimedOut if busy => break Outcome::Busy,
                         RequestErrorKind::TimedOut => break Outcome::TimedOut,
-                        RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
+                        RequestErrorKind::InvalidSubject
+                        | RequestErrorKind::MaxPayloadExceeded
+                        | RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
                     },
                 }
             };
@@ -347,6 +442,50 @@ impl Req {
             self.done.call(outcome);
         });
     }
+}
+
+/// Returns once a message sent at `epoch` (the counts of disconnections and of gap waves then) is
+/// to be sent again: the connection was lost since and is back, a gap wave came since, or no
+/// answer came for [`SILENCE`] (the receiving node's connection may have been lost with it).
+async fn resend_due(link: &Link, epoch: (u64, u64)) {
+    let c = &link.counters;
+    let silence = tokio::time::sleep(SILENCE);
+    futures_util::pin_mut!(silence);
+    loop {
+        let changed = link.changed.listen();
+        let reconnected = c.disconnections.load(Ordering::Acquire) > epoch.0
+            && link.connected.load(Ordering::Acquire);
+        if reconnected || c.gap_waves.load(Ordering::Acquire) > epoch.1 {
+            return;
+        }
+        if futures_lite::future::or(
+            async {
+                changed.await;
+                false
+            },
+            async {
+                (&mut silence).await;
+                true
+            },
+        )
+        .await
+        {
+            return;
+        }
+    }
+}
+
+/// A receiving node answered "gap": every message waiting for its answer is sent again (at most
+/// one wave per [`GAP_WAVE`], however many messages are answered "gap").
+fn gap_wave(link: &Link) {
+    let c = &link.counters;
+    let mut last = c.last_gap_wave.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| t.elapsed() < GAP_WAVE) {
+        return;
+    }
+    *last = Some(Instant::now());
+    c.gap_waves.fetch_add(1, Ordering::AcqRel);
+    link.changed.notify(usize::MAX);
 }
 
 /// Waits until `seq` is the oldest unanswered message of `stream` (or `deadline`); whether it had

@@ -35,6 +35,12 @@ pub struct NodeStats {
     pub slow_consumer: u64,
     /// Publications (answers, heartbeats, membership) dropped because the outbound queue was full.
     pub publish_dropped: u64,
+    /// Times the connection to the NATS server was lost (the client reconnects each time): a
+    /// server restart, a network fault, or a frame the client could not parse.
+    pub disconnections: u64,
+    /// Messages sent again because the connection was lost while they waited for their answer
+    /// (the receiving node answers a message it took before without delivering it twice).
+    pub resent: u64,
 }
 
 impl Node {
@@ -330,6 +336,8 @@ impl Node {
             expired: t.expired.load(Ordering::Relaxed),
             slow_consumer: c.slow_consumer.load(Ordering::Relaxed),
             publish_dropped: c.publish_dropped.load(Ordering::Relaxed),
+            disconnections: c.disconnections.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 }

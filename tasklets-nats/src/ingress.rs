@@ -23,18 +23,16 @@ use tracing::Instrument;
 use crate::bridge::Ingress;
 use crate::inner::Inner;
 use crate::proxy::DELIVER;
+use crate::replay::{Replays, Seen, StreamKey};
 use crate::valid_token;
 use crate::wire::{
-    self, header, number, BUSY, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG, H_NODE,
-    H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
+    self, header, number, BUSY, GAP, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG,
+    H_NODE, H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
 };
 
 /// Calls from senders outside any tasklet made at once at most (each on a tasklet of its own);
 /// beyond, they are answered "busy".
 const ANONYMOUS_CALLS: usize = 64;
-
-/// A stream: the sending node and its proxy's id.
-type StreamKey = (String, u64);
 
 /// An inbound message on its way to a local destination, as the stand-in of its sender.
 pub(crate) struct Deliver {
@@ -50,9 +48,10 @@ pub(crate) struct Deliver {
     span: tracing::Span,
 }
 
-/// The incoming streams that were answered "busy": the number each waits for next.
+/// The incoming streams that were answered "busy": the number each waits for next; and the
+/// frames taken per stream, for those sent again after a reconnection.
 #[derive(Default)]
-pub(crate) struct Streams(Mutex<HashMap<StreamKey, Waiting>>);
+pub(crate) struct Streams(Mutex<HashMap<StreamKey, Waiting>>, Replays);
 
 struct Waiting {
     next: u64,
@@ -104,6 +103,7 @@ impl Streams {
     pub(crate) fn forget_quiet(&self, after: Duration) {
         let after = after.max(Duration::from_secs(1));
         self.lock().retain(|_, w| w.touched.elapsed() < after);
+        self.1.forget_quiet(after);
     }
 }
 
@@ -173,6 +173,7 @@ impl Inner {
     fn busy(&self, d: &Deliver) {
         if let Some((key, seq)) = &d.stream {
             self.streams.refused(key, *seq);
+            self.streams.1.answered(key, *seq, BUSY);
         }
         self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
         self.answer(&d.answer, BUSY);
@@ -214,6 +215,24 @@ impl Inner {
                 self.answer(&answer, BUSY);
                 return;
             }
+            // A frame sent again after a reconnection: answered, never delivered twice.
+            let floor = number(frame, H_FLOOR).unwrap_or(0);
+            match self.streams.1.arrive(key, *seq, floor) {
+                Seen::New => {}
+                Seen::Pending => {
+                    self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
+                    self.answer(&answer, BUSY);
+                    return;
+                }
+                Seen::Gap => {
+                    self.answer(&answer, GAP);
+                    return;
+                }
+                Seen::Answered(status) => {
+                    self.answer(&answer, &status);
+                    return;
+                }
+            }
         }
         let name = header(frame, H_MSG).unwrap_or("");
         let bytes = (header(frame, H_VALUE) == Some("1")).then_some(&frame.payload[..]);
@@ -223,6 +242,7 @@ impl Inner {
                 let reason = format!("undecodable frame: {e}");
                 if let Some((key, seq)) = &stream {
                     self.streams.passed(key, *seq);
+                    self.streams.1.answered(key, *seq, &reason);
                 }
                 self.answer(&answer, &reason);
                 self.handle.dead_letter(
@@ -264,6 +284,7 @@ impl Inner {
             let why = format!("too many stand-ins for node {node} here");
             if let Some((key, seq)) = &d.stream {
                 self.streams.passed(key, *seq);
+                self.streams.1.answered(key, *seq, &why);
             }
             self.answer(&d.answer, &why);
             return;
@@ -337,6 +358,9 @@ impl Inner {
             }
         } else if let Some((key, seq)) = &d.stream {
             self.streams.passed(key, *seq);
+        }
+        if let Some((key, seq)) = &d.stream {
+            self.streams.1.answered(key, *seq, &status);
         }
         self.answer(&d.answer, &status);
     }

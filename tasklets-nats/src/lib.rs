@@ -35,14 +35,16 @@
 //!
 //! | room | owns | imports |
 //! | --- | --- | --- |
-//! | `options` | [`NodeOptions`] | — |
+//! | `options` | [`NodeOptions`] | credentials |
+//! | `credentials` | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
 //! | `wire` | the envelope: header names, its version, answer statuses, deadlines as time left | — |
 //! | [`codec`](Wire) | the wire table: which message names carry which value type, and how | — |
 //! | `bridge` | the NATS thread: connection, subscriptions, requests (retries on "busy", deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
 //! | `inner` | the state a node shares (directory, proxies, local senders, stream bookkeeping) | bridge, ingress |
 //! | `node` | [`connect`], exporting, [`Node::close`] | all of the above |
 //! | `directory` | what a node knows and counts: peers, remote names and members, waits, [`NodeStats`] | inner |
-//! | `ingress` | frames from NATS, on the bridge thread, never waiting: delivery by `try_send`, "busy", ordered streams | inner, proxy, wire |
+//! | `ingress` | frames from NATS, on the bridge thread, never waiting: delivery by `try_send`, "busy", ordered streams | inner, proxy, replay, wire |
+//! | `replay` | the frames taken per incoming stream and their answers, so a frame sent again after a reconnection is answered, never delivered twice | wire |
 //! | `proxy` | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
 //! | `membership` | heartbeats, liveness, `gone` notices | inner, proxy |
 //! | `groups` | group membership across nodes and its watcher tasklet | inner, proxy, wire |
@@ -76,7 +78,16 @@
 //! [`NodeOptions::buffer`] messages, sent once the connection is back (their acknowledgement timeout
 //! runs from then; a "no responders" is repeated until that timeout, since the other nodes
 //! reconnect at their own time); each message beyond the buffer is a dead letter at once, with the
-//! reason. An outage shorter than [`NodeOptions::down_after`] is invisible to the other nodes; a
+//! reason.
+//!
+//! A one-way message that was waiting for its answer when a connection was lost (this node's, or
+//! the receiving node's: the frame or its answer may be gone) is sent again — when this node is
+//! connected again, when the receiving node answers a later message of the same stream "gap", or
+//! after 500 ms without an answer. The receiving node remembers the messages it took per stream,
+//! so a copy is answered with the first one's answer (or "busy" while that one is still on its
+//! way) and never delivered twice, and a message that arrives while an earlier one of its stream
+//! never did waits for it. A frame the client cannot parse (a malformed header from a hostile
+//! client) makes it drop the connection: the node reconnects and loses nothing. An outage shorter than [`NodeOptions::down_after`] is invisible to the other nodes; a
 //! longer one makes them declare this node gone (monitors get `down`, its group members leave).
 //! [`Node::is_connected`], [`Node::wait_for_connection`] and [`Node::wait_for_disconnection`]
 //! observe the connection.
@@ -149,6 +160,7 @@
 
 mod bridge;
 mod codec;
+mod credentials;
 mod directory;
 mod fanout;
 mod groups;
@@ -159,6 +171,7 @@ mod node;
 mod options;
 mod proxy;
 mod publish;
+mod replay;
 mod wire;
 
 pub use codec::{Codec, CodecError, Wire};
@@ -186,6 +199,21 @@ pub enum Error {
     /// The NATS server could not be reached.
     #[error("cannot connect to NATS: {0}")]
     Connect(String),
+    /// A credential given in the [`NodeOptions`] cannot be used: a file that cannot be read, an
+    /// nkey seed or a `.creds` file that is not valid. Found at [`connect`], before the server is
+    /// contacted.
+    #[error("cannot use the node's credentials: {0}")]
+    Credentials(String),
+    /// The server refused the node's credentials, or their absence: an authorization violation
+    /// (wrong or missing user, password, token, nkey or `.creds`), or a failed signature of its
+    /// challenge.
+    #[error("the NATS server refused the node (authorization): {0}")]
+    Authorization(String),
+    /// TLS could not be set up: a certificate or key file that is not usable, a server certificate
+    /// the trusted authorities did not sign, a server that refused the client certificate (or its
+    /// absence), or TLS required and not offered.
+    #[error("cannot set up TLS with the NATS server: {0}")]
+    Tls(String),
     /// The bridge thread or its tokio runtime could not start.
     #[error("cannot start the NATS thread: {0}")]
     Runtime(String),

@@ -51,8 +51,10 @@ impl fmt::Debug for Node {
 /// # Errors
 ///
 /// [`Error::BadToken`] for a node or namespace that is not one subject token, [`Error::Connect`] when
-/// the server cannot be reached, [`Error::Runtime`] when the NATS thread cannot start,
-/// [`Error::Subscribe`] when the node's own subjects are refused.
+/// the server cannot be reached, [`Error::Credentials`] for a credential that cannot be used (a file
+/// that cannot be read, a bad nkey seed), [`Error::Authorization`] when the server refuses the
+/// node's credentials, [`Error::Tls`] when TLS cannot be set up, [`Error::Runtime`] when the NATS
+/// thread cannot start, [`Error::Subscribe`] when the node's own subjects are refused.
 ///
 /// # Examples
 ///
@@ -76,7 +78,12 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         reconnect_max: opts.reconnect_max,
         counters: bridge::Counters::default(),
     });
-    let (cmds, thread) = bridge::start(url, &opts.node, Arc::clone(&link))?;
+    let (cmds, thread) = bridge::start(
+        url,
+        opts.connect_options(url)?,
+        &opts.node,
+        Arc::clone(&link),
+    )?;
     let trace_id = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();

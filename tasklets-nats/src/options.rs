@@ -1,6 +1,9 @@
-//! The options of a node: its name and namespace, its timings and bounds.
+//! The options of a node: its name and namespace, its timings and bounds (its credentials are in
+//! the `credentials` room).
 
 use std::time::Duration;
+
+use crate::credentials::Credentials;
 
 /// Options of [`connect`](crate::connect).
 ///
@@ -28,6 +31,7 @@ pub struct NodeOptions {
     pub(crate) buffer: usize,
     pub(crate) reconnect_max: Duration,
     pub(crate) trace_context: Option<fn() -> Option<String>>,
+    pub(crate) credentials: Credentials,
 }
 
 impl NodeOptions {
@@ -35,7 +39,8 @@ impl NodeOptions {
     /// every 200 ms, declared gone after 1 s of silence, acknowledgements awaited 5 s, remote calls
     /// bounded by 60 s, [`close`](crate::Node::close) done within 2 s, at most 256 messages buffered
     /// while disconnected, reconnection attempts at most 250 ms apart, trace context from the
-    /// current `tracing` span.
+    /// current `tracing` span; no credentials, TLS only for a `tls://` URL or a server that
+    /// requires it.
     ///
     /// # Examples
     ///
@@ -55,6 +60,7 @@ impl NodeOptions {
             buffer: 256,
             reconnect_max: Duration::from_millis(250),
             trace_context: None,
+            credentials: Credentials::default(),
         }
     }
 

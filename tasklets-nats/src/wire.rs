@@ -4,6 +4,25 @@
 //! tasklet, the stream it belongs to (the sending proxy and its sequence number, with the lowest
 //! number that proxy still has unanswered), its deadline as the time left, and the sender's trace
 //! context. An answer carries a status and, for a call, the reply's name and value.
+//!
+//! # Subjects
+//!
+//! Every subject starts with the namespace (`<ns>`, [`NodeOptions::namespace`](crate::NodeOptions::namespace)).
+//! Messages and calls are NATS requests; their answers (acknowledgements, statuses, replies) go to
+//! the requesting node's inbox. A subject that a node publishes *as itself* names that node, so a
+//! NATS permission can reserve it to that node's user (the Scaling-out chapter's server
+//! configuration does); a message's sender is a header (`tn-node`, `tn-from-node`), which no
+//! permission can check.
+//!
+//! | subject | published by | subscribed by | what a permission can restrict |
+//! | --- | --- | --- | --- |
+//! | `<ns>.addr.<node>.<id>` | any node: a message or call to tasklet `<id>` of `<node>` (request) | `<node>` (`<ns>.addr.<node>.*`) | who reads a node's messages: subscribe only to one's own `<ns>.addr.<node>.>` |
+//! | `<ns>.name.<name>` | any node: a message or call to an exported name (request) | the nodes exporting `<name>` (queue group `<ns>.name`) | which names a node may export (subscribe) |
+//! | `<ns>.group.<node>.<group>` | any node with a message to `<group>`: the copy for `<node>`'s members (request; a pool's message goes to one member's `<ns>.addr.…` instead) | `<node>` (`<ns>.group.<node>.*`, once at connect) | who reads a node's group copies: subscribe only to one's own `<ns>.group.<node>.*` |
+//! | `<ns>.node.<node>.hb` | `<node>`: its heartbeat, with the names it exports | every node (`<ns>.node.*.hb`) | publish only as oneself: `<ns>.node.<node>.>` |
+//! | `<ns>.gone.<node>.<id>` | `<node>`: its tasklet `<id>` ended | every node (`<ns>.gone.*.*`) | publish only as oneself: `<ns>.gone.<node>.>` |
+//! | `<ns>.members.<node>.<group>` | `<node>`: its members of `<group>` that joined or left | every node (`<ns>.members.*.*`) | publish only as oneself: `<ns>.members.<node>.>` |
+//! | `_INBOX.<ns>.<node>.…` | the node answering one of `<node>`'s requests (a response) | `<node>` (its requests' inbox prefix) | who reads a node's answers: subscribe only to one's own; publish only responses (`allow_responses`) |
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +57,9 @@ pub(crate) const H_SPAN: &str = "tn-span";
 pub(crate) const OK: &str = "ok";
 /// The destination (or the sender's stand-in) is full: the sender waits and sends again.
 pub(crate) const BUSY: &str = "busy";
+/// An earlier frame of the same stream never arrived (lost with a connection): the sender sends
+/// the frames it has unanswered again, and this one after them.
+pub(crate) const GAP: &str = "gap";
 
 pub(crate) fn header<'a>(msg: &'a async_nats::Message, key: &str) -> Option<&'a str> {
     msg.headers.as_ref()?.get(key).map(|v| v.as_str())

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -17,16 +18,25 @@ use tasklets_nats::{connect, NodeOptions};
 struct Raw {
     out: TcpStream,
     lines: BufReader<TcpStream>,
+    /// Messages that arrived while `sync` waited for its PONG (a node can answer before the server
+    /// has read the PING), in order: `answer` takes them first.
+    early: VecDeque<String>,
 }
 
 impl Raw {
     fn connect(port: u16) -> Raw {
         let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A lost answer fails the test instead of hanging it.
+        out.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut lines = BufReader::new(out.try_clone().unwrap());
         let mut info = String::new();
         lines.read_line(&mut info).unwrap();
         assert!(info.starts_with("INFO"), "{info}");
-        let mut raw = Raw { out, lines };
+        let mut raw = Raw {
+            out,
+            lines,
+            early: VecDeque::new(),
+        };
         raw.send(
             b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n",
         );
@@ -65,30 +75,50 @@ impl Raw {
         self.send(&frame);
     }
 
-    /// Waits until the server has processed everything sent so far.
+    /// Waits until the server has processed everything sent so far. A message that arrives first
+    /// is kept for `answer`.
     fn sync(&mut self) {
         self.send(b"PING\r\n");
         loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
+            let line = self.line();
             if line.starts_with("PONG") {
                 return;
+            }
+            if line.starts_with("HMSG") {
+                let msg = self.body(&line);
+                self.early.push_back(msg);
             }
         }
     }
 
     /// Waits for the next message on the inbox; its header block.
     fn answer(&mut self) -> String {
+        if let Some(msg) = self.early.pop_front() {
+            return msg;
+        }
         loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
+            let line = self.line();
             if line.starts_with("HMSG") {
-                let total: usize = line.split_whitespace().last().unwrap().parse().unwrap();
-                let mut body = vec![0; total + 2];
-                std::io::Read::read_exact(&mut self.lines, &mut body).unwrap();
-                return String::from_utf8_lossy(&body).into_owned();
+                return self.body(&line);
             }
         }
+    }
+
+    /// The next protocol line; panics when none comes within the read timeout.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.lines
+            .read_line(&mut line)
+            .expect("nothing from the server within 30 s");
+        line
+    }
+
+    /// The headers and payload of the message whose `HMSG` line is `line`.
+    fn body(&mut self, line: &str) -> String {
+        let total: usize = line.split_whitespace().last().unwrap().parse().unwrap();
+        let mut body = vec![0; total + 2];
+        std::io::Read::read_exact(&mut self.lines, &mut body).unwrap();
+        String::from_utf8_lossy(&body).into_owned()
     }
 }
 
