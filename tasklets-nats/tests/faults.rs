@@ -295,7 +295,10 @@ fn groups_broadcast_and_pools_route_across_nodes() {
         }
         rt.block_on(node.export_group(&lobby_b)).unwrap();
         rt.block_on(node.export_pool(&workers_b)).unwrap();
-        let member = rt.spawn(|_cx| async {});
+        // Alive while b runs: a name whose tasklet ended is no longer announced.
+        let member = rt.spawn(|cx| async move {
+            cx.receive(&WaitForMessages::new().accept("quit")).await;
+        });
         rt.handle().register("b-ready", &member.addr()).unwrap();
         rt.block_on(node.export("b-ready")).unwrap();
         tx.send(rt.handle()).unwrap();
