@@ -206,6 +206,9 @@ pub const HELP: [&str; 8] = [
     "*   /quit             hang up",
 ];
 
+/// A future of the rooms elsewhere and their counts ([`Reach::rooms`]).
+pub type Rooms<'a> = Pin<Box<dyn Future<Output = Vec<(String, usize)>> + 'a>>;
+
 /// What a server reaches beyond its own process (for a chat spread over several): where a room's
 /// lines go and who is in a room elsewhere. `()` reaches nothing: a server alone.
 pub trait Reach {
@@ -228,7 +231,7 @@ pub trait Reach {
         Box::pin(async { Vec::new() })
     }
     /// The rooms elsewhere and how many are in each there, for `/list`.
-    fn rooms<'a>(&'a self, cx: &'a Cx) -> Pin<Box<dyn Future<Output = Vec<(String, usize)>> + 'a>> {
+    fn rooms<'a>(&'a self, cx: &'a Cx) -> Rooms<'a> {
         let _ = cx;
         Box::pin(async { Vec::new() })
     }

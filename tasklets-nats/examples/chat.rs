@@ -183,7 +183,7 @@ impl chat::Reach for Nats {
         })
     }
 
-    fn rooms<'a>(&'a self, cx: &'a Cx) -> Pin<Box<dyn Future<Output = Vec<(String, usize)>> + 'a>> {
+    fn rooms<'a>(&'a self, cx: &'a Cx) -> chat::Rooms<'a> {
         Box::pin(async move {
             let answers =
                 ask_peers::<Vec<(String, u64)>>(cx, &self.0, || Message::new("rooms")).await;
