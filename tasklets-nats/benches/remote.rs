@@ -179,19 +179,26 @@ fn tasklets_side(url: &str) -> Side {
                         for i in 0..n {
                             node.publish("sink", Message::new("note").value(i)).unwrap();
                         }
-                        // Publications and calls take different paths: ask until all are in
-                        // (none is lost on a quiet loopback; a loss would hang the bench).
+                        // Publications and calls take different paths: ask until all are in,
+                        // or nothing more came for a second (then the loss is printed).
                         let mut seen = 0;
-                        while seen < n {
+                        let mut last = Instant::now();
+                        while seen < n && last.elapsed() < Duration::from_secs(1) {
                             let count = Message::new("count");
                             let counted = cx
                                 .call("sink", count, Duration::from_secs(120))
                                 .await
                                 .unwrap();
-                            seen += counted.get::<u64>().copied().unwrap_or_default();
+                            let more = counted.get::<u64>().copied().unwrap_or_default();
+                            if more > 0 {
+                                last = Instant::now();
+                            }
+                            seen += more;
                         }
-                        assert_eq!(seen, n);
-                        out.push(t.elapsed());
+                        if seen < n {
+                            println!("  (fire-and-forget: {} of {n} lost)", n - seen);
+                        }
+                        out.push(t.elapsed().saturating_sub(last.elapsed()));
                     }
                 }
                 done_tx.send(out).await.unwrap();

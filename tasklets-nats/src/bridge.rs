@@ -114,6 +114,13 @@ pub(crate) enum Cmd {
         payload: Bytes,
     },
     Request(Req),
+    /// A fire-and-forget message ([`Node::publish`](crate::Node::publish)): like `Publish`, but
+    /// it waits for room in the outbound queue instead of being dropped when it is full.
+    Send {
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    },
     /// The client (re)connected: send the requests buffered meanwhile.
     Reconnected,
     /// Ends the thread by `deadline` (`None`: once everything in flight is answered): what is in
@@ -610,6 +617,19 @@ async fn serve(client: async_nats::Client, cmds: async_channel::Receiver<Cmd>, l
                 payload,
             } => {
                 if outbound.try_send((subject, headers, payload)).is_err() {
+                    link.counters
+                        .publish_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Cmd::Send {
+                subject,
+                headers,
+                payload,
+            } => {
+                // Waits while the publisher task drains the queue (a burst of publications holds
+                // the other commands back meanwhile, for as long as the client takes them).
+                if outbound.send((subject, headers, payload)).await.is_err() {
                     link.counters
                         .publish_dropped
                         .fetch_add(1, Ordering::Relaxed);

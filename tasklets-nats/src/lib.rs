@@ -17,7 +17,8 @@
 //! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node,
 //!   and make membership changes visible as `group-changed` notices on every node;
 //!   [`Node::export_pool`] and [`Node::pool_addr`] route to one member of a pool spread over nodes
-//!   (a NATS queue group).
+//!   (round-robin over the members of every node, with the group's own turn);
+//! - [`Node::publish`] sends without acknowledgement, at most once, where a sender can lose a message.
 //!
 //! Every message routed to a proxy passes through the core's per-address hook
 //! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
@@ -48,6 +49,8 @@
 //! | `proxy` | proxies (bounded stand-ins), their window on the wire, the [`Outbound`](tasklets::routing::Outbound) hook | inner, bridge, ingress, wire |
 //! | `membership` | heartbeats, liveness, `gone` notices | inner, proxy |
 //! | `groups` | group membership across nodes and its watcher tasklet | inner, proxy, wire |
+//! | `fanout` | the addresses of groups and pools: members here directly, one acknowledged copy per other node with members, the group's round-robin turn over every node | inner, proxy |
+//! | `publish` | [`Node::publish`]: fire-and-forget, one publication per message | wire |
 //!
 //! # Delivery
 //!
@@ -57,6 +60,12 @@
 //! dead letter ([`DeadLetterReason::Remote`](tasklets::DeadLetterReason::Remote)) with the reason.
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination).
+//!
+//! A message to a group's address is delivered to the members of the sending node directly (an
+//! outage does not silence them) and one copy goes to every other node known to have members, each
+//! acknowledged by that node alone: a node that does not answer makes its copy a dead letter naming
+//! the group and the node; a node with no member any more makes none. [`Node::publish`] is the
+//! exception, on request: no acknowledgement, no dead letter.
 //!
 //! # Overload
 //!

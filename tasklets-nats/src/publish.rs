@@ -11,10 +11,12 @@ use crate::{valid_token, Error, Node};
 impl Node {
     /// Sends `msg` to the tasklet that another node exports as `name` (or this one: the
     /// publication goes through the server), **without acknowledgement**: one NATS publication,
-    /// no answer awaited, no retry, no window. At most once: a message is lost without a dead
-    /// letter on this node when no node exports `name`, when the connection drops before it
-    /// is sent (or the bounded queue to the NATS thread is full: [`NodeStats`](crate::NodeStats)
-    /// `publish_dropped`), or when the destination's mailbox is full (it is dropped there). The
+    /// no answer awaited, no retry, no window. It never waits: a burst waits in the node's queue to
+    /// its NATS thread (unbounded), which hands the publications to the client as fast as it takes
+    /// them. At most once: a message is lost without a dead letter on this node when no node
+    /// exports `name`, when the connection drops before it is sent, or when the destination's
+    /// mailbox is full (it is dropped there, counted as "busy" in that node's
+    /// [`NodeStats`](crate::NodeStats)). The
     /// acknowledged sends (`cx.send` to a remote name) deliver or dead-letter every message;
     /// this is for the traffic a sender can lose (metrics, presence) at the rate of the raw
     /// client. A sender in `msg` ([`Message::sender`](tasklets::Message::sender)) can be replied
@@ -64,7 +66,11 @@ impl Node {
             h.insert(H_FROM_ID, id.to_string().as_str());
         }
         let subject = format!("{}.name.{name}", inner.opts.namespace);
-        inner.publish(subject, h, payload.unwrap_or_default().into());
-        Ok(())
+        let send = crate::bridge::Cmd::Send {
+            subject,
+            headers: h,
+            payload: payload.unwrap_or_default().into(),
+        };
+        inner.cmds.try_send(send).map_err(|_| Error::Closed)
     }
 }

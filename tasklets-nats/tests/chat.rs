@@ -303,10 +303,10 @@ fn two_clients_entering_a_new_room_at_once_see_each_line_once() {
     let mut speaker = Client::connect(&addr2);
     speaker.send("/nick speaker");
     speaker.expect("* you are now speaker");
-    speaker.send("/join race");
-    speaker.expect("* speaker joined race");
     for round in 0..3 {
         let room = format!("race{round}");
+        speaker.send(&format!("/join {room}"));
+        speaker.expect(&format!("* speaker joined {room}"));
         let mut x = Client::connect(&addr1);
         let mut y = Client::connect(&addr1);
         x.send(&format!("/nick x{round}"));
@@ -318,11 +318,21 @@ fn two_clients_entering_a_new_room_at_once_see_each_line_once() {
         y.send(&format!("/join {room}"));
         x.expect(&format!("* x{round} joined"));
         y.expect(&format!("* y{round} joined"));
-        speaker.send(&format!("/join {room}"));
-        speaker.expect(&format!("* speaker joined {room}"));
-        // Once both have heard the speaker join, r2 knows r1's members.
-        x.expect("* speaker joined");
-        y.expect("* speaker joined");
+        // When r2 knows r1's members is not visible from outside: the speaker says "ping" every
+        // 100 ms (on a thread of its own) until both have heard one.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut out = speaker.out.try_clone().unwrap();
+        let stopping = std::sync::Arc::clone(&stop);
+        let ticker = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                writeln!(out, "ping").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        x.expect(&format!("[{room}] speaker: ping"));
+        y.expect(&format!("[{room}] speaker: ping"));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        ticker.join().unwrap();
         for i in 0..5 {
             speaker.send(&format!("line {i}"));
         }
@@ -334,7 +344,9 @@ fn two_clients_entering_a_new_room_at_once_see_each_line_once() {
                 if line.ends_with(": end") {
                     break;
                 }
-                heard.push(line);
+                if !line.ends_with(": ping") {
+                    heard.push(line);
+                }
             }
             let want: Vec<String> = (0..5)
                 .map(|i| format!("[{room}] speaker: line {i}"))

@@ -343,6 +343,7 @@ fn lines_sent_to_a_group_across_a_restart_of_a_node_are_delivered_or_dead_letter
     // Every line: delivered to b's members (old or new) or b's copy dead-lettered.
     let mut seen = BTreeMap::new();
     let mut dead = std::collections::BTreeSet::new();
+    let mut unknown = 0;
     let lines_on_b = |s: &BTreeMap<(u64, u64), u32>| {
         s.keys()
             .map(|(_, line)| *line)
@@ -354,7 +355,13 @@ fn lines_sent_to_a_group_across_a_restart_of_a_node_are_delivered_or_dead_letter
             let DeadLetterReason::Remote(why) = &letter.reason else {
                 panic!("{:?}", letter.reason);
             };
-            assert!(why.contains("on b"), "{why}");
+            // b's copy refused or unanswered, or (once a declared b gone, when its close took
+            // longer than the liveness bound) no member known anywhere: both with the reason.
+            let nobody = why.contains("no member of group room on any node");
+            assert!(why.contains("on b") || nobody, "{why}");
+            if nobody {
+                unknown += 1;
+            }
             dead.insert(letter.message.take::<u64>().unwrap());
         }
         let delivered = lines_on_b(&seen);
@@ -386,8 +393,8 @@ fn lines_sent_to_a_group_across_a_restart_of_a_node_are_delivered_or_dead_letter
     let (old, new) = (by_line(100, 200), by_line(200, 300));
     println!(
         "restart of b (away 0.5 s) while {LINES} lines stream to a group: delivered to the old b \
-         {}, to the new b {}, dead-lettered {} (of which also delivered {both}), in neither 0, \
-         duplicated {twice}",
+         {}, to the new b {}, dead-lettered {} (of which also delivered {both}; {unknown} while \
+         no member was known), in neither 0, duplicated {twice}",
         old.len(),
         new.len(),
         dead.len()
