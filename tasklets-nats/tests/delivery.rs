@@ -136,6 +136,12 @@ fn lines_sent_to_a_group_through_a_3_s_outage_reach_every_member_once() {
             rt.spawn(move |cx| async move {
                 let mut ok = 0;
                 for id in 0..LINES {
+                    if id == LINES / 2 {
+                        // The second half late in the outage, past the liveness bound (1 s): the
+                        // nodes must not have declared each other gone for their own silence.
+                        let late = Duration::from_millis(2500).saturating_sub(outage.elapsed());
+                        async_io::Timer::after(late).await;
+                    }
                     if cx
                         .send(Message::new("line").to(&to).value(id))
                         .await
