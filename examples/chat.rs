@@ -206,6 +206,9 @@ pub const HELP: [&str; 8] = [
     "*   /quit             hang up",
 ];
 
+/// A future of the rooms elsewhere and their counts ([`Reach::rooms`]).
+pub type Rooms<'a> = Pin<Box<dyn Future<Output = Vec<(String, usize)>> + 'a>>;
+
 /// What a server reaches beyond its own process (for a chat spread over several): where a room's
 /// lines go and who is in a room elsewhere. `()` reaches nothing: a server alone.
 pub trait Reach {
@@ -226,6 +229,23 @@ pub trait Reach {
     ) -> Pin<Box<dyn Future<Output = Vec<String>> + 'a>> {
         let _ = (cx, room);
         Box::pin(async { Vec::new() })
+    }
+    /// The rooms elsewhere and how many are in each there, for `/list`.
+    fn rooms<'a>(&'a self, cx: &'a Cx) -> Rooms<'a> {
+        let _ = cx;
+        Box::pin(async { Vec::new() })
+    }
+    /// Claims `nick` beyond this process once it is registered here (`key` is its registered
+    /// name); `Err` with the line to show when it is taken elsewhere (the name is then released
+    /// here).
+    fn claim<'a>(&'a self, key: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + 'a>> {
+        let _ = key;
+        Box::pin(async { Ok(()) })
+    }
+    /// The connection holding the nick registered as `key` elsewhere, for `/msg`.
+    fn find(&self, key: &str) -> Option<Addr> {
+        let _ = key;
+        None
     }
 }
 
@@ -815,6 +835,10 @@ impl Conn<'_> {
         if self.cx.register(&nick_key(nick)).is_err() {
             return self.line(&format!("! nick {nick} is taken"));
         }
+        if let Err(why) = self.reach.claim(&nick_key(nick)).await {
+            self.cx.runtime().unregister(&nick_key(nick));
+            return self.line(&why);
+        }
         let old = self.nick.replace(nick.to_owned());
         if let Some(old) = &old {
             self.cx.runtime().unregister(&nick_key(old));
@@ -883,7 +907,9 @@ impl Conn<'_> {
         if to.is_empty() || text.is_empty() {
             return self.line("! usage: /msg NICK text");
         }
-        let Some(addr) = self.cx.runtime().whereis(&nick_key(to)) else {
+        let key = nick_key(to);
+        let found = self.cx.runtime().whereis(&key);
+        let Some(addr) = found.or_else(|| self.reach.find(&key)) else {
             return self.line(&format!("! no such nick: {}", visible(to)));
         };
         let text = visible(text);
@@ -918,6 +944,24 @@ impl Conn<'_> {
                 (n > 0).then(|| format!("{name} ({n})"))
             })
             .collect();
+        let elsewhere = self.reach.rooms(self.cx).await;
+        if !elsewhere.is_empty() {
+            // Counted here and elsewhere: one list of rooms, each with everyone in it.
+            let mut counts = std::collections::BTreeMap::<String, usize>::new();
+            for g in rt.groups() {
+                if let Some(name) = g.name().strip_prefix("room:") {
+                    *counts.entry(name.to_owned()).or_default() += rt.members(&g).len();
+                }
+            }
+            for (name, n) in elsewhere {
+                *counts.entry(name).or_default() += n;
+            }
+            rooms = counts
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| format!("{name} ({n})"))
+                .collect();
+        }
         rooms.sort();
         let rooms = if rooms.is_empty() {
             "none".to_owned()

@@ -160,6 +160,10 @@ pub struct GroupChange {
 struct GroupState {
     members: Arc<Vec<Addr>>,
     watchers: Vec<Addr>,
+    /// The round-robin position: every round-robin router over the group (and every bridge asking
+    /// [`Handle::round_robin_turn`](crate::Handle::round_robin_turn)) takes the next one, so the turn goes round
+    /// however many `Router` values are made.
+    turn: usize,
 }
 
 /// The runtime's groups.
@@ -259,6 +263,19 @@ impl Groups {
             .get(group)
             .map(|s| Arc::clone(&s.members))
             .unwrap_or_default()
+    }
+
+    /// The members now and the group's next round-robin position (advanced by one).
+    pub(crate) fn members_and_turn(&self, group: &Group) -> (Arc<Vec<Addr>>, usize) {
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group) {
+            Some(s) => {
+                let turn = s.turn;
+                s.turn = s.turn.wrapping_add(1);
+                (Arc::clone(&s.members), turn)
+            }
+            None => (Arc::default(), 0),
+        }
     }
 
     pub(crate) fn names(&self) -> Vec<Group> {

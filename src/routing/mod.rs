@@ -192,6 +192,26 @@ pub trait NameFallback: Send + Sync + 'static {
     fn resolve(&self, name: &str) -> Option<Addr>;
 }
 
+/// A copy of `msg` without its value: the same name, sender, key and destination, no reply slot,
+/// as the dead letters record a message given back to its sender. For a bridge that delivers one
+/// message here and forwards it elsewhere too, putting a value of its own (decoded from the bytes it
+/// sends, say) in the copy.
+///
+/// # Examples
+///
+/// ```
+/// use tasklets::Message;
+///
+/// let line = Message::new("say").value("hello".to_string()).to("lobby");
+/// let copy = tasklets::routing::shell(&line);
+/// assert_eq!(copy.name(), line.name());
+/// assert!(matches!(copy.dest(), Some(tasklets::Destination::Name(n)) if n == "lobby"));
+/// assert!(!copy.has_value() && line.has_value());
+/// ```
+pub fn shell(msg: &Message) -> Message {
+    msg.shell()
+}
+
 /// The installed fallback's answer for a name not registered locally.
 fn fallback(rt: &RtShared, name: &str) -> Option<Addr> {
     let fallback = rt.name_fallback.read().clone()?;
@@ -227,9 +247,12 @@ fn resolve(rt: &RtShared, dest: Destination, msg: &Message) -> Result<Target, Un
             }
         }
         Destination::Router(r) => {
-            let members = rt.groups.members(r.group());
+            let (members, turn) = match r.policy() {
+                router::Policy::RoundRobin => rt.groups.members_and_turn(r.group()),
+                _ => (rt.groups.members(r.group()), 0),
+            };
             let key = msg.routing_key().unwrap_or(u64::from(msg.name().id()));
-            r.pick(&members, key)
+            r.pick(&members, key, turn)
                 .cloned()
                 .map(Target::One)
                 .ok_or((SendError::NoRecipient, None))

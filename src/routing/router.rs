@@ -1,7 +1,6 @@
 //! Routers: one member of a group per message, by a policy.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::group::Group;
@@ -74,7 +73,6 @@ pub struct Router(Arc<Inner>);
 struct Inner {
     group: Group,
     policy: Policy,
-    next: AtomicUsize,
 }
 
 impl Router {
@@ -93,12 +91,31 @@ impl Router {
         Router(Arc::new(Inner {
             group: group.clone(),
             policy,
-            next: AtomicUsize::new(0),
         }))
     }
-    /// Round-robin over `group`.
+    /// Round-robin over `group`. The position lives with the group, not with the `Router` value:
+    /// every round-robin router over one group takes turns from the same position, so a router made
+    /// per message goes round as well as one kept.
     ///
     /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let members: Vec<_> = (0..3)
+    ///     .map(|_| rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; }))
+    ///     .collect();
+    /// for m in &members {
+    ///     rt.handle().join_group(&pool, &m.addr());
+    /// }
+    /// for i in 0..6 {
+    ///     // A new router each time: the turn is the group's.
+    ///     rt.handle().try_send(Message::new("job").to(Router::round_robin(&pool)).value(i)).unwrap();
+    /// }
+    /// assert_eq!(members.iter().map(|m| m.addr().len()).collect::<Vec<_>>(), [2, 2, 2]);
+    /// ```
     ///
     /// ```
     /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
@@ -237,16 +254,15 @@ impl Router {
         self.0.policy
     }
 
-    /// Picks a member for a message with routing key `key`.
-    pub(crate) fn pick<'a>(&self, members: &'a [Addr], key: u64) -> Option<&'a Addr> {
+    /// Picks a member for a message with routing key `key`; `turn` is the group's round-robin
+    /// position (the position lives with the group, not with this value, so a router made per
+    /// message still goes round).
+    pub(crate) fn pick<'a>(&self, members: &'a [Addr], key: u64, turn: usize) -> Option<&'a Addr> {
         if members.is_empty() {
             return None;
         }
         match self.0.policy {
-            Policy::RoundRobin => {
-                let i = self.0.next.fetch_add(1, Ordering::Relaxed);
-                members.get(i % members.len())
-            }
+            Policy::RoundRobin => members.get(turn % members.len()),
             Policy::Random => members.get(fastrand::usize(..members.len())),
             Policy::Hash => members
                 .iter()

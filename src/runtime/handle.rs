@@ -337,6 +337,31 @@ impl Handle {
         self.rt.groups.members(group).as_ref().clone()
     }
 
+    /// The members of `group` now and the group's round-robin position, advanced by one: the
+    /// position every [`Router::round_robin`](crate::Router::round_robin) over the group takes its
+    /// turns from. For a bridge that spreads a group's messages over members here and elsewhere
+    /// (its own list of members, in a fixed order) yet keeps one turn with the group. A group
+    /// without members or watchers has no position (0, not advanced).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tasklets::{Group, Message, Router, Runtime, WaitForMessages};
+    ///
+    /// let rt = Runtime::new();
+    /// let pool = Group::new("pool");
+    /// let a = rt.spawn(|cx| async move { cx.receive(&WaitForMessages::new().accept("quit")).await; });
+    /// rt.handle().join_group(&pool, &a.addr());
+    /// let (members, first) = rt.handle().round_robin_turn(&pool);
+    /// assert_eq!(members, [a.addr()]);
+    /// rt.handle().try_send(Message::new("job").to(Router::round_robin(&pool))).unwrap();
+    /// assert_eq!(rt.handle().round_robin_turn(&pool).1, first + 2); // the router took the turn between
+    /// ```
+    pub fn round_robin_turn(&self, group: &Group) -> (Vec<Addr>, usize) {
+        let (members, turn) = self.rt.groups.members_and_turn(group);
+        (members.as_ref().clone(), turn)
+    }
+
     /// Every group that has members or watchers.
     ///
     /// # Examples

@@ -1,8 +1,11 @@
 //! Remote call latency and one-way throughput through tasklets-nats beside the raw async-nats client,
 //! in the same run, against one nats-server on loopback (started here; skipped without one).
 //!
-//! `cargo bench -p tasklets-nats` prints p50/p99 of 2000 calls and the one-way rate of 5 000
-//! messages each way, with the ratios, then divan's figures for one call.
+//! `cargo bench -p tasklets-nats` prints p50/p99 of 2000 calls and the one-way rates of 5 000
+//! messages, with the ratios, then divan's figures for one call. One-way is measured three ways on
+//! each side: acknowledged (tasklets-nats `cx.send`; raw: a request per message, 256 in flight as
+//! a proxy's window allows) and fire-and-forget (`Node::publish`; raw: `publish`), so what the
+//! acknowledgement costs shows apart from what tasklets-nats costs.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -18,7 +21,10 @@ const ONE_WAY: u64 = 5_000;
 /// A request to a client: `Calls(n)` → latencies; `OneWay(n)` → total time until the receiver had all.
 enum Job {
     Calls(usize),
+    /// Acknowledged one-way messages.
     OneWay(u64),
+    /// Fire-and-forget one-way messages.
+    Publish(u64),
 }
 
 struct Side {
@@ -135,7 +141,10 @@ fn tasklets_side(url: &str) -> Side {
         node.wire::<u64>("counted");
         assert!(rt.block_on(node.wait_for_name("sink", Duration::from_secs(10))));
         assert!(rt.block_on(node.wait_for_name("doubler", Duration::from_secs(10))));
+        let node = std::sync::Arc::new(node);
+        let n_ = std::sync::Arc::clone(&node);
         rt.spawn(move |cx| async move {
+            let node = n_;
             while let Ok(job) = jobs_rx.recv().await {
                 let mut out = Vec::new();
                 match job {
@@ -164,6 +173,32 @@ fn tasklets_side(url: &str) -> Side {
                             .unwrap();
                         assert_eq!(counted.get::<u64>(), Some(&n));
                         out.push(t.elapsed());
+                    }
+                    Job::Publish(n) => {
+                        let t = Instant::now();
+                        for i in 0..n {
+                            node.publish("sink", Message::new("note").value(i)).unwrap();
+                        }
+                        // Publications and calls take different paths: ask until all are in,
+                        // or nothing more came for a second (then the loss is printed).
+                        let mut seen = 0;
+                        let mut last = Instant::now();
+                        while seen < n && last.elapsed() < Duration::from_secs(1) {
+                            let count = Message::new("count");
+                            let counted = cx
+                                .call("sink", count, Duration::from_secs(120))
+                                .await
+                                .unwrap();
+                            let more = counted.get::<u64>().copied().unwrap_or_default();
+                            if more > 0 {
+                                last = Instant::now();
+                            }
+                            seen += more;
+                        }
+                        if seen < n {
+                            println!("  (fire-and-forget: {} of {n} lost)", n - seen);
+                        }
+                        out.push(t.elapsed().saturating_sub(last.elapsed()));
                     }
                 }
                 done_tx.send(out).await.unwrap();
@@ -198,9 +233,15 @@ fn raw_side(url: &str) -> Side {
             });
             let mut sink = client.subscribe("raw.sink").await.unwrap();
             let (count_tx, count_rx) = async_channel::unbounded::<u64>();
+            let c = client.clone();
             tokio::spawn(async move {
                 let mut seen = 0;
-                while sink.next().await.is_some() {
+                while let Some(msg) = sink.next().await {
+                    if let Some(reply) = msg.reply {
+                        // A request per message: acknowledged once received.
+                        c.publish(reply, bytes::Bytes::new()).await.unwrap();
+                        continue;
+                    }
                     seen += 1;
                     if seen == ONE_WAY {
                         count_tx.send(seen).await.unwrap();
@@ -223,6 +264,20 @@ fn raw_side(url: &str) -> Side {
                         }
                     }
                     Job::OneWay(n) => {
+                        let t = Instant::now();
+                        let acks = futures_util::stream::iter(0..n)
+                            .map(|i| {
+                                let payload = i.to_le_bytes().to_vec();
+                                client.request("raw.sink", payload.into())
+                            })
+                            .buffer_unordered(256);
+                        futures_util::pin_mut!(acks);
+                        while let Some(ack) = acks.next().await {
+                            ack.unwrap();
+                        }
+                        out.push(t.elapsed());
+                    }
+                    Job::Publish(n) => {
                         let t = Instant::now();
                         for i in 0..n {
                             let payload = i.to_le_bytes().to_vec();
@@ -267,22 +322,35 @@ fn report(f: &Fixture) {
         side.run(Job::Calls(200)); // warm-up
         let mut lat = side.run(Job::Calls(CALLS));
         lat.sort();
-        let one_way = side.run(Job::OneWay(ONE_WAY))[0];
-        let rate = ONE_WAY as f64 / one_way.as_secs_f64();
-        rows.push((label, percentile(&lat, 0.5), percentile(&lat, 0.99), rate));
+        let rate = |job| ONE_WAY as f64 / side.run(job)[0].as_secs_f64();
+        let acked = rate(Job::OneWay(ONE_WAY));
+        let published = rate(Job::Publish(ONE_WAY));
+        rows.push((
+            label,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            acked,
+            published,
+        ));
     }
     println!("remote call over NATS on loopback ({CALLS} calls), one-way ({ONE_WAY} u64 messages)");
-    for (label, p50, p99, rate) in &rows {
+    println!("  (one-way acked: tasklets cx.send / raw request per message, 256 in flight;");
+    println!("   fire-and-forget: Node::publish / raw publish)");
+    for (label, p50, p99, acked, published) in &rows {
         println!(
-            "  {label:<15} call p50 {p50:>10.1?}  p99 {p99:>10.1?}  one-way {rate:>10.0} msg/s"
+            "  {label:<15} call p50 {p50:>10.1?}  p99 {p99:>10.1?}  one-way acked {acked:>9.0} msg/s  \
+             fire-and-forget {published:>9.0} msg/s"
         );
     }
     let (t, r) = (&rows[0], &rows[1]);
     println!(
-        "  ratio tasklets/raw: call p50 {:.2}x, p99 {:.2}x, one-way rate {:.2}x",
+        "  ratio tasklets/raw: call p50 {:.2}x, p99 {:.2}x, one-way acked {:.2}x, \
+         fire-and-forget {:.2}x; raw acked/raw publish {:.2}x",
         t.1.as_secs_f64() / r.1.as_secs_f64(),
         t.2.as_secs_f64() / r.2.as_secs_f64(),
-        t.3 / r.3
+        t.3 / r.3,
+        t.4 / r.4,
+        r.3 / r.4
     );
 }
 

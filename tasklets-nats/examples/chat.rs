@@ -15,10 +15,19 @@
 //!   it, and lines said in it go to [`Node::group_addr`]: every node with members in the room delivers
 //!   them to its own, this one included;
 //! - every node registers and exports `chat-who-NODE`, which answers `who ROOM` with the nicks of
-//!   its clients in that room; `/list` asks every other node.
+//!   its clients in that room and `rooms` with its rooms and how many are in each; `/list` asks
+//!   every other node, so its counts and nicks are the cluster's;
+//! - a nick is registered here (`nick:NAME`) and claimed across the cluster by exporting that name
+//!   ([`Node::export`]): a nick another node exports is refused with `! nick NAME is taken (on node
+//!   NODE)`. Two nodes claiming one nick within the same heartbeat can both get it: the directory is
+//!   what the nodes have heard, not a consensus;
+//! - `/msg NICK` finds a nick of another node through that exported name ([`Node::whereis`]);
+//! - when a node is declared gone, every other node tells its clients in each shared room
+//!   `* NICK left (node gone)` for each client the gone node had there (the watcher below keeps,
+//!   per room, the nicks each other node had, asked at each join or leave there).
 //!
-//! Nicks are unique per node only, and `/msg` reaches the clients of the same node only. A room name
-//! that is not one NATS subject token (it holds `.`, `*` or `>`) stays local to each node.
+//! A room name that is not one NATS subject token (it holds `.`, `*` or `>`) stays local to each
+//! node; a nick that is not one (it holds `.`, `*` or `>`) is refused.
 //!
 //! It takes the single-process chat's flags (`--bind`, `--max-pending`, `--stall`, `--rate`,
 //! `--burst`, `--grace`, `-v`, `-q`), and `--nats`, `--node`, `--namespace`.
@@ -37,7 +46,9 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use tasklets::wait::signal::{OsSignal, WaitForSignal};
-use tasklets::{Cx, Destination, Group, Message, Runtime, WaitForMessages};
+use tasklets::{
+    Addr, Cx, Destination, Group, GroupChange, Message, Runtime, WaitForMessages, GROUP_CHANGED,
+};
 use tasklets_nats::{connect, Node, NodeOptions};
 
 /// The command line.
@@ -82,8 +93,77 @@ struct Args {
     namespace: String,
 }
 
-/// The chat's reach over NATS.
-struct Nats(Arc<Node>);
+/// The chat's reach over NATS: the node, and the tasklet that watches the rooms (told of each
+/// room a client here enters).
+struct Nats(Arc<Node>, Addr);
+
+/// Asks `chat-who-PEER` of every other node `ask`; the answers that came.
+async fn ask_peers<T: 'static + Send + Sync>(
+    cx: &Cx,
+    node: &Node,
+    ask: impl Fn() -> Message,
+) -> Vec<(String, T)> {
+    let mut answers = Vec::new();
+    for peer in node.peers() {
+        let who = format!("chat-who-{peer}");
+        if let Ok(mut answer) = cx.call(who.as_str(), ask(), Duration::from_secs(2)).await {
+            if let Some(v) = answer.take::<T>() {
+                answers.push((peer, v));
+            }
+        }
+    }
+    answers
+}
+
+/// The rooms' watcher: per room watched, the nicks each other node has there (asked at each
+/// change); when a node is declared gone, its nicks leave with a line to this node's clients.
+fn spawn_watcher(rt: &Runtime, node: Arc<Node>) -> Addr {
+    rt.spawn(move |cx| async move {
+        let wait = WaitForMessages::new()
+            .accept(&GROUP_CHANGED)
+            .accept("watch");
+        // (room, node) → its nicks there.
+        let mut known: std::collections::HashMap<(String, String), Vec<String>> =
+            Default::default();
+        loop {
+            let mut msg = cx.receive(&wait).await;
+            if let Some(room) = msg.take::<Group>() {
+                cx.watch_group(&room);
+                continue;
+            }
+            let Some(change) = msg.take::<GroupChange>() else {
+                continue;
+            };
+            let Some(room) = change.group.name().strip_prefix("room:").map(str::to_owned) else {
+                continue;
+            };
+            let peers = node.peers();
+            let gone: Vec<String> = known
+                .keys()
+                .filter(|(r, n)| *r == room && !peers.contains(n))
+                .map(|(_, n)| n.clone())
+                .collect();
+            for n in gone {
+                for nick in known.remove(&(room.clone(), n)).unwrap_or_default() {
+                    let line = format!("* {nick} left (node gone)");
+                    let here = Message::new("say").to(&change.group).value(line);
+                    let _ = cx.send(here).await;
+                }
+            }
+            if change.joined || node.remote_member(&change.group, change.tasklet).is_none() {
+                let asked = ask_peers::<Vec<String>>(&cx, &node, || {
+                    Message::new("who").value(room.clone())
+                })
+                .await;
+                known.retain(|(r, _), _| *r != room);
+                for (peer, nicks) in asked {
+                    known.insert((room.clone(), peer), nicks);
+                }
+            }
+        }
+    })
+    .addr()
+}
 
 impl chat::Reach for Nats {
     fn room(&self, room: &Group) -> Destination {
@@ -99,7 +179,39 @@ impl chat::Reach for Nats {
             if let Err(e) = self.0.export_group(room).await {
                 tracing::warn!(%room, error = %e, "room stays local to this node");
             }
+            let _ = self.1.try_send(Message::new("watch").value(room.clone()));
         })
+    }
+
+    fn rooms<'a>(&'a self, cx: &'a Cx) -> chat::Rooms<'a> {
+        Box::pin(async move {
+            let answers =
+                ask_peers::<Vec<(String, u64)>>(cx, &self.0, || Message::new("rooms")).await;
+            answers
+                .into_iter()
+                .flat_map(|(_, rooms)| rooms)
+                .map(|(room, n)| (room, usize::try_from(n).unwrap_or(usize::MAX)))
+                .collect()
+        })
+    }
+
+    fn claim<'a>(&'a self, key: &'a str) -> Pin<Box<dyn Future<Output = Result<(), String>> + 'a>> {
+        Box::pin(async move {
+            let nick = key.strip_prefix("nick:").unwrap_or(key);
+            if let Some(node) = self.0.locate(key) {
+                return Err(format!("! nick {nick} is taken (on node {node})"));
+            }
+            self.0.export(key).await.map_err(|e| match e {
+                tasklets_nats::Error::BadToken(_) => {
+                    format!("! nick {nick} cannot cross nodes: no '.', '*' or '>' in a nick")
+                }
+                e => format!("! nick {nick} cannot be claimed across nodes: {e}"),
+            })
+        })
+    }
+
+    fn find(&self, key: &str) -> Option<Addr> {
+        self.0.whereis(key)
     }
 
     fn others<'a>(
@@ -108,16 +220,9 @@ impl chat::Reach for Nats {
         room: &'a str,
     ) -> Pin<Box<dyn Future<Output = Vec<String>> + 'a>> {
         Box::pin(async move {
-            let mut nicks = Vec::new();
-            for peer in self.0.peers() {
-                let ask = Message::new("who").value(room.to_owned());
-                let who = format!("chat-who-{peer}");
-                let answer = cx.call(who.as_str(), ask, Duration::from_secs(2)).await;
-                if let Ok(mut answer) = answer {
-                    nicks.extend(answer.take::<Vec<String>>().unwrap_or_default());
-                }
-            }
-            nicks
+            let ask = || Message::new("who").value(room.to_owned());
+            let answers = ask_peers::<Vec<String>>(cx, &self.0, ask).await;
+            answers.into_iter().flat_map(|(_, nicks)| nicks).collect()
         })
     }
 }
@@ -183,15 +288,34 @@ fn main() -> std::process::ExitCode {
     node.wire::<String>("say");
     node.wire::<String>("who");
     node.wire::<Vec<String>>("nicks");
-    // `who ROOM` → the nicks of this node's clients in ROOM.
+    node.wire::<()>("rooms");
+    node.wire::<Vec<(String, u64)>>("counts");
+    // `who ROOM` → the nicks of this node's clients in ROOM; `rooms` → its rooms and their counts.
     let who = rt.spawn(|cx| async move {
         loop {
-            let mut ask = cx.receive(&WaitForMessages::new().accept("who")).await;
-            let room = ask.take::<String>().unwrap_or_default();
-            let nicks = chat::nicks_in(&cx.runtime(), &room);
-            cx.send(ask.reply("nicks").value(nicks)).await.ok();
+            let mut ask = cx
+                .receive(&WaitForMessages::new().accept(["who", "rooms"]))
+                .await;
+            let rt = cx.runtime();
+            let reply = if ask.name() == "rooms" {
+                let counts: Vec<(String, u64)> = rt
+                    .groups()
+                    .into_iter()
+                    .filter_map(|g| {
+                        let name = g.name().strip_prefix("room:")?.to_owned();
+                        let n = u64::try_from(rt.members(&g).len()).ok()?;
+                        (n > 0).then_some((name, n))
+                    })
+                    .collect();
+                ask.reply("counts").value(counts)
+            } else {
+                let room = ask.take::<String>().unwrap_or_default();
+                ask.reply("nicks").value(chat::nicks_in(&rt, &room))
+            };
+            cx.send(reply).await.ok();
         }
     });
+    let watcher = spawn_watcher(&rt, Arc::clone(&node));
     let who_name = format!("chat-who-{name}");
     rt.handle().register(&who_name, &who.addr()).unwrap();
     if let Err(e) = rt.block_on(node.export(&who_name)) {
@@ -206,7 +330,7 @@ fn main() -> std::process::ExitCode {
     };
     let n = Arc::clone(&node);
     let server = rt.spawn(move |cx| async move {
-        let reach: Rc<dyn chat::Reach> = Rc::new(Nats(n));
+        let reach: Rc<dyn chat::Reach> = Rc::new(Nats(n, watcher));
         chat::serve_with(cx, listener, stop, config, reach, ready).await
     });
     chat::report(rt.block_on(server.join()))

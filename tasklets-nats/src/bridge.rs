@@ -81,6 +81,10 @@ pub(crate) struct Req {
     /// Called once when the request stops counting against its sender's window: at its answer,
     /// or at its deadline when that comes first.
     pub(crate) release: Option<Box<dyn FnOnce() + Send>>,
+    /// "No responders" means "not subscribed (again) yet" until the deadline, even for a request
+    /// that did not wait for the connection: a group's copy for a node known to have members,
+    /// which resubscribes after an outage at its own time.
+    pub(crate) patient: bool,
     pub(crate) done: Done,
 }
 
@@ -110,6 +114,13 @@ pub(crate) enum Cmd {
         payload: Bytes,
     },
     Request(Req),
+    /// A fire-and-forget message ([`Node::publish`](crate::Node::publish)): like `Publish`, but
+    /// it waits for room in the outbound queue instead of being dropped when it is full.
+    Send {
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    },
     /// The client (re)connected: send the requests buffered meanwhile.
     Reconnected,
     /// Ends the thread by `deadline` (`None`: once everything in flight is answered): what is in
@@ -291,7 +302,7 @@ impl Req {
                             // (after losing its connection): asked again for a short while.
                             let since = *no_responders.get_or_insert_with(Instant::now);
                             let reconnecting = resend && since.elapsed() < RESUBSCRIBE_GRACE;
-                            if (buffered || reconnecting)
+                            if (buffered || reconnecting || self.patient)
                                 && left.is_none_or(|l| l > Duration::from_millis(10))
                             {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -485,6 +496,19 @@ pub(crate) async fn serve(
                 payload,
             } => {
                 if outbound.try_send((subject, headers, payload)).is_err() {
+                    link.counters
+                        .publish_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Cmd::Send {
+                subject,
+                headers,
+                payload,
+            } => {
+                // Waits while the publisher task drains the queue (a burst of publications holds
+                // the other commands back meanwhile, for as long as the client takes them).
+                if outbound.send((subject, headers, payload)).await.is_err() {
                     link.counters
                         .publish_dropped
                         .fetch_add(1, Ordering::Relaxed);

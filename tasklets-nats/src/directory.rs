@@ -273,6 +273,31 @@ impl Node {
             .await
     }
 
+    /// Waits until other nodes have published at least `count` members of `group` (their
+    /// [`export_group`](Self::export_group) or [`export_pool`](Self::export_pool) and the joins
+    /// have arrived here) or `timeout` passed; returns whether they have. A group's or pool's
+    /// address reaches the members of other nodes that this node knows of, so a sender that must
+    /// reach them from its first message waits for them first.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let rt = tasklets::Runtime::new();
+    /// # let node = tasklets_nats::connect(&rt.handle(), "nats://127.0.0.1:4222",
+    /// #     tasklets_nats::NodeOptions::new("a"))?;
+    /// let workers = tasklets::Group::new("workers");
+    /// let there = rt.block_on(node.wait_for_members(&workers, 2, std::time::Duration::from_secs(5)));
+    /// # let _ = there;
+    /// # Ok::<(), tasklets_nats::Error>(())
+    /// ```
+    pub async fn wait_for_members(&self, group: &Group, count: usize, timeout: Duration) -> bool {
+        let g = group.name();
+        self.wait_until(timeout, |s| {
+            s.remote_members.keys().filter(|(gr, _, _)| gr == g).count() >= count
+        })
+        .await
+    }
+
     /// Waits until `ok` holds or `timeout` passed (`Duration::MAX`, or any timeout too far to be
     /// an instant: no limit).
     async fn wait_until(&self, timeout: Duration, ok: impl Fn(&State) -> bool) -> bool {

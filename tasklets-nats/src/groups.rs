@@ -135,6 +135,7 @@ impl Inner {
                 tasklet,
                 joined,
             });
+            self.link.changed.notify(usize::MAX);
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tasklets::{Cx, DeadLetterReason, Destination, Group, Message, RequestError, Router};
+use tasklets::{Cx, DeadLetterReason, Destination, Group, Message, RequestError};
 use tracing::Instrument;
 
 use crate::bridge::Ingress;
@@ -170,12 +170,9 @@ impl Inner {
                     .map(Destination::Addr);
                 self.accept(&frame, to, "finished");
             }
-            ["group", group] => {
+            // A group's copy for this node's members (see `fanout`).
+            ["group", _me, group] => {
                 let to = Destination::Group(Group::new(group));
-                self.accept(&frame, Some(to), "norecipient");
-            }
-            ["pool", group] => {
-                let to = Destination::Router(Router::round_robin(&Group::new(group)));
                 self.accept(&frame, Some(to), "norecipient");
             }
             _ => {}

@@ -18,7 +18,11 @@ use crate::{Error, NodeOptions, Wire};
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum ProxyKey {
     Name(String),
+    /// A group's broadcast address (fans out; forwards nothing itself).
     Group(String),
+    /// A group's copies for one node that has members of it: (group, node).
+    GroupAt(String, String),
+    /// A pool's address (picks one member here or elsewhere; forwards nothing itself).
     Pool(String),
     /// A remote tasklet: its node, that node's incarnation, its id there.
     Addr(String, u64, u64),
@@ -61,6 +65,9 @@ pub(crate) struct State {
     pub(crate) replaced: HashMap<String, Vec<u64>>,
     /// Deferred remote messages per peer: see [`crate::caps`].
     pub(crate) held: crate::caps::Held,
+    /// Peers whose subjects had no responders since their last heartbeat (gone, or reconnecting):
+    /// a pool passes over their members until they are heard again.
+    pub(crate) unreachable: HashSet<String>,
 }
 
 /// How many reasons of ended stand-ins a node keeps.

@@ -17,7 +17,8 @@
 //! - [`Node::export_group`] and [`Node::group_addr`] broadcast to a group's members on every node,
 //!   and make membership changes visible as `group-changed` notices on every node;
 //!   [`Node::export_pool`] and [`Node::pool_addr`] route to one member of a pool spread over nodes
-//!   (a NATS queue group).
+//!   (round-robin over the members of every node, with the group's own turn);
+//! - [`Node::publish`] sends without acknowledgement, at most once, where a sender can lose a message.
 //!
 //! Every message routed to a proxy passes through the core's per-address hook
 //! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
@@ -52,6 +53,8 @@
 //! | `membership` | know who is alive, as which incarnation | heartbeats, liveness, incarnations and restarts, `gone` notices, which of them to trust | inner, proxy, wire |
 //! | `caps` | bound what one peer holds here | remote members and deferred remote messages per peer | — |
 //! | `groups` | carry group membership across nodes | exported groups' changes and their watcher tasklet | inner, proxy, membership |
+//! | `fanout` | deliver to a group or pool everywhere | the addresses of groups and pools: members here directly, one acknowledged copy per other node with members, the group's round-robin turn over every node | inner, proxy |
+//! | `publish` | send without an acknowledgement | [`Node::publish`]: fire-and-forget, one publication per message | wire |
 //!
 //! # Delivery
 //!
@@ -62,6 +65,12 @@
 //! A message a sender got `Ok` for is thus delivered or dead-lettered (after a timeout possibly both:
 //! the answer, not the message, may have been lost). Order is kept per (sender, destination)
 //! (across a lost connection, see [Reconnection](#reconnection)).
+//!
+//! A message to a group's address is delivered to the members of the sending node directly (an
+//! outage does not silence them) and one copy goes to every other node known to have members, each
+//! acknowledged by that node alone: a node that does not answer makes its copy a dead letter naming
+//! the group and the node; a node with no member any more makes none. [`Node::publish`] is the
+//! exception, on request: no acknowledgement, no dead letter.
 //!
 //! # Overload
 //!
@@ -201,6 +210,7 @@ mod codec;
 mod connection;
 mod credentials;
 mod directory;
+mod fanout;
 mod groups;
 mod ingress;
 mod inner;
@@ -208,6 +218,7 @@ mod membership;
 mod node;
 mod options;
 mod proxy;
+mod publish;
 mod replay;
 mod wire;
 
@@ -266,4 +277,7 @@ pub enum Error {
     /// The node was closed.
     #[error("the node is closed")]
     Closed,
+    /// A value [`Node::publish`] cannot encode (the reason).
+    #[error("cannot encode the message: {0}")]
+    Unencodable(String),
 }

@@ -138,6 +138,7 @@ impl Inner {
                 }
                 replaced.push(old);
             }
+            s.unreachable.remove(node);
             s.peers.insert(
                 node.to_owned(),
                 Peer {
@@ -227,6 +228,14 @@ impl Inner {
         let mut departure = Departure::default();
         let gone_ids = {
             let mut s = self.lock();
+            if !self.link.connected.load(Ordering::Acquire) {
+                // Disconnected, this node hears nobody: that says nothing of the others, so the
+                // outage does not count against them (each has `down_after` from the reconnection
+                // to be heard again; what is sent to their groups meanwhile waits for them).
+                for p in s.peers.values_mut() {
+                    p.last = now;
+                }
+            }
             let gone: Vec<String> = s
                 .peers
                 .iter()

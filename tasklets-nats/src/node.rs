@@ -120,6 +120,9 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         format!("{ns}.node.*.hb"),
         format!("{ns}.gone.*.*"),
         format!("{ns}.members.*.*"),
+        // Copies of group messages for this node's members: one subscription for every group,
+        // made once (exporting a group subscribes nothing, so two exports at once cannot make two).
+        format!("{ns}.group.{me}.*"),
     ] {
         futures_lite::future::block_on(inner.subscribe(subject, None))?;
     }
@@ -223,10 +226,12 @@ impl Node {
         Ok(())
     }
 
-    /// Makes the local members of `group` receive what is sent to it from any node through
-    /// [`group_addr`](Self::group_addr) (a broadcast on `<ns>.group.<group>`), and publishes its
-    /// membership changes to the other nodes. Membership stays local: tasklets join the group in
-    /// their own runtime. Exporting a group twice changes nothing.
+    /// Publishes the membership of `group` to the other nodes, so that what they send to
+    /// [`group_addr`](Self::group_addr) reaches the local members (one copy per node with members,
+    /// on `<ns>.group.<node>.<group>`, acknowledged by that node) and their pools
+    /// ([`pool_addr`](Self::pool_addr)) count them. Membership stays local: tasklets join the group
+    /// in their own runtime. Exporting a group twice, or from two tasklets at once, changes nothing
+    /// (no subscription is made per group: every node subscribes `<ns>.group.<node>.*` at connect).
     ///
     /// # Membership across nodes
     ///
@@ -259,10 +264,6 @@ impl Node {
         if self.inner.lock().exported_groups.contains(g) {
             return Ok(());
         }
-        let ns = &self.inner.opts.namespace;
-        self.inner
-            .subscribe(format!("{ns}.group.{g}"), None)
-            .await?;
         // Watched before the members are published: a join from now on is a notice, so none is
         // missed (one may be published twice; the other nodes ignore a known member).
         let (done, watching) = async_channel::bounded(1);
@@ -299,10 +300,9 @@ impl Node {
         self.inner.lock().exported_groups.contains(group.name())
     }
 
-    /// Makes this node one of the servers of `group`'s pool ([`pool_addr`](Self::pool_addr)): a
-    /// NATS queue group on `<ns>.pool.<group>` picks one serving node per message, which routes it to
-    /// one of its local members, round-robin. Export a pool only from nodes that keep members (a
-    /// node without any refuses, and the sender's node dead-letters the message).
+    /// Makes the local members of `group` members of its pool on every node
+    /// ([`pool_addr`](Self::pool_addr)): the same as [`export_group`](Self::export_group) (their
+    /// membership is published), under the name a pool's users look for.
     ///
     /// # Errors
     ///
@@ -322,15 +322,16 @@ impl Node {
         if !valid_token(g) {
             return Err(Error::BadToken(g.to_owned()));
         }
-        let ns = &self.inner.opts.namespace;
-        self.inner
-            .subscribe(format!("{ns}.pool.{g}"), Some(format!("{ns}.pool")))
-            .await
+        self.export_group(group).await
     }
 
-    /// An address whose messages go to every member of `group` on every node that exported it
-    /// (this one included), one copy per member. The sender's node records a dead letter when no
-    /// node answers; the first node to answer acknowledges the message.
+    /// An address whose messages go to every member of `group`: those of this node directly (never
+    /// through NATS), and one copy to every other node known to have members (it exported the group
+    /// and published them), which delivers it to its own. Each such node acknowledges its copy; a
+    /// node that does not within [`NodeOptions::ack_timeout`](crate::NodeOptions::ack_timeout)
+    /// makes its copy a dead letter naming the group and the node (a copy is sent again while that
+    /// node has not subscribed again after an outage); a node that answers it has no member any
+    /// more is no dead letter. A group with no member anywhere makes the message a dead letter.
     ///
     /// # Examples
     ///
@@ -344,13 +345,16 @@ impl Node {
     /// ```
     pub fn group_addr(&self, group: &Group) -> Addr {
         let g = group.name();
-        let subject = format!("{}.group.{g}", self.inner.opts.namespace);
         self.inner
-            .proxy(ProxyKey::Group(g.to_owned()), String::new(), subject)
+            .proxy(ProxyKey::Group(g.to_owned()), String::new(), String::new())
     }
 
-    /// An address whose messages (and calls) go to one member of `group`: one of the nodes that
-    /// exported it (a NATS queue group picks), then one of its local members, round-robin.
+    /// An address whose messages (and calls) go to one member of `group`, round-robin over its
+    /// members here and the members other nodes published ([`export_pool`](Self::export_pool)), in
+    /// a fixed order (here first, then by node and id). The turn is the group's own
+    /// ([`Handle::round_robin_turn`](tasklets::Handle::round_robin_turn)), shared with every
+    /// [`Router::round_robin`](tasklets::Router::round_robin) over it. No member anywhere: a dead
+    /// letter.
     ///
     /// # Examples
     ///
@@ -364,9 +368,8 @@ impl Node {
     /// ```
     pub fn pool_addr(&self, group: &Group) -> Addr {
         let g = group.name();
-        let subject = format!("{}.pool.{g}", self.inner.opts.namespace);
         self.inner
-            .proxy(ProxyKey::Pool(g.to_owned()), String::new(), subject)
+            .proxy(ProxyKey::Pool(g.to_owned()), String::new(), String::new())
     }
 
     /// Detaches from the cluster: remote names stop resolving, proxies end (their monitors get

@@ -29,8 +29,9 @@ use crate::wire::{
 /// Internal message a proxy gets from the ingress: deliver this locally, as this proxy.
 pub(crate) static DELIVER: StaticName = StaticName::new("tasklets-nats/deliver");
 
-/// Internal message a proxy gets from its [`Gate`]: a message encoded at send, to forward.
-static FRAME: StaticName = StaticName::new("tasklets-nats/frame");
+/// Internal message a proxy gets from its [`Gate`] (or a group's or pool's address): a message
+/// encoded at send, to forward.
+pub(crate) static FRAME: StaticName = StaticName::new("tasklets-nats/frame");
 
 /// Internal message a proxy gets when it is to end: after what was queued before it.
 static RETIRE: StaticName = StaticName::new("tasklets-nats/retire");
@@ -51,14 +52,15 @@ pub(crate) const SHORTEST_WAIT: std::time::Duration = std::time::Duration::from_
 pub(crate) const IN_FLIGHT: usize = 256;
 
 /// A message checked and encoded in the sender's context, with that context's trace.
-struct Frame {
-    msg: Message,
-    payload: Option<Vec<u8>>,
-    trace: Option<Trace>,
+pub(crate) struct Frame {
+    pub(crate) msg: Message,
+    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) trace: Option<Trace>,
 }
 
 /// The trace context of a sender: the `traceparent` header and the name of its span.
-struct Trace {
+#[derive(Clone)]
+pub(crate) struct Trace {
     parent: String,
     span: Option<&'static str>,
 }
@@ -194,7 +196,10 @@ impl Inner {
     /// Ends the proxy for `key` (if it is still `addr`) because of `why`: monitors get `down`,
     /// later sends resolve anew.
     fn drop_proxy(&self, key: &ProxyKey, addr: &Addr, why: &str) {
-        if matches!(key, ProxyKey::Group(_) | ProxyKey::Pool(_)) {
+        if matches!(
+            key,
+            ProxyKey::Group(_) | ProxyKey::Pool(_) | ProxyKey::GroupAt(..)
+        ) {
             return; // a group's address stays valid while no node serves it
         }
         let removed = {
@@ -241,8 +246,7 @@ impl Inner {
         }
         if msg.name() == FRAME.get() {
             if let Some(f) = msg.take::<Frame>() {
-                self.forward(cx, out, key, subject, f.msg, f.payload, f.trace)
-                    .await;
+                self.dispatch(cx, out, key, subject, f).await;
                 return;
             }
         }
@@ -256,8 +260,32 @@ impl Inner {
                 return;
             }
         };
-        self.forward(cx, out, key, subject, msg, payload, None)
-            .await;
+        let f = Frame {
+            msg,
+            payload,
+            trace: None,
+        };
+        self.dispatch(cx, out, key, subject, f).await;
+    }
+
+    /// A message for the proxy of `key`: a group's or a pool's address spreads it (see
+    /// [`crate::fanout`]), any other proxy forwards it.
+    async fn dispatch(
+        self: &Arc<Self>,
+        cx: &Cx,
+        out: &Arc<Outgoing>,
+        key: &ProxyKey,
+        subject: &str,
+        f: Frame,
+    ) {
+        match key {
+            ProxyKey::Group(g) => self.broadcast(g, f).await,
+            ProxyKey::Pool(g) => self.route_pool(g, f).await,
+            _ => {
+                self.forward(cx, out, key, subject, f.msg, f.payload, f.trace)
+                    .await
+            }
+        }
     }
 
     /// The trace context of the current (sending) context: see [Trace context](crate#trace-context).
@@ -356,6 +384,7 @@ impl Inner {
         headers.insert(H_STREAM, cx.id().as_u64().to_string().as_str());
         headers.insert(H_SEQ, seq.to_string().as_str());
         let inner = Arc::clone(self);
+        let patient = matches!(key, ProxyKey::GroupAt(..));
         let key = key.clone();
         let me = cx.me();
         // Given back once: at the deadline (by the bridge) or with the outcome, whichever is first
@@ -382,6 +411,7 @@ impl Inner {
             deadline,
             stream: Some((floor, seq)),
             release: Some(release),
+            patient,
             done,
         });
         // A closed channel drops the command, whose `Done` dead-letters the message.
@@ -416,6 +446,9 @@ impl Inner {
                         Err(e) => format!("undecodable reply: {e}"),
                     }
                 }
+                // A node with no member of the group any more (its leave notice is on its way):
+                // nobody there missed the message.
+                Some("norecipient") if matches!(key, ProxyKey::GroupAt(..)) => return,
                 Some(status) => {
                     let why = format!("refused by the receiving node: {status}");
                     if status == "nosuchname"
@@ -429,6 +462,13 @@ impl Inner {
                 None => "malformed answer (no status)".to_owned(),
             },
             Outcome::NoResponders => {
+                {
+                    let mut s = self.lock();
+                    let node = s.proxies.get(key).map(|p| p.node.clone());
+                    if let Some(node) = node.filter(|n| !n.is_empty()) {
+                        s.unreachable.insert(node);
+                    }
+                }
                 let why = "no node listens on its subject (no responders)".to_owned();
                 self.drop_proxy(key, proxy, &why);
                 why
@@ -438,6 +478,12 @@ impl Inner {
                 "the destination stayed busy (its mailbox full) until the deadline".to_owned()
             }
             Outcome::Failed(e) => e,
+        };
+        let why = match key {
+            ProxyKey::GroupAt(group, node) => {
+                format!("group {group}, its members on {node}: {why}")
+            }
+            _ => why,
         };
         self.handle
             .dead_letter(msg, DeadLetterReason::Remote(why), None);
@@ -454,8 +500,10 @@ impl Outbound for Gate {
         let Some(inner) = self.0.upgrade() else {
             return Ok(Some(msg));
         };
-        if msg.name() == DELIVER.get() {
-            return Ok(Some(msg)); // from the ingress: a delivery here, not a send out
+        if msg.name() == DELIVER.get() || msg.name() == FRAME.get() {
+            // From the ingress (a delivery here), or a frame handed on by a group's or pool's
+            // address: not a send out.
+            return Ok(Some(msg));
         }
         let payload = match inner.wire.encode(&msg) {
             Ok(p) => p,

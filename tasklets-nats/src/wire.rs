@@ -18,8 +18,7 @@
 //! | --- | --- | --- | --- |
 //! | `<ns>.addr.<node>.<id>` | any node: a message or call to tasklet `<id>` of `<node>` (request) | `<node>` (`<ns>.addr.<node>.*`) | who reads a node's messages: subscribe only to one's own `<ns>.addr.<node>.>` |
 //! | `<ns>.name.<name>` | any node: a message or call to an exported name (request) | the nodes exporting `<name>` (queue group `<ns>.name`) | which names a node may export (subscribe) |
-//! | `<ns>.group.<group>` | any node: a broadcast to a group (request) | the nodes exporting `<group>` | which groups a node may join |
-//! | `<ns>.pool.<group>` | any node: a message to one member of a pool (request) | the nodes exporting the pool (queue group `<ns>.pool`) | which pools a node may serve |
+//! | `<ns>.group.<node>.<group>` | any node with a message to `<group>`: the copy for `<node>`'s members (request; a pool's message goes to one member's `<ns>.addr.…` instead) | `<node>` (`<ns>.group.<node>.*`, once at connect) | who reads a node's group copies: subscribe only to one's own `<ns>.group.<node>.*` |
 //! | `<ns>.node.<node>.hb` | `<node>`: its heartbeat, with the names it exports | every node (`<ns>.node.*.hb`) | publish only as oneself: `<ns>.node.<node>.>` |
 //! | `<ns>.gone.<node>.<id>` | `<node>`: its tasklet `<id>` ended | every node (`<ns>.gone.*.*`) | publish only as oneself: `<ns>.gone.<node>.>` |
 //! | `<ns>.members.<node>.<group>` | `<node>`: its members of `<group>` that joined or left | every node (`<ns>.members.*.*`) | publish only as oneself: `<ns>.members.<node>.>` |

@@ -229,3 +229,129 @@ fn the_flush_after_a_nats_outage_disconnects_nobody() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     ticker.join().unwrap();
 }
+
+/// One chat across two nodes: a nick taken on one node is refused on the other, `/msg` crosses
+/// nodes, `/list` counts everyone, and when a node is killed the other tells its clients who left
+/// with it.
+#[test]
+fn two_nodes_make_one_chat_and_a_killed_node_s_clients_leave() {
+    let Some(nats) = nats_server("chat_one_cluster") else {
+        return;
+    };
+    let ns = format!("chatone{}", std::process::id());
+    let (_c1, addr1) = chat(&nats.url, &ns, "k1");
+    let (mut c2, addr2) = chat(&nats.url, &ns, "k2");
+
+    let mut alice = Client::connect(&addr1);
+    alice.send("/nick alice");
+    alice.expect("* you are now alice");
+    alice.send("/join lobby");
+    alice.expect("* alice joined lobby");
+
+    // The nick alice is exported by k1: k2 refuses it, with the node that has it.
+    let mut bob = Client::connect(&addr2);
+    let refused = loop {
+        bob.send("/nick alice");
+        let line = bob.expect("");
+        if line.starts_with("! nick alice is taken") {
+            break line;
+        }
+        // k2 had not heard of k1's nick yet: give it back and try again.
+        assert_eq!(line, "* you are now alice", "unexpected {line:?}");
+        bob.send("/nick notalice");
+        bob.expect("* you are now notalice");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(refused, "! nick alice is taken (on node k1)");
+    bob.send("/nick bob");
+    bob.expect("* you are now bob");
+    bob.send("/join lobby");
+    bob.expect("* bob joined lobby");
+    assert_eq!(alice.expect("* bob"), "* bob joined lobby");
+
+    // `/msg` across nodes, both ways.
+    bob.send("/msg alice psst");
+    assert_eq!(bob.expect("[msg to"), "[msg to alice] psst");
+    assert_eq!(alice.expect("[msg from"), "[msg from bob] psst");
+    alice.send("/msg bob hi back");
+    assert_eq!(bob.expect("[msg from"), "[msg from alice] hi back");
+
+    // `/list` counts the cluster.
+    for c in [&mut alice, &mut bob] {
+        c.send("/list");
+        assert_eq!(c.expect("* rooms:"), "* rooms: lobby (2)");
+        assert_eq!(c.expect("* in lobby:"), "* in lobby: alice, bob");
+    }
+
+    // k2 dies: alice hears that bob left with it.
+    c2.0.kill().unwrap();
+    assert_eq!(alice.expect("* bob"), "* bob left (node gone)");
+    alice.send("/list");
+    assert_eq!(alice.expect("* rooms:"), "* rooms: lobby (1)");
+}
+
+/// Two clients of one node joining a new room at the same moment: every later line of the room
+/// shows once to each (exporting the room twice at once used to leave two subscriptions).
+#[test]
+fn two_clients_entering_a_new_room_at_once_see_each_line_once() {
+    let Some(nats) = nats_server("chat_join_race") else {
+        return;
+    };
+    let ns = format!("chatrace{}", std::process::id());
+    let (_c1, addr1) = chat(&nats.url, &ns, "r1");
+    let (_c2, addr2) = chat(&nats.url, &ns, "r2");
+    let mut speaker = Client::connect(&addr2);
+    speaker.send("/nick speaker");
+    speaker.expect("* you are now speaker");
+    for round in 0..3 {
+        let room = format!("race{round}");
+        speaker.send(&format!("/join {room}"));
+        speaker.expect(&format!("* speaker joined {room}"));
+        let mut x = Client::connect(&addr1);
+        let mut y = Client::connect(&addr1);
+        x.send(&format!("/nick x{round}"));
+        y.send(&format!("/nick y{round}"));
+        x.expect("* you are now");
+        y.expect("* you are now");
+        // Both at once, into a room new to r1.
+        x.send(&format!("/join {room}"));
+        y.send(&format!("/join {room}"));
+        x.expect(&format!("* x{round} joined"));
+        y.expect(&format!("* y{round} joined"));
+        // When r2 knows r1's members is not visible from outside: the speaker says "ping" every
+        // 100 ms (on a thread of its own) until both have heard one.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut out = speaker.out.try_clone().unwrap();
+        let stopping = std::sync::Arc::clone(&stop);
+        let ticker = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                writeln!(out, "ping").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        x.expect(&format!("[{room}] speaker: ping"));
+        y.expect(&format!("[{room}] speaker: ping"));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        ticker.join().unwrap();
+        for i in 0..5 {
+            speaker.send(&format!("line {i}"));
+        }
+        speaker.send("end");
+        for c in [&mut x, &mut y] {
+            let mut heard = Vec::new();
+            loop {
+                let line = c.expect(&format!("[{room}] speaker:"));
+                if line.ends_with(": end") {
+                    break;
+                }
+                if !line.ends_with(": ping") {
+                    heard.push(line);
+                }
+            }
+            let want: Vec<String> = (0..5)
+                .map(|i| format!("[{room}] speaker: line {i}"))
+                .collect();
+            assert_eq!(heard, want, "each line once, in order");
+        }
+    }
+}

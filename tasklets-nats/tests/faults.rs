@@ -269,17 +269,20 @@ fn groups_broadcast_and_pools_route_across_nodes() {
     };
     let ns = format!("groups{}", std::process::id());
     let lobby = tasklets::Group::new("lobby");
+    let workers = tasklets::Group::new("workers");
     let (tx, rx) = mpsc::channel();
-    let (url, ns_b, lobby_b) = (nats.url.clone(), ns.clone(), lobby.clone());
-    // Node b: two lobby members (which also answer `ask` through the pool).
+    let (url, ns_b, lobby_b, workers_b) =
+        (nats.url.clone(), ns.clone(), lobby.clone(), workers.clone());
+    // Node b: two lobby members, also workers of the pool (answering `ask`).
     let b = std::thread::spawn(move || {
         let rt = Runtime::new();
         let node = connect(&rt.handle(), &url, NodeOptions::new("b").namespace(ns_b)).unwrap();
         node.wire::<u64>("news");
         for i in 0..2_u64 {
-            let g = lobby_b.clone();
+            let (g, w) = (lobby_b.clone(), workers_b.clone());
             rt.spawn(move |cx| async move {
                 cx.join(&g);
+                cx.join(&w);
                 let mut news = cx.receive(&WaitForMessages::new().accept("news")).await;
                 let ask = cx.receive(&WaitForMessages::new().accept("ask")).await;
                 cx.send(
@@ -291,9 +294,11 @@ fn groups_broadcast_and_pools_route_across_nodes() {
             });
         }
         rt.block_on(node.export_group(&lobby_b)).unwrap();
-        rt.block_on(node.export_pool(&lobby_b)).unwrap();
-        // Alive: a name whose tasklet ended is released, and no longer announced.
-        let member = rt.spawn(|_cx| futures_lite::future::pending::<()>());
+        rt.block_on(node.export_pool(&workers_b)).unwrap();
+        // Alive while b runs: a name whose tasklet ended is no longer announced.
+        let member = rt.spawn(|cx| async move {
+            cx.receive(&WaitForMessages::new().accept("quit")).await;
+        });
         rt.handle().register("b-ready", &member.addr()).unwrap();
         rt.block_on(node.export("b-ready")).unwrap();
         tx.send(rt.handle()).unwrap();
@@ -304,6 +309,9 @@ fn groups_broadcast_and_pools_route_across_nodes() {
     let node = connect(&rt.handle(), &nats.url, NodeOptions::new("a").namespace(ns)).unwrap();
     node.wire::<u64>("news");
     assert!(rt.block_on(node.wait_for_name("b-ready", Duration::from_secs(10))));
+    for g in [&lobby, &workers] {
+        assert!(rt.block_on(node.wait_for_members(g, 2, Duration::from_secs(10))));
+    }
     rt.block_on(node.export_group(&lobby)).unwrap();
     let g = lobby.clone();
     let local = rt.spawn(move |cx| async move {
@@ -312,7 +320,7 @@ fn groups_broadcast_and_pools_route_across_nodes() {
         news.take::<u64>()
     });
     let everyone = node.group_addr(&lobby);
-    let pool = node.pool_addr(&lobby);
+    let pool = node.pool_addr(&workers);
     let (local_news, answers) = rt.block_on(async {
         let answers = rt
             .spawn(move |cx| async move {

@@ -292,13 +292,17 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
         }
     });
     rt.block_on(watching.recv()).unwrap();
-    // The name last: once the others see it announced, the pool and the group are subscribed.
+    // The name last: once the others see it announced, the pool and the group are exported.
     rt.block_on(node.export_pool(&workers)).unwrap();
     rt.block_on(node.export_group(&room)).unwrap();
     rt.block_on(node.export(&format!("svc-{me}"))).unwrap();
     for p in &peers {
         assert!(rt.block_on(node.wait_for_name(&format!("svc-{p}"), Duration::from_secs(20))));
     }
+    // A group's and a pool's address reach the members this node knows of: all of them first.
+    let wait = Duration::from_secs(20);
+    assert!(rt.block_on(node.wait_for_members(&workers, 2 * peers.len(), wait)));
+    assert!(rt.block_on(node.wait_for_members(&room, peers.len(), wait)));
     say("ready");
 
     let (finish_tx, finish) = async_channel::bounded::<()>(1);
