@@ -561,6 +561,7 @@ async fn connection(cx: Cx, hub: Rc<Hub>, stream: Arc<Async<TcpStream>>) {
         ack: None,
         config: hub.config.clone(),
         progress: Instant::now(),
+        reader: reader.id(),
     };
     conn.line(WELCOME);
     let end = if hub.closing.get() {
@@ -633,6 +634,9 @@ struct Conn<'a> {
     config: Config,
     /// When the socket last took bytes (or there were none waiting).
     progress: Instant,
+    /// The connection's reader: the only sender whose `input` and `eof` count (anyone can send a
+    /// message to a room, a node of `chat-nats` included, so a forged `eof` must not end a client).
+    reader: TaskletId,
 }
 
 impl Conn<'_> {
@@ -689,10 +693,14 @@ impl Conn<'_> {
     fn handle(&mut self, mut msg: Message) -> Option<End> {
         match msg.name().as_str() {
             "say" => {
+                // Lines are made visible where they are said; a line from elsewhere (another
+                // node, or a forged frame) is made visible here too. No copy for a clean line.
                 if let Some(line) = msg.get::<String>() {
-                    self.line(line);
+                    self.line(&visible(line));
                 }
             }
+            // `input` and `eof` only from this connection's reader.
+            _ if msg.sender().map(|s| s.id()) != Some(self.reader) => {}
             "input" => {
                 self.pending
                     .extend(msg.take::<Vec<Input>>().unwrap_or_default());
@@ -982,7 +990,8 @@ fn nick_key(nick: &str) -> String {
     format!("nick:{nick}")
 }
 
-fn room_group(room: &str) -> Group {
+/// The group of the clients in `room`.
+pub fn room_group(room: &str) -> Group {
     Group::new(&format!("room:{room}"))
 }
 

@@ -29,6 +29,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A server on its own thread and runtime, stopped by an in-process signal.
 struct Server {
     addr: SocketAddr,
+    /// The server's runtime: for messages that do not come from a client.
+    rt: tasklets::Handle,
     stop: Signal<()>,
     thread: Option<JoinHandle<io::Result<Summary>>>,
 }
@@ -40,13 +42,17 @@ impl Server {
         let cond = WaitForSignal::on(&stop);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let ready = move |addr| tx.send(addr).expect("test is waiting");
-            tasklets::run(move |cx| chat::serve(cx, listener, cond, config, ready))
-                .expect("the server tasklet ended badly")
+            tasklets::run(move |cx| {
+                let rt = cx.runtime().clone();
+                let ready = move |addr| tx.send((addr, rt)).expect("test is waiting");
+                chat::serve(cx, listener, cond, config, ready)
+            })
+            .expect("the server tasklet ended badly")
         });
-        let addr = rx.recv_timeout(READ_TIMEOUT).expect("server never ready");
+        let (addr, rt) = rx.recv_timeout(READ_TIMEOUT).expect("server never ready");
         Server {
             addr,
+            rt,
             stop,
             thread: Some(thread),
         }
@@ -467,6 +473,41 @@ fn control_characters_in_a_line_arrive_made_visible() {
         // Plain text and other scripts pass as they are.
         bob.send("héllo, 世界 🙂");
         alice.expect_clean("[lobby] bob: héllo, 世界 🙂");
+        server.stop();
+    });
+}
+
+/// Messages to a room that no client said (as a hostile peer of `chat-nats` can send through NATS):
+/// an `eof` ends nobody, and a line's control characters arrive made visible.
+#[test]
+fn a_forged_eof_ends_nobody_and_a_forged_line_arrives_made_visible() {
+    guard(|| {
+        let server = Server::start(Config::default());
+        let mut alice = server.connect();
+        let mut bob = server.connect();
+        alice.enter("alice", "lobby");
+        bob.enter("bob", "lobby");
+        alice.expect_next("* bob joined lobby");
+
+        let room = chat::room_group("lobby");
+        server
+            .rt
+            .try_send(tasklets::Message::new("eof").to(&room))
+            .expect("the room has members");
+        server
+            .rt
+            .try_send(
+                tasklets::Message::new("say")
+                    .to(&room)
+                    .value(String::from("\x1b[2J[lobby] alice: forged")),
+            )
+            .expect("the room has members");
+        alice.expect_clean("^[[2J[lobby] alice: forged");
+        bob.expect_clean("^[[2J[lobby] alice: forged");
+        // Both still connected and in the room.
+        bob.send("still here");
+        alice.expect_clean("[lobby] bob: still here");
+        bob.expect_clean("[lobby] bob: still here");
         server.stop();
     });
 }
