@@ -220,6 +220,8 @@ mod options;
 mod proxy;
 mod publish;
 mod replay;
+pub mod sim;
+mod transport;
 mod wire;
 
 pub use codec::{Codec, CodecError, Wire};
