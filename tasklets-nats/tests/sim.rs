@@ -1,0 +1,365 @@
+//! The fault tests of scale-out over the simulated network (`tasklets_nats::sim`): no nats-server,
+//! the same node code. An outage of one node, a node crashed and started again, a partition
+//! between two of three nodes, a lossy link, and one seed giving one fault schedule.
+//!
+//! Each node has its own runtime; the nodes other than the test's run theirs on a thread of their
+//! own ([`Remote`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tasklets::{DeadLetterReason, Down, Group, Handle, Message, Runtime, WaitForMessages, DOWN};
+use tasklets_nats::sim::{self, Network};
+use tasklets_nats::{Node, NodeOptions};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A runtime run on a thread of its own until dropped.
+struct Remote {
+    handle: Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Remote {
+    fn start() -> Remote {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = Runtime::new();
+            // Keeps `run` going until `quit`.
+            rt.spawn(|cx| async move {
+                cx.receive(&WaitForMessages::new().accept("never")).await;
+            });
+            tx.send(rt.handle()).unwrap();
+            rt.run();
+        });
+        Remote {
+            handle: rx.recv().unwrap(),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.handle.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Short liveness timings: heartbeat 50 ms, gone after 300 ms of silence.
+fn opts(node: &str) -> NodeOptions {
+    NodeOptions::new(node)
+        .heartbeat(Duration::from_millis(50))
+        .down_after(Duration::from_millis(300))
+        .close_timeout(Duration::from_millis(200))
+}
+
+/// Drives `rt` until `ok` holds (at most [`WAIT`]); whether it did.
+fn until(rt: &Runtime, ok: impl Fn() -> bool) -> bool {
+    rt.block_on(async {
+        let start = Instant::now();
+        while !ok() {
+            if start.elapsed() > WAIT {
+                return false;
+            }
+            async_io::Timer::after(Duration::from_millis(5)).await;
+        }
+        true
+    })
+}
+
+/// Drives `rt` for `d`.
+fn pause(rt: &Runtime, d: Duration) {
+    rt.block_on(async_io::Timer::after(d));
+}
+
+/// Spawns `n` members of `group` (numbered from `first`) that hand `(member, line)` to `got`.
+fn members(h: &Handle, group: &Group, first: u64, n: u64, got: &async_channel::Sender<(u64, u64)>) {
+    for m in first..first + n {
+        let (g, got) = (group.clone(), got.clone());
+        h.spawn(move |cx| async move {
+            cx.join(&g);
+            loop {
+                let mut line = cx.receive(&WaitForMessages::new().accept("line")).await;
+                got.try_send((m, line.take::<u64>().unwrap())).unwrap();
+            }
+        });
+    }
+}
+
+/// Sends `lines` lines to `to` from a tasklet of `rt`; how many sends were accepted.
+fn send_lines(rt: &Runtime, to: &tasklets::Addr, lines: std::ops::Range<u64>) -> u64 {
+    let to = to.clone();
+    let sent = rt.spawn(move |cx| async move {
+        let mut ok = 0;
+        for id in lines {
+            if cx
+                .send(Message::new("line").to(&to).value(id))
+                .await
+                .is_ok()
+            {
+                ok += 1;
+            }
+        }
+        ok
+    });
+    rt.block_on(sent.join()).unwrap()
+}
+
+/// Lines sent to a group while one node with members is isolated for `outage`: (the (member,
+/// line) pairs delivered and how often, the lines dead-lettered with the reason), once every line
+/// is accounted for on every member.
+fn group_through_an_outage(
+    seed: u64,
+    outage: Duration,
+    ack: Duration,
+) -> (BTreeMap<(u64, u64), u32>, BTreeSet<u64>, u64) {
+    const LINES: u64 = 100;
+    let net = Network::new(seed);
+    let room = Group::new("room");
+    let (got_tx, got) = async_channel::unbounded();
+    let remote = Remote::start();
+    // The outage is shorter than the liveness bound: nobody is declared gone.
+    let b = sim::connect(
+        &remote.handle,
+        &net,
+        opts("b").down_after(Duration::from_secs(5)),
+    )
+    .unwrap();
+    b.wire::<u64>("line");
+    members(&remote.handle, &room, 100, 3, &got_tx);
+    futures_lite::future::block_on(b.export_group(&room)).unwrap();
+
+    let rt = Runtime::new();
+    let a = sim::connect(
+        &rt.handle(),
+        &net,
+        opts("a")
+            .down_after(Duration::from_secs(5))
+            .ack_timeout(ack),
+    )
+    .unwrap();
+    a.wire::<u64>("line");
+    let letters = rt.handle().dead_letters();
+    members(&rt.handle(), &room, 0, 1, &got_tx);
+    rt.block_on(a.export_group(&room)).unwrap();
+    assert!(rt.block_on(a.wait_for_members(&room, 3, WAIT)));
+    let everyone = a.group_addr(&room);
+
+    net.isolate("b");
+    assert!(rt.block_on(b.wait_for_disconnection(WAIT)));
+    let start = Instant::now();
+    assert_eq!(send_lines(&rt, &everyone, 0..LINES), LINES);
+    pause(&rt, outage.saturating_sub(start.elapsed()));
+    net.rejoin("b");
+
+    let mut seen = BTreeMap::<(u64, u64), u32>::new();
+    let mut dead = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        while let Ok(pair) = got.try_recv() {
+            *seen.entry(pair).or_default() += 1;
+        }
+        while let Some(mut letter) = letters.try_recv() {
+            let DeadLetterReason::Remote(why) = &letter.reason else {
+                panic!("{:?}", letter.reason);
+            };
+            assert!(why.contains("members on b"), "{why}");
+            dead.insert(letter.message.take::<u64>().unwrap());
+        }
+        let on_b = |line: u64| (100..103).all(|m| seen.contains_key(&(m, line)));
+        let here = |line: u64| seen.contains_key(&(0, line));
+        if (0..LINES).all(|l| here(l) && (on_b(l) || dead.contains(&l))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stalled: {} pairs, {} dead",
+            seen.len(),
+            dead.len()
+        );
+        pause(&rt, Duration::from_millis(10));
+    }
+    // Late copies, if any, would show now.
+    pause(&rt, Duration::from_millis(200));
+    while let Ok(pair) = got.try_recv() {
+        *seen.entry(pair).or_default() += 1;
+    }
+    (seen, dead, LINES)
+}
+
+#[test]
+fn lines_to_a_group_through_an_outage_of_one_node_are_delivered_once_each() {
+    let (seen, dead, lines) =
+        group_through_an_outage(1, Duration::from_secs(1), Duration::from_secs(5));
+    let twice = seen.values().filter(|n| **n > 1).count();
+    let on_b = seen.keys().filter(|(m, _)| *m >= 100).count();
+    println!(
+        "1 s outage of b (ack timeout 5 s): {lines} lines to a group of 1 member on a and 3 on b; \
+         delivered on b {on_b} of {} pairs, dead-lettered {}, twice {twice}",
+        3 * lines,
+        dead.len()
+    );
+    assert_eq!(twice, 0, "none twice");
+    assert!(
+        dead.is_empty(),
+        "an outage shorter than the ack timeout loses nothing"
+    );
+    assert_eq!(on_b as u64, 3 * lines);
+}
+
+#[test]
+fn lines_to_a_group_through_an_outage_longer_than_the_ack_timeout_are_dead_letters_with_the_reason()
+{
+    let (seen, dead, lines) =
+        group_through_an_outage(2, Duration::from_millis(1200), Duration::from_millis(300));
+    let twice = seen.values().filter(|n| **n > 1).count();
+    let on_b: BTreeSet<u64> = seen
+        .keys()
+        .filter(|(m, _)| *m >= 100)
+        .map(|(_, l)| *l)
+        .collect();
+    println!(
+        "1.2 s outage of b (ack timeout 300 ms): {lines} lines; lines reaching b {}, \
+         dead-lettered {}, twice {twice}",
+        on_b.len(),
+        dead.len()
+    );
+    assert_eq!(twice, 0, "none twice");
+    // Sent at the start of the outage, unanswered past their timeout: every copy for b is a dead
+    // letter, and none of them reaches b after the outage.
+    assert_eq!(dead.len() as u64, lines);
+    assert!(
+        on_b.is_empty(),
+        "{on_b:?} reached b after being dead-lettered"
+    );
+}
+
+/// Node m: a `svc` that doubles, and one member of `room`; both exported.
+fn node_m(net: &Network, remote: &Remote, room: &Group) -> Node {
+    let m = sim::connect(
+        &remote.handle,
+        net,
+        opts("m").down_after(Duration::from_secs(30)),
+    )
+    .unwrap();
+    m.wire::<u64>("double");
+    m.wire::<u64>("doubled");
+    m.wire::<u64>("note");
+    let svc = remote.handle.spawn(|cx| async move {
+        loop {
+            let mut q = cx.receive(&WaitForMessages::new().accept("double")).await;
+            let n = q.take::<u64>().unwrap_or_default();
+            cx.send(q.reply("doubled").value(2 * n)).await.ok();
+        }
+    });
+    remote.handle.register("svc", &svc.addr()).unwrap();
+    let (g, ready) = (room.clone(), async_channel::bounded(1));
+    let joined = ready.0.clone();
+    remote.handle.spawn(move |cx| async move {
+        cx.join(&g);
+        joined.send(()).await.ok();
+        loop {
+            cx.receive(&WaitForMessages::new().accept("note")).await;
+        }
+    });
+    futures_lite::future::block_on(ready.1.recv()).unwrap();
+    futures_lite::future::block_on(m.export("svc")).unwrap();
+    futures_lite::future::block_on(m.export_group(room)).unwrap();
+    m
+}
+
+#[test]
+fn a_crashed_node_started_again_is_a_new_incarnation_that_ends_the_old_ones_stand_ins() {
+    let net = Network::new(3);
+    let room = Group::new("room");
+    let rt = Runtime::new();
+    // Silence alone ends nothing within this test.
+    let w = sim::connect(
+        &rt.handle(),
+        &net,
+        opts("w").down_after(Duration::from_secs(30)),
+    )
+    .unwrap();
+    w.wire::<u64>("double");
+    w.wire::<u64>("doubled");
+    w.wire::<u64>("note");
+    let dead = rt.handle().dead_letters();
+    let first = Remote::start();
+    let m = node_m(&net, &first, &room);
+    assert!(rt.block_on(w.wait_for_name("svc", WAIT)));
+    assert!(until(&rt, || w.remote_members(&room).len() == 1));
+    let old_inc = w.peer_incarnation("m").unwrap();
+    assert_eq!(old_inc, m.incarnation());
+    let old_member = w.remote_members(&room)[0].1.clone();
+    let svc = w.whereis("svc").unwrap();
+    let (tx, downs) = async_channel::unbounded();
+    let watched = [svc.clone(), old_member.clone()];
+    rt.spawn(move |cx| async move {
+        for a in &watched {
+            cx.monitor(a);
+        }
+        for _ in 0..2 {
+            let d = cx.receive(&WaitForMessages::new().accept(&DOWN)).await;
+            tx.send(d.get::<Down>().unwrap().id).await.unwrap();
+        }
+    });
+    pause(&rt, Duration::from_millis(20)); // the monitors are set
+
+    net.crash("m");
+    assert!(rt.block_on(m.wait_for_disconnection(WAIT)));
+    // A note to the old member, sent while nobody answers for m: it meets the new incarnation.
+    let to = old_member.clone();
+    let sent = rt.spawn(move |cx| async move {
+        cx.send(Message::new("note").to(&to).value(7_u64))
+            .await
+            .is_ok()
+    });
+    assert!(rt.block_on(sent.join()).unwrap(), "accepted at send");
+    let second = Remote::start();
+    let m2 = node_m(&net, &second, &room);
+    assert_ne!(m2.incarnation(), old_inc);
+
+    let mut fired = BTreeSet::new();
+    for _ in 0..2 {
+        let id = rt.block_on(futures_lite::future::or(
+            async { downs.recv().await.ok() },
+            async {
+                async_io::Timer::after(WAIT).await;
+                None
+            },
+        ));
+        fired.insert(id.expect("a monitor on the old incarnation never fired"));
+    }
+    assert_eq!(fired, BTreeSet::from([svc.id(), old_member.id()]));
+    for id in fired {
+        let why = w.ended_because(id).unwrap_or_default();
+        assert!(why.contains("restarted"), "{why}");
+    }
+    // No ghost: the new member only.
+    assert!(until(&rt, || {
+        let now = w.remote_members(&room);
+        now.len() == 1 && now[0].1.id() != old_member.id()
+    }));
+    assert_eq!(w.peer_incarnation("m"), Some(m2.incarnation()));
+    let letter = rt.block_on(futures_lite::future::or(dead.recv(), async {
+        async_io::Timer::after(WAIT).await;
+        None
+    }));
+    let mut letter = letter.expect("the note to the old address was not dead-lettered");
+    let why = format!("{:?}", letter.reason);
+    println!("the note to the old member: dead letter, {why}");
+    assert_eq!(letter.message.take::<u64>(), Some(7));
+    assert!(why.contains("restarted"), "{why}");
+    // The name works again, through the new incarnation.
+    let call = rt.spawn(|cx| async move {
+        let ask = Message::new("double").value(21_u64);
+        cx.call("svc", ask, Duration::from_secs(5))
+            .await
+            .map(|mut r| r.take::<u64>())
+    });
+    assert_eq!(rt.block_on(call.join()).unwrap().unwrap(), Some(42));
+    drop(m);
+}
