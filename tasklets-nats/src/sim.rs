@@ -86,6 +86,7 @@
 //! ```
 
 mod broker;
+mod conn;
 mod fate;
 
 use std::ops::RangeInclusive;
@@ -98,7 +99,7 @@ use crate::transport::Transport;
 use crate::{Error, Node, NodeOptions};
 
 use broker::{pair, Shared};
-pub(crate) use broker::{Conn, Sub};
+pub(crate) use conn::{Conn, Sub};
 
 /// An in-process network of nodes with seeded faults; cloning it gives another handle to the same
 /// network.
