@@ -68,6 +68,9 @@ pub(crate) struct State {
     /// Peers whose subjects had no responders since their last heartbeat (gone, or reconnecting):
     /// a pool passes over their members until they are heard again.
     pub(crate) unreachable: HashSet<String>,
+    /// When to publish the members of the exported groups again, for the nodes that appeared
+    /// lately (see [`crate::membership`]).
+    pub(crate) members_again: Option<Instant>,
 }
 
 /// How many reasons of ended stand-ins a node keeps.

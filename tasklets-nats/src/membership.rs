@@ -22,6 +22,15 @@
 //! stale frames of an earlier incarnation and careless forgeries; it does **not** stop a client
 //! that copies a node's headers: without NATS permissions that let each node publish only its own
 //! subjects, any client on the server can still forge heartbeats, `gone` notices and membership.
+//!
+//! # Introductions
+//!
+//! A node that hears a new node (or a new incarnation) answers with its heartbeat and the current
+//! members of its exported groups at once, and publishes those members once more a heartbeat
+//! period later: the new node ignores members from a node it has not heard yet, and its heartbeat
+//! and membership subscriptions are read by two tasks, so the first announcement can be taken
+//! before the heartbeat that makes it trusted (and a lost connection can lose it). Members already
+//! known are ignored, so the second announcement costs one frame per group.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -172,10 +181,20 @@ impl Inner {
             // Introduce ourselves at once rather than at the next period (a restarted node has
             // forgotten us: it needs our names and members again).
             self.heartbeat();
-            let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
-            for g in groups {
-                self.publish_members(&Group::new(&g));
-            }
+            self.publish_all_members();
+            // And once more a period later: the first may be lost with a connection, or taken
+            // before our heartbeat on the new node (two subscriptions, two tasks), where members
+            // from a node not heard from yet are ignored.
+            let again = Instant::now() + self.period();
+            self.lock().members_again.get_or_insert(again);
+        }
+    }
+
+    /// Publishes the current members of every exported group.
+    fn publish_all_members(&self) {
+        let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
+        for g in groups {
+            self.publish_members(&Group::new(&g));
         }
     }
 
@@ -224,6 +243,17 @@ impl Inner {
     pub(crate) fn tick(self: &Arc<Self>) {
         self.heartbeat();
         let now = Instant::now();
+        let again = {
+            let mut s = self.lock();
+            let due = s.members_again.is_some_and(|at| at <= now);
+            if due {
+                s.members_again = None;
+            }
+            due
+        };
+        if again {
+            self.publish_all_members();
+        }
         let down_after = self.down_after();
         let mut departure = Departure::default();
         let gone_ids = {

@@ -246,7 +246,9 @@ impl Node {
     /// # Membership across nodes
     ///
     /// Every join and leave of a local member of an exported group (a finished member leaves) is
-    /// published on `<ns>.members.<node>.<group>`, and the current members once to every node that appears.
+    /// published on `<ns>.members.<node>.<group>`, and the current members to every node that
+    /// appears (at once, and again a heartbeat period later: the first may be lost with a
+    /// connection, or reach the new node before this node's heartbeat, when it is ignored).
     /// On the other nodes, tasklets watching the group ([`Cx::watch_group`](tasklets::Cx::watch_group)) get the same
     /// [`GROUP_CHANGED`](tasklets::GROUP_CHANGED) notices as for local members, whose [`GroupChange::tasklet`] is the id of
     /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see

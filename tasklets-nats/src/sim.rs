@@ -27,17 +27,19 @@
 //! link (sender, receiver), the frame's stream on it (its subject; every reply on a link is one
 //! stream) and its number in that stream: the n-th frame of a stream is lost in every run with
 //! one seed, or in none, whatever the threads and the clock do. So a test whose frames are the
-//! same in every run gets the same fault counts in every run (`tests/sim.rs` shows it).
+//! same in every run gets the same fault counts in every run (`tests/sim_loss.rs` shows it).
 //!
 //! # What is not deterministic
 //!
 //! The node's timing still follows the real clock: the bridge thread runs its own tokio runtime
 //! with tokio timers (acknowledgement deadlines, the resend after silence, backoffs) and the node
-//! reads `std::time::Instant` for liveness, so it cannot follow the virtual clock of
-//! [`tasklets::testing::TestRuntime`], and which frames a run makes (how many heartbeats, which
-//! messages are sent again) depends on timing. What the simulated network gives instead: a seeded
-//! fault schedule, no server to start, outages without a process to kill, and tests that take
-//! about the node's own timeouts (its heartbeat and `down_after`, set short in tests).
+//! reads `std::time::Instant` for liveness and deadlines, so it cannot follow the virtual clock of `tasklets::testing::TestRuntime` (the core crate's `testing` feature), and
+//! which frames a run makes (how many heartbeats, which messages are sent again) depends on
+//! timing. What the simulated network gives instead: a seeded fault schedule, no server to start,
+//! outages and crashes without a process to kill, and tests that take about the node's own
+//! timeouts (its heartbeat and `down_after`, set short in tests). Making the node follow a virtual
+//! clock would take a clock the bridge's timers and the liveness checks both read, and a bridge
+//! driven by the test's thread instead of its own tokio runtime: not done.
 //!
 //! Not simulated: credentials and permissions (the options' credentials are ignored), slow
 //! consumers, payload limits, the client's limit on what waits during an outage.

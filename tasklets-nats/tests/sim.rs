@@ -404,3 +404,39 @@ fn a_partition_between_two_of_three_nodes_declares_them_gone_after_the_bound_and
     let stats = net.link_stats("b", "a");
     assert!(stats.partitioned > 0, "{stats:?}");
 }
+
+#[test]
+fn a_new_node_learns_the_members_of_a_group_even_when_their_first_announcement_is_lost() {
+    // Seed 17, loss 0.5: on the link b -> a, the first frame of b's membership subject is lost
+    // (b's introduction to a), the second is not; b's first heartbeats and a's first two reach.
+    let net = Network::new(17);
+    let room = Group::new("room");
+    let (got_tx, _got) = async_channel::unbounded();
+    let remote = Remote::start();
+    let b = sim::connect(
+        &remote.handle,
+        &net,
+        opts("b").down_after(Duration::from_secs(5)),
+    )
+    .unwrap();
+    members(&remote.handle, &room, 100, 3, &got_tx);
+    let rt = Runtime::new();
+    assert!(until(&rt, || remote.handle.members(&room).len() == 3));
+    futures_lite::future::block_on(b.export_group(&room)).unwrap();
+    net.set_loss("a", "b", 0.5);
+    let a = sim::connect(
+        &rt.handle(),
+        &net,
+        opts("a").down_after(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let learned = rt.block_on(a.wait_for_members(&room, 3, Duration::from_secs(2)));
+    println!(
+        "members learned: {learned} after {} ms; frames lost b->a {}",
+        start.elapsed().as_millis(),
+        net.link_stats("b", "a").lost
+    );
+    assert!(learned, "a never learned b's members: {:?}", a.stats());
+    assert!(net.link_stats("b", "a").lost > 0);
+}

@@ -199,7 +199,10 @@ fn first_example(doc: &str) -> String {
         .1;
     let body = &body[..body.find("//! ```\n").expect("the end of the example")];
     body.lines()
-        .map(|l| l.strip_prefix("//! ").unwrap_or(l.trim_start_matches("//!")))
+        .map(|l| {
+            l.strip_prefix("//! ")
+                .unwrap_or(l.trim_start_matches("//!"))
+        })
         .filter(|l| !l.starts_with("# "))
         .collect::<Vec<_>>()
         .join("\n")
