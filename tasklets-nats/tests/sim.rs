@@ -281,10 +281,16 @@ fn a_crashed_node_started_again_is_a_new_incarnation_that_ends_the_old_ones_stan
         assert!(why.contains("restarted"), "{why}");
     }
     // No ghost: the new member only.
-    assert!(until(&rt, || {
+    let ok = until(&rt, || {
         let now = w.remote_members(&room);
         now.len() == 1 && now[0].1.id() != old_member.id()
-    }));
+    });
+    assert!(
+        ok,
+        "the new member never replaced the old one: {:?}, {:?}",
+        w.remote_members(&room),
+        w.stats()
+    );
     assert_eq!(w.peer_incarnation("m"), Some(m2.incarnation()));
     let letter = rt.block_on(futures_lite::future::or(dead.recv(), async {
         async_io::Timer::after(WAIT).await;
@@ -295,7 +301,8 @@ fn a_crashed_node_started_again_is_a_new_incarnation_that_ends_the_old_ones_stan
     println!("the note to the old member: dead letter, {why}");
     assert_eq!(letter.message.take::<u64>(), Some(7));
     assert!(why.contains("restarted"), "{why}");
-    // The name works again, through the new incarnation.
+    // The name works again, through the new incarnation (announced by its heartbeat).
+    assert!(rt.block_on(w.wait_for_name("svc", WAIT)));
     let call = rt.spawn(|cx| async move {
         let ask = Message::new("double").value(21_u64);
         cx.call("svc", ask, Duration::from_secs(5))
@@ -400,7 +407,7 @@ fn a_partition_between_two_of_three_nodes_declares_them_gone_after_the_bound_and
         "healed: b back on a after {} ms",
         healed.elapsed().as_millis()
     );
-    assert_eq!(call(&rt), Some(42));
+    assert_eq!(call(&rt), Some(42), "{:?}", a.stats());
     let stats = net.link_stats("b", "a");
     assert!(stats.partitioned > 0, "{stats:?}");
 }
