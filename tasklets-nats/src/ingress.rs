@@ -224,13 +224,23 @@ impl Inner {
         }
     }
 
-    /// Answers "busy" for `d`: its stream waits for it.
-    fn busy(&self, d: &Deliver) {
+    /// Answers "busy" for `d`: its stream waits for it, and its sender sends it again. A
+    /// publication ([`Node::publish`](crate::Node::publish)) has nobody to answer and is never sent
+    /// again: it is a `Full` dead letter here, with its value, rather than lost unseen.
+    fn busy(&self, d: Deliver) {
         if let Some((key, seq)) = &d.stream {
             self.streams.refused(key, *seq);
             self.streams.1.answered(key, *seq, BUSY);
         }
         self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
+        if d.answer.is_none() {
+            let to = match &d.to {
+                Destination::Addr(a) => Some(a.id()),
+                _ => None,
+            };
+            self.handle.dead_letter(d.msg, DeadLetterReason::Full, to);
+            return;
+        }
         self.answer(&d.answer, BUSY);
     }
 
@@ -371,7 +381,7 @@ impl Inner {
                     return;
                 };
                 if full {
-                    self.busy(&d);
+                    self.busy(d);
                 } else {
                     self.anonymous(d); // the stand-in ended meanwhile
                 }
@@ -389,7 +399,7 @@ impl Inner {
         }
         if self.anonymous_calls.fetch_add(1, Ordering::AcqRel) >= ANONYMOUS_CALLS {
             self.anonymous_calls.fetch_sub(1, Ordering::AcqRel);
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         let inner = Arc::clone(self);
@@ -410,7 +420,7 @@ impl Inner {
     /// A one-way message delivered now (as `cx`'s tasklet, or as nobody) and answered.
     fn send_here(&self, cx: Option<&Cx>, d: Deliver) {
         if Inner::full(&d.to) {
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         let msg = d.msg.to(d.to);
@@ -454,7 +464,7 @@ impl Inner {
             return;
         }
         if Inner::full(&d.to) {
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         if let Some((key, seq)) = &d.stream {

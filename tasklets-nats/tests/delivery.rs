@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::{nats_server, nats_server_on};
-use tasklets::{DeadLetterReason, Group, Handle, Message, Runtime, WaitForMessages};
+use tasklets::{DeadLetterReason, Group, Handle, Message, Runtime, SpawnOptions, WaitForMessages};
 use tasklets_nats::{connect, NodeOptions};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -302,6 +302,75 @@ fn a_published_message_reaches_an_exported_name_without_acknowledgement() {
         matches!(err, tasklets_nats::Error::Unencodable(_)),
         "{err:?}"
     );
+    b_handle.quit();
+    b.join().unwrap();
+}
+
+/// A publication has nobody to tell when its destination's mailbox is full: it is a `Full` dead
+/// letter on the receiving node, with its value, never lost unseen.
+#[test]
+fn a_publication_to_a_full_mailbox_is_a_dead_letter_where_it_was_refused() {
+    support::watchdog(120);
+    let Some(nats) = nats_server("delivery_publish_full") else {
+        return;
+    };
+    let ns = format!("publishfull{}", std::process::id());
+    let (got_tx, got) = async_channel::unbounded::<u64>();
+    let (go_tx, go) = async_channel::bounded::<()>(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (url, ns_b) = (nats.url.clone(), ns.clone());
+    let b = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let letters = rt.handle().dead_letters();
+        let node = connect(&rt.handle(), &url, opts("b", &ns_b)).unwrap();
+        node.wire::<u64>("line");
+        // Room for one message, and it takes none until told.
+        let sink = rt.spawn_with(SpawnOptions::new().capacity(1), move |cx| async move {
+            let _ = go.recv().await;
+            let mut line = cx.receive(&WaitForMessages::new().accept("line")).await;
+            got_tx.try_send(line.take::<u64>().unwrap()).unwrap();
+        });
+        rt.handle().register("sink", &sink.addr()).unwrap();
+        rt.block_on(node.export("sink")).unwrap();
+        tx.send((rt.handle(), letters)).unwrap();
+        rt.run();
+        drop(node);
+    });
+    let (b_handle, letters) = rx.recv().unwrap();
+    let rt = Runtime::new();
+    let node = connect(&rt.handle(), &nats.url, opts("a", &ns)).unwrap();
+    node.wire::<u64>("line");
+    assert!(rt.block_on(node.wait_for_name("sink", WAIT)));
+    for id in 0..50_u64 {
+        node.publish("sink", Message::new("line").value(id))
+            .unwrap();
+    }
+    let mut dead = Vec::new();
+    while dead.len() < 49 {
+        let letter = rt
+            .block_on(futures_lite::future::or(
+                async { letters.recv().await },
+                async {
+                    async_io::Timer::after(WAIT).await;
+                    None
+                },
+            ))
+            .unwrap_or_else(|| panic!("only {} dead letters", dead.len()));
+        assert_eq!(letter.reason, DeadLetterReason::Full, "{letter:?}");
+        let mut message = letter.message;
+        assert_eq!(message.name(), "line");
+        dead.push(message.take::<u64>().expect("the value is kept"));
+    }
+    assert_eq!(
+        dead,
+        (1..50).collect::<Vec<u64>>(),
+        "all but the first, in order"
+    );
+    go_tx
+        .try_send(())
+        .unwrap_or_else(|_| panic!("the sink ended early"));
+    let first = rt.block_on(async { got.recv().await.unwrap() });
+    assert_eq!(first, 0, "the first publication waited in the mailbox");
     b_handle.quit();
     b.join().unwrap();
 }
