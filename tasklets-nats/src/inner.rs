@@ -42,6 +42,9 @@ pub(crate) struct Peer {
     pub(crate) last: Instant,
     /// The incarnation its heartbeats carry: a new one is a restarted node.
     pub(crate) incarnation: u64,
+    /// When this node last published its members because of the peer's hello (see
+    /// [`H_HELLO`](crate::wire::H_HELLO)).
+    pub(crate) hello_answered: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -68,6 +71,9 @@ pub(crate) struct State {
     /// Peers whose subjects had no responders since their last heartbeat (gone, or reconnecting):
     /// a pool passes over their members until they are heard again.
     pub(crate) unreachable: HashSet<String>,
+    /// The round-robin position of each pool used here while this runtime has no member of it
+    /// (and so no group entry holding the group's own turn): one entry per pool name routed to.
+    pub(crate) pool_turns: HashMap<String, usize>,
 }
 
 /// How many reasons of ended stand-ins a node keeps.

@@ -22,6 +22,14 @@
 //! stale frames of an earlier incarnation and careless forgeries; it does **not** stop a client
 //! that copies a node's headers: without NATS permissions that let each node publish only its own
 //! subjects, any client on the server can still forge heartbeats, `gone` notices and membership.
+//!
+//! # Meeting a peer
+//!
+//! Each subscription's frames are taken on a task of their own, so a peer's first membership
+//! change may be taken before its first heartbeat — and refused, since its incarnation is not
+//! known yet. So a node that hears a new peer answers with a heartbeat marked hello (`tn-hello`)
+//! and its own members; every node that hears a hello from a peer it knows publishes its members
+//! again (at most once a heartbeat period per peer), now to a node that knows it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,7 +40,7 @@ use bytes::Bytes;
 use tasklets::{Group, GroupChange};
 
 use crate::inner::{Inner, Peer, Proxy, State};
-use crate::wire::{header, number, H_INC, H_NODE, H_VERSION, VERSION};
+use crate::wire::{header, number, H_HELLO, H_INC, H_NODE, H_VERSION, VERSION};
 
 /// The longest heartbeat period (a longer one, `Duration::MAX` included, is taken as this).
 pub(crate) const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
@@ -74,6 +82,11 @@ impl Inner {
     /// name unregistered here is no longer announced). Not while disconnected: it would only fill
     /// the client's buffer.
     pub(crate) fn heartbeat(&self) {
+        self.announce(false);
+    }
+
+    /// [`heartbeat`](Self::heartbeat), with a hello (see [`H_HELLO`]) when `hello`.
+    fn announce(&self, hello: bool) {
         if !self.link.connected.load(Ordering::Acquire) {
             return;
         }
@@ -85,11 +98,11 @@ impl Inner {
         let payload = serde_json::to_vec(&names).unwrap_or_default();
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
-        self.publish(
-            format!("{ns}.node.{me}.hb"),
-            self.own_headers(),
-            payload.into(),
-        );
+        let mut headers = self.own_headers();
+        if hello {
+            headers.insert(H_HELLO, "1");
+        }
+        self.publish(format!("{ns}.node.{me}.hb"), headers, payload.into());
     }
 
     /// Whether `frame` speaks for `node` as its current incarnation (see [Trust](self#trust)).
@@ -122,7 +135,8 @@ impl Inner {
             }
         };
         let names: Vec<String> = serde_json::from_slice(&frame.payload).unwrap_or_default();
-        let (new, departure) = {
+        let hello = header(frame, H_HELLO) == Some("1");
+        let (new, answer_hello, departure) = {
             let mut s = self.lock();
             if s.replaced.get(node).is_some_and(|old| old.contains(&inc)) {
                 // A late heartbeat of an incarnation already replaced: a restart is one-way.
@@ -131,6 +145,14 @@ impl Inner {
                 return;
             }
             let before = s.incarnation_of(node);
+            let answered = s
+                .peers
+                .get(node)
+                .filter(|p| p.incarnation == inc)
+                .and_then(|p| p.hello_answered);
+            let answer_hello = hello
+                && before == Some(inc)
+                && answered.is_none_or(|t| t.elapsed() >= self.period());
             if let Some(old) = before.filter(|old| *old != inc) {
                 let replaced = s.replaced.entry(node.to_owned()).or_default();
                 if replaced.len() >= REPLACED_KEPT {
@@ -145,6 +167,11 @@ impl Inner {
                     names,
                     last: Instant::now(),
                     incarnation: inc,
+                    hello_answered: if answer_hello {
+                        Some(Instant::now())
+                    } else {
+                        answered
+                    },
                 },
             );
             let departure = match before {
@@ -162,7 +189,7 @@ impl Inner {
                     |i| format!("node {node} is now incarnation {inc:x}, not {i:x}"),
                 )),
             };
-            (before != Some(inc), departure)
+            (before != Some(inc), answer_hello, departure)
         };
         if let Some(d) = departure {
             self.end(d);
@@ -170,8 +197,11 @@ impl Inner {
         self.link.changed.notify(usize::MAX);
         if new {
             // Introduce ourselves at once rather than at the next period (a restarted node has
-            // forgotten us: it needs our names and members again).
-            self.heartbeat();
+            // forgotten us: it needs our names and members again), with a hello: the peer's own
+            // members may have reached us before its heartbeat and been refused.
+            self.announce(true);
+        }
+        if new || answer_hello {
             let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
             for g in groups {
                 self.publish_members(&Group::new(&g));

@@ -241,6 +241,44 @@ fn a_pool_goes_round_its_members_on_every_node() {
         [10, 10, 10],
         "round-robin over the members of both nodes"
     );
+
+    // A node with no member of its own goes round the others' members as well (its own thread:
+    // a's runtime runs meanwhile, for a's member to answer).
+    let (url, ns_c, workers_c) = (nats.url.clone(), ns.clone(), workers.clone());
+    let (served_tx, served_rx) = async_channel::bounded(1);
+    let c = std::thread::spawn(move || {
+        let rt_c = Runtime::new();
+        let node_c = connect(&rt_c.handle(), &url, opts("c", &ns_c)).unwrap();
+        node_c.wire::<u64>("line");
+        node_c.wire::<u64>("served");
+        assert!(rt_c.block_on(node_c.wait_for_members(&workers_c, 3, WAIT)));
+        let pool = node_c.pool_addr(&workers_c);
+        let served = rt_c
+            .block_on(
+                rt_c.spawn(move |cx| async move {
+                    let mut served = BTreeMap::<u64, u32>::new();
+                    for id in 0..30_u64 {
+                        let ask = Message::new("line").value(id);
+                        let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
+                        *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
+                    }
+                    served
+                })
+                .join(),
+            )
+            .unwrap();
+        served_tx.try_send(served).unwrap();
+    });
+    let served = rt
+        .block_on(served_rx.recv())
+        .expect("node c finished its calls");
+    c.join().unwrap();
+    println!("30 calls from a node with no member of its own: {served:?}");
+    assert_eq!(
+        served.values().copied().collect::<Vec<u32>>(),
+        [10, 10, 10],
+        "round-robin from a node without members: {served:?}"
+    );
     drop(got);
     b_handle.quit();
     b.join().unwrap();
