@@ -163,10 +163,12 @@ impl ReplyTo {
     ///             unreachable!()
     ///         };
     ///         assert!(to.refuse("nobody exports `ask` over there"));
-    ///         assert!(!to.refuse("twice")); // the call has ended
+    ///         cx.receive(&WaitForMessages::new().accept("after")).await;
+    ///         assert!(!to.refuse("too late")); // the call has ended
     ///     });
     ///     let got = cx.call(&bridge, Message::new("ask"), Duration::from_secs(60)).await;
     ///     assert!(matches!(got, Err(RequestError::Refused(why)) if why.contains("exports")));
+    ///     cx.send(Message::new("after").to(&bridge)).await.unwrap();
     ///     bridge.join().await.unwrap();
     /// })
     /// .unwrap();
