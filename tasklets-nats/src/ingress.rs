@@ -30,7 +30,7 @@ use crate::wire::{
     self, header, number, BUSY, GAP, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG,
     H_NODE, H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
 };
-use crate::wire::{H_INC, H_TO_INC, RESTARTED};
+use crate::wire::{H_FULL, H_INC, H_TO_INC, RESTARTED};
 
 /// Calls from senders outside any tasklet made at once at most (each on a tasklet of its own);
 /// beyond, they are answered "busy".
@@ -141,8 +141,22 @@ impl Inner {
                 if *node == self.opts.node || !self.trusted(node, &frame) {
                     return;
                 }
-                let changes: Vec<(u64, bool)> =
-                    serde_json::from_slice(&frame.payload).unwrap_or_default();
+                let Ok(mut changes) = serde_json::from_slice::<Vec<(u64, bool)>>(&frame.payload)
+                else {
+                    return;
+                };
+                if header(&frame, H_FULL) == Some("1") {
+                    // The whole list: a member known here and not listed has left.
+                    let listed: std::collections::HashSet<u64> =
+                        changes.iter().filter(|c| c.1).map(|c| c.0).collect();
+                    let s = self.lock();
+                    changes.extend(
+                        s.remote_members
+                            .keys()
+                            .filter(|(g, n, id)| g == group && n == node && !listed.contains(id))
+                            .map(|(_, _, id)| (*id, false)),
+                    );
+                }
                 let changes = self.cap_members(group, node, changes);
                 self.remote_changes(group, node, &changes);
             }

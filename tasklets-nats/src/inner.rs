@@ -74,6 +74,9 @@ pub(crate) struct State {
     /// The round-robin position of each pool used here while this runtime has no member of it
     /// (and so no group entry holding the group's own turn): one entry per pool name routed to.
     pub(crate) pool_turns: HashMap<String, usize>,
+    /// Heartbeat periods since connect: every `membership::REFRESH_PERIODS` the members
+    /// of exported groups are published again.
+    pub(crate) ticks: u64,
 }
 
 /// How many reasons of ended stand-ins a node keeps.

@@ -27,9 +27,13 @@
 //!
 //! Each subscription's frames are taken on a task of their own, so a peer's first membership
 //! change may be taken before its first heartbeat — and refused, since its incarnation is not
-//! known yet. So a node that hears a new peer answers with a heartbeat marked hello (`tn-hello`)
-//! and its own members; every node that hears a hello from a peer it knows publishes its members
-//! again (at most once a heartbeat period per peer), now to a node that knows it.
+//! known yet. So a node that hears a new peer answers with a heartbeat that says hello to it
+//! (`tn-hello: <peer>`) and its own members; the peer, hearing a hello to itself from a node it
+//! knows, publishes its members again (at most once a heartbeat period per node), now to a node
+//! that knows it. (A peer that does not know the node yet meets it then, and publishes its
+//! members the same way.) And every [`REFRESH_PERIODS`] periods each node publishes the whole
+//! list of its members of each exported group (`tn-full`): whatever change was lost on the way,
+//! the others' view of its members is right again within that many periods.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +50,11 @@ use crate::wire::{header, number, H_HELLO, H_INC, H_NODE, H_VERSION, VERSION};
 pub(crate) const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
 /// The shortest heartbeat period (a shorter one, `Duration::ZERO` included, is taken as this).
 pub(crate) const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
+
+/// Every this many heartbeat periods, a node publishes the whole list of its members of each
+/// exported group again: a change lost on the way (taken before its node was known, or dropped
+/// by a full queue) is made good within this many periods, joins and leaves alike.
+pub(crate) const REFRESH_PERIODS: u64 = 10;
 
 /// The replaced incarnations a node remembers per peer name (their late heartbeats are ignored).
 const REPLACED_KEPT: usize = 8;
@@ -82,11 +91,11 @@ impl Inner {
     /// name unregistered here is no longer announced). Not while disconnected: it would only fill
     /// the client's buffer.
     pub(crate) fn heartbeat(&self) {
-        self.announce(false);
+        self.announce(None);
     }
 
-    /// [`heartbeat`](Self::heartbeat), with a hello (see [`H_HELLO`]) when `hello`.
-    fn announce(&self, hello: bool) {
+    /// [`heartbeat`](Self::heartbeat), saying hello to the peer `hello` names (see [`H_HELLO`]).
+    fn announce(&self, hello: Option<&str>) {
         if !self.link.connected.load(Ordering::Acquire) {
             return;
         }
@@ -99,8 +108,8 @@ impl Inner {
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
         let mut headers = self.own_headers();
-        if hello {
-            headers.insert(H_HELLO, "1");
+        if let Some(peer) = hello {
+            headers.insert(H_HELLO, peer);
         }
         self.publish(format!("{ns}.node.{me}.hb"), headers, payload.into());
     }
@@ -135,7 +144,7 @@ impl Inner {
             }
         };
         let names: Vec<String> = serde_json::from_slice(&frame.payload).unwrap_or_default();
-        let hello = header(frame, H_HELLO) == Some("1");
+        let hello = header(frame, H_HELLO) == Some(self.opts.node.as_str());
         let (new, answer_hello, departure) = {
             let mut s = self.lock();
             if s.replaced.get(node).is_some_and(|old| old.contains(&inc)) {
@@ -199,7 +208,7 @@ impl Inner {
             // Introduce ourselves at once rather than at the next period (a restarted node has
             // forgotten us: it needs our names and members again), with a hello: the peer's own
             // members may have reached us before its heartbeat and been refused.
-            self.announce(true);
+            self.announce(Some(node));
         }
         if new || answer_hello {
             let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
@@ -253,6 +262,17 @@ impl Inner {
     /// the incoming streams that went quiet.
     pub(crate) fn tick(self: &Arc<Self>) {
         self.heartbeat();
+        let refresh = {
+            let mut s = self.lock();
+            s.ticks += 1;
+            s.ticks.is_multiple_of(REFRESH_PERIODS) && self.link.connected.load(Ordering::Acquire)
+        };
+        if refresh {
+            let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
+            for g in groups {
+                self.publish_members(&Group::new(&g));
+            }
+        }
         let now = Instant::now();
         let down_after = self.down_after();
         let mut departure = Departure::default();

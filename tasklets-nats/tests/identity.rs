@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -331,4 +332,64 @@ fn a_late_heartbeat_of_a_replaced_incarnation_is_ignored() {
     assert!(until(&rt, || w.stats().untrusted > untrusted));
     assert_eq!(w.peer_incarnation("m"), Some(6));
     assert_eq!(w.remote_members(&room).len(), 1);
+}
+
+/// A node's whole list of members (`tn-full`, published at export, on meeting a node and every
+/// few periods) makes good a change lost on the way: a member the list leaves out has left, one
+/// it lists that was missed has joined.
+#[test]
+fn a_full_list_of_members_makes_good_a_lost_join_and_a_lost_leave() {
+    let Some(nats) = nats_server("a_full_list_of_members") else {
+        return;
+    };
+    let ns = format!("full{}", std::process::id());
+    let rt = Runtime::new();
+    let w = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("w")
+            .namespace(ns.as_str())
+            .down_after(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let mut raw = Raw::connect(nats.port);
+    let m = [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", "5")];
+    raw.hpub(&format!("{ns}.node.m.hb"), None, &m, b"[]");
+    assert!(until(&rt, || w.peer_incarnation("m") == Some(5)));
+    let members = format!("{ns}.members.m.room");
+    let full = [
+        ("tn-v", "1"),
+        ("tn-node", "m"),
+        ("tn-inc", "5"),
+        ("tn-full", "1"),
+    ];
+    let room = Group::new("room");
+    // The stand-ins of m's members here, by their local ids.
+    let ids = |w: &tasklets_nats::Node| -> BTreeSet<TaskletId> {
+        w.remote_members(&room)
+            .into_iter()
+            .map(|(_, a)| a.id())
+            .collect()
+    };
+    // Members 3 and 4 join as changes; then the whole list says 4 and 7: 3's leave and 7's join
+    // were lost on the way. 4 keeps its stand-in; 3's goes; 7 gets one.
+    raw.hpub(&members, None, &m, b"[[3,true],[4,true]]");
+    assert!(until(&rt, || ids(&w).len() == 2));
+    let before = ids(&w);
+    raw.hpub(&members, None, &full, b"[[4,true],[7,true]]");
+    assert!(until(&rt, || ids(&w).len() == 2 && ids(&w) != before));
+    let after = ids(&w);
+    assert_eq!(
+        before.intersection(&after).count(),
+        1,
+        "{before:?} {after:?}"
+    );
+    // A list that is not the whole one only adds and removes what it names.
+    raw.hpub(&members, None, &m, b"[[9,true]]");
+    assert!(until(&rt, || ids(&w).len() == 3));
+    assert!(after.is_subset(&ids(&w)));
+    // A malformed list changes nothing.
+    raw.hpub(&members, None, &full, b"not json");
+    raw.hpub(&members, None, &m, b"[[10,true]]");
+    assert!(until(&rt, || ids(&w).len() == 4), "{:?}", ids(&w));
 }
