@@ -46,7 +46,7 @@ impl Inner {
             let mut s = self.lock();
             let mut changes = Vec::new();
             for a in members {
-                if s.stand_ins.contains(&a.id()) {
+                if s.stand_ins.contains_key(&a.id()) {
                     continue;
                 }
                 // Addressable from other nodes at `<ns>.addr.<me>.<id>`.
@@ -86,7 +86,7 @@ impl Inner {
     pub(crate) fn local_change(&self, change: &GroupChange) {
         {
             let mut s = self.lock();
-            if s.stand_ins.contains(&change.tasklet) {
+            if s.stand_ins.contains_key(&change.tasklet) {
                 return;
             }
             if change.joined {
@@ -129,7 +129,7 @@ impl Inner {
                     continue;
                 };
                 let mut s = self.lock();
-                s.stand_ins.insert(addr.id());
+                s.stand_ins.insert(addr.id(), addr.clone());
                 s.remote_members.insert(key, addr.clone());
                 addr.id()
             } else {

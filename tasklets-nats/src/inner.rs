@@ -59,8 +59,9 @@ pub(crate) struct State {
     pub(crate) exported_groups: HashSet<String>,
     /// Members of other nodes' exported groups, by (group, node, remote id): their local stand-in.
     pub(crate) remote_members: HashMap<(String, String, u64), Addr>,
-    /// Ids of the stand-ins announced to local group watchers (never published as local members).
-    pub(crate) stand_ins: HashSet<TaskletId>,
+    /// The stand-ins announced to local group watchers, by id (never published as local
+    /// members); one that has ended is forgotten at the next heartbeat period.
+    pub(crate) stand_ins: HashMap<TaskletId, Addr>,
     /// Why the last stand-ins ended (a node gone or restarted), oldest first, at most
     /// [`ENDED_KEPT`]: see [`Node::ended_because`](crate::Node::ended_because).
     pub(crate) ended: VecDeque<(TaskletId, String)>,

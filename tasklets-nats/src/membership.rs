@@ -335,6 +335,9 @@ impl Inner {
             for id in &gone_ids {
                 s.local.remove(id);
             }
+            // Stand-ins of remote members that have ended (their leave was announced when they
+            // ended; the watchers have had a period to take it).
+            s.stand_ins.retain(|_, a| !a.is_finished());
             s.held.sweep();
             if !gone.is_empty() {
                 self.link.changed.notify(usize::MAX);
