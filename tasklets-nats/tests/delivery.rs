@@ -200,6 +200,23 @@ fn lines_sent_to_a_group_through_a_3_s_outage_reach_every_member_once() {
     b.join().unwrap();
 }
 
+/// Thirty calls to `pool` from a tasklet of `rt`: how many each member (by its number) served.
+fn thirty_calls(rt: &Runtime, pool: tasklets::Addr) -> BTreeMap<u64, u32> {
+    rt.block_on(
+        rt.spawn(move |cx| async move {
+            let mut served = BTreeMap::<u64, u32>::new();
+            for id in 0..30_u64 {
+                let ask = Message::new("line").value(id);
+                let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
+                *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
+            }
+            served
+        })
+        .join(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_pool_goes_round_its_members_on_every_node() {
     support::watchdog(120);
@@ -219,20 +236,7 @@ fn a_pool_goes_round_its_members_on_every_node() {
     rt.block_on(node.export_pool(&workers)).unwrap();
     assert!(rt.block_on(node.wait_for_members(&workers, 2, WAIT)));
     let pool = node.pool_addr(&workers);
-    let served = rt
-        .block_on(
-            rt.spawn(move |cx| async move {
-                let mut served = BTreeMap::<u64, u32>::new();
-                for id in 0..30_u64 {
-                    let ask = Message::new("line").value(id);
-                    let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
-                    *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
-                }
-                served
-            })
-            .join(),
-        )
-        .unwrap();
+    let served = thirty_calls(&rt, pool);
     let counts: Vec<u32> = served.values().copied().collect();
     println!("30 calls to a pool of 1 member on a and 2 on b: {served:?}");
     assert_eq!(served.keys().copied().collect::<Vec<_>>(), [0, 100, 101]);
@@ -253,20 +257,7 @@ fn a_pool_goes_round_its_members_on_every_node() {
         node_c.wire::<u64>("served");
         assert!(rt_c.block_on(node_c.wait_for_members(&workers_c, 3, WAIT)));
         let pool = node_c.pool_addr(&workers_c);
-        let served = rt_c
-            .block_on(
-                rt_c.spawn(move |cx| async move {
-                    let mut served = BTreeMap::<u64, u32>::new();
-                    for id in 0..30_u64 {
-                        let ask = Message::new("line").value(id);
-                        let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
-                        *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
-                    }
-                    served
-                })
-                .join(),
-            )
-            .unwrap();
+        let served = thirty_calls(&rt_c, pool);
         served_tx.try_send(served).unwrap();
     });
     let served = rt

@@ -218,6 +218,20 @@ fn a_closed_node_leaves_no_tasklet_behind() {
     );
 }
 
+/// Node `w`, beside the raw "node" `m` of a test: heartbeats every 50 ms, and `m` (which sends
+/// only what the test sends) never declared gone during the test.
+fn node_w(rt: &Runtime, url: &str, ns: &str) -> tasklets_nats::Node {
+    connect(
+        &rt.handle(),
+        url,
+        NodeOptions::new("w")
+            .namespace(ns)
+            .heartbeat(Duration::from_millis(50))
+            .down_after(Duration::from_secs(30)),
+    )
+    .unwrap()
+}
+
 /// The sending side of an old address: a "node" m (a raw client) announces a member, then
 /// answers a frame for it as a restarted m does. The sender's node dead-letters the message with
 /// that reason, and the stand-in ends (its monitors get `down`; `ended_because` says why). The
@@ -229,15 +243,7 @@ fn a_message_to_an_address_of_an_earlier_incarnation_is_a_dead_letter_with_the_r
     };
     let ns = format!("oldaddr{}", std::process::id());
     let rt = Runtime::new();
-    let w = connect(
-        &rt.handle(),
-        &nats.url,
-        NodeOptions::new("w")
-            .namespace(ns.as_str())
-            .heartbeat(Duration::from_millis(50))
-            .down_after(Duration::from_secs(30)),
-    )
-    .unwrap();
+    let w = node_w(&rt, &nats.url, &ns);
     w.wire::<u64>("note");
     let dead = rt.handle().dead_letters();
     let mut raw = Raw::connect(nats.port);
@@ -303,15 +309,7 @@ fn a_late_heartbeat_of_a_replaced_incarnation_is_ignored() {
     };
     let ns = format!("late{}", std::process::id());
     let rt = Runtime::new();
-    let w = connect(
-        &rt.handle(),
-        &nats.url,
-        NodeOptions::new("w")
-            .namespace(ns.as_str())
-            .heartbeat(Duration::from_millis(50))
-            .down_after(Duration::from_secs(30)),
-    )
-    .unwrap();
+    let w = node_w(&rt, &nats.url, &ns);
     let mut raw = Raw::connect(nats.port);
     let hb = format!("{ns}.node.m.hb");
     let as_inc = |inc: &'static str| [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", inc)];
@@ -344,14 +342,7 @@ fn a_full_list_of_members_makes_good_a_lost_join_and_a_lost_leave() {
     };
     let ns = format!("full{}", std::process::id());
     let rt = Runtime::new();
-    let w = connect(
-        &rt.handle(),
-        &nats.url,
-        NodeOptions::new("w")
-            .namespace(ns.as_str())
-            .down_after(Duration::from_secs(30)),
-    )
-    .unwrap();
+    let w = node_w(&rt, &nats.url, &ns);
     let mut raw = Raw::connect(nats.port);
     let m = [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", "5")];
     raw.hpub(&format!("{ns}.node.m.hb"), None, &m, b"[]");
