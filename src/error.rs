@@ -447,6 +447,11 @@ pub enum RequestError {
     /// The callee finished before replying.
     #[error("the callee finished before replying")]
     CalleeFinished,
+    /// The request was refused on its way, or its reply lost, by whatever carries it to the callee
+    /// — a bridge to another process, through [`ReplyTo::refuse`](crate::routing::ReplyTo::refuse)
+    /// — before the timeout: the reason is inside (the request is that carrier's dead letter).
+    #[error("request refused on its way: {0}")]
+    Refused(String),
     /// The reply of a typed request ([`Request`](crate::Request)) does not hold the reply type.
     #[error("{0}")]
     Reply(crate::ValueError),

@@ -343,13 +343,18 @@ impl Inner {
         }
         if gone > 0 {
             later.room += self.remove_messages(gone);
-            if self
-                .limits
-                .as_ref()
-                .is_some_and(|l| l.rules.frees_waiters())
-            {
-                // A sender may wait for room under its name's limit, not the mailbox's: tell them all.
-                later.room = usize::MAX;
+            if let Some(limits) = self.limits.as_deref() {
+                let rules = &limits.rules;
+                let waits =
+                    |e: &Entry| matches!(e, Entry::Message(m) if rules.waits(m.name().id()));
+                if rules.frees_waiters()
+                    && (found.as_ref().is_some_and(|(_, e)| waits(e))
+                        || later.discarded.iter().any(waits))
+                {
+                    // A message of a name whose senders wait under its limit left: one of them may
+                    // go on now, but they listen beside the mailbox's own waiters, so tell them all.
+                    later.room = usize::MAX;
+                }
             }
         }
         found

@@ -281,6 +281,15 @@ impl Limits {
         self.any_wait
     }
 
+    /// Whether senders of name `id` wait when its limit is reached ([`OnFull::Wait`]).
+    pub(crate) fn waits(&self, id: u32) -> bool {
+        self.any_wait
+            && self
+                .rules
+                .iter()
+                .any(|r| r.name.id() == id && r.limit.on_full == OnFull::Wait)
+    }
+
     /// The verdict for a message of name `id` arriving while `waiting` of that name wait; counts
     /// the outcome.
     pub(crate) fn judge(&mut self, id: u32, waiting: usize) -> Verdict {

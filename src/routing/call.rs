@@ -179,11 +179,18 @@ impl Cx {
         drop(slot);
         match reply {
             Some(ev) if ev.is_message() => R::from_reply(ev.into_message().expect("checked")),
-            Some(_) => Err(RequestError::CalleeFinished),
+            Some(ev) => match ev.get::<Refusal>() {
+                Some(Refusal(why)) => Err(RequestError::Refused(why.clone())),
+                None => Err(RequestError::CalleeFinished),
+            },
             None => Err(RequestError::Timeout(timeout)),
         }
     }
 }
+
+/// Why a call's request could not be delivered, filed under the call's key by
+/// [`ReplyTo::refuse`](crate::routing::ReplyTo::refuse).
+pub(crate) struct Refusal(pub(crate) String);
 
 /// The reply slot of one call, open from before the request is sent until the call returns, times out
 /// or is dropped. Closing it refuses later replies (`routing::reply` makes them dead letters) and

@@ -142,6 +142,45 @@ impl ReplyTo {
     pub fn is_open(&self) -> bool {
         self.addr.0.mailbox.reply_open(self.key)
     }
+
+    /// Ends the call waiting for this reply with [`RequestError::Refused`](crate::RequestError::Refused),
+    /// `reason` inside: what a bridge to other processes does when it cannot deliver the request
+    /// or its reply (the far side refused it, nobody listens there, no answer came in time), so the
+    /// caller learns it at once instead of at its own timeout. The request itself stays the
+    /// refuser's to record as a dead letter. Returns whether the call was still waiting (`false`:
+    /// it had ended, and nothing happens).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasklets::{Destination, Message, RequestError, WaitForMessages};
+    ///
+    /// tasklets::run(|cx| async move {
+    ///     let bridge = cx.spawn(|cx| async move {
+    ///         let req = cx.receive(&WaitForMessages::new().accept("ask")).await;
+    ///         let Some(Destination::Reply(to)) = req.reply("answer").dest().cloned() else {
+    ///             unreachable!()
+    ///         };
+    ///         assert!(to.refuse("nobody exports `ask` over there"));
+    ///         cx.receive(&WaitForMessages::new().accept("after")).await;
+    ///         assert!(!to.refuse("too late")); // the call has ended
+    ///     });
+    ///     let got = cx.call(&bridge, Message::new("ask"), Duration::from_secs(60)).await;
+    ///     assert!(matches!(got, Err(RequestError::Refused(why)) if why.contains("exports")));
+    ///     cx.send(Message::new("after").to(&bridge)).await.unwrap();
+    ///     bridge.join().await.unwrap();
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn refuse(&self, reason: impl Into<String>) -> bool {
+        let refusal = crate::message::Payload::new(call::Refusal(reason.into()));
+        self.addr
+            .0
+            .mailbox
+            .deliver_event(self.key, refusal, false, None)
+            .is_ok()
+    }
 }
 
 impl fmt::Debug for ReplyTo {

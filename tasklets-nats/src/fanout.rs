@@ -10,7 +10,8 @@
 //! A pool's address ([`Node::pool_addr`](crate::Node::pool_addr)) takes the group's round-robin
 //! turn ([`Handle::round_robin_turn`](tasklets::Handle::round_robin_turn)) over its members here and the
 //! stand-ins of its members elsewhere, in a fixed order (here first, then by node and id), and
-//! hands the message to the one whose turn it is.
+//! hands the message to the one whose turn it is. A node with no member of its own has no group
+//! entry to hold that turn, so the pool keeps one of its own there.
 
 use std::sync::Arc;
 
@@ -103,6 +104,16 @@ impl Inner {
     /// A message to `group`'s pool address: to the member whose turn it is, here or elsewhere.
     pub(crate) async fn route_pool(self: &Arc<Self>, group: &str, f: Frame) {
         let (here, turn) = self.handle.round_robin_turn(&Group::new(group));
+        let turn = if here.is_empty() {
+            // No member here, so no group entry here to keep the turn: the pool keeps its own.
+            let mut s = self.lock();
+            let own = s.pool_turns.entry(group.to_owned()).or_default();
+            let turn = *own;
+            *own = own.wrapping_add(1);
+            turn
+        } else {
+            turn
+        };
         let elsewhere = self.remote_members_of(group);
         let count = here.len() + elsewhere.len();
         if count == 0 {

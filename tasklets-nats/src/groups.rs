@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tasklets::{Group, GroupChange, StaticName, WaitForMessages, GROUP_CHANGED};
 
 use crate::inner::Inner;
+use crate::wire::H_FULL;
 
 /// Internal message the membership tasklet gets from `export_group`: watch this group.
 pub(crate) static WATCH: StaticName = StaticName::new("tasklets-nats/watch");
@@ -37,14 +38,15 @@ pub(crate) fn spawn_watcher(inner: &Arc<Inner>) -> tasklets::Addr {
 }
 
 impl Inner {
-    /// Publishes the current local members of `group` (as joins).
+    /// Publishes the current local members of `group`, as the whole list ([`H_FULL`]): the other
+    /// nodes take the ones they do not know as joins and drop the ones it does not list.
     pub(crate) fn publish_members(&self, group: &Group) {
         let members = self.handle.members(group);
         let changes: Vec<(u64, bool)> = {
             let mut s = self.lock();
             let mut changes = Vec::new();
             for a in members {
-                if s.stand_ins.contains(&a.id()) {
+                if s.stand_ins.contains_key(&a.id()) {
                     continue;
                 }
                 // Addressable from other nodes at `<ns>.addr.<me>.<id>`.
@@ -53,15 +55,21 @@ impl Inner {
             }
             changes
         };
-        if !changes.is_empty() {
-            self.publish_changes(group, &changes);
-        }
+        self.publish_membership(group, &changes, true);
     }
 
     pub(crate) fn publish_changes(&self, group: &Group, changes: &[(u64, bool)]) {
+        self.publish_membership(group, changes, false);
+    }
+
+    /// Publishes `changes` of `group`'s members here, the whole list when `full`.
+    fn publish_membership(&self, group: &Group, changes: &[(u64, bool)], full: bool) {
         // Version, node and incarnation: the other nodes take a change only from the node it
         // speaks for, as its current incarnation.
-        let h = self.own_headers();
+        let mut h = self.own_headers();
+        if full {
+            h.insert(H_FULL, "1");
+        }
         let payload = serde_json::to_vec(changes).unwrap_or_default();
         // The node is in the subject, so that NATS permissions can let a node publish only its own.
         let subject = format!(
@@ -78,7 +86,7 @@ impl Inner {
     pub(crate) fn local_change(&self, change: &GroupChange) {
         {
             let mut s = self.lock();
-            if s.stand_ins.contains(&change.tasklet) {
+            if s.stand_ins.contains_key(&change.tasklet) {
                 return;
             }
             if change.joined {
@@ -121,7 +129,7 @@ impl Inner {
                     continue;
                 };
                 let mut s = self.lock();
-                s.stand_ins.insert(addr.id());
+                s.stand_ins.insert(addr.id(), addr.clone());
                 s.remote_members.insert(key, addr.clone());
                 addr.id()
             } else {

@@ -30,7 +30,7 @@ use crate::wire::{
     self, header, number, BUSY, GAP, H_CALL, H_FLOOR, H_FROM_ID, H_FROM_NODE, H_LEFT_MS, H_MSG,
     H_NODE, H_SEQ, H_SPAN, H_STREAM, H_TRACEPARENT, H_VALUE, H_VERSION, OK, VERSION,
 };
-use crate::wire::{H_INC, H_TO_INC, RESTARTED};
+use crate::wire::{H_FULL, H_INC, H_TO_INC, RESTARTED};
 
 /// Calls from senders outside any tasklet made at once at most (each on a tasklet of its own);
 /// beyond, they are answered "busy".
@@ -141,8 +141,22 @@ impl Inner {
                 if *node == self.opts.node || !self.trusted(node, &frame) {
                     return;
                 }
-                let changes: Vec<(u64, bool)> =
-                    serde_json::from_slice(&frame.payload).unwrap_or_default();
+                let Ok(mut changes) = serde_json::from_slice::<Vec<(u64, bool)>>(&frame.payload)
+                else {
+                    return;
+                };
+                if header(&frame, H_FULL) == Some("1") {
+                    // The whole list: a member known here and not listed has left.
+                    let listed: std::collections::HashSet<u64> =
+                        changes.iter().filter(|c| c.1).map(|c| c.0).collect();
+                    let s = self.lock();
+                    changes.extend(
+                        s.remote_members
+                            .keys()
+                            .filter(|(g, n, id)| g == group && n == node && !listed.contains(id))
+                            .map(|(_, _, id)| (*id, false)),
+                    );
+                }
                 let changes = self.cap_members(group, node, changes);
                 self.remote_changes(group, node, &changes);
             }
@@ -224,13 +238,23 @@ impl Inner {
         }
     }
 
-    /// Answers "busy" for `d`: its stream waits for it.
-    fn busy(&self, d: &Deliver) {
+    /// Answers "busy" for `d`: its stream waits for it, and its sender sends it again. A
+    /// publication ([`Node::publish`](crate::Node::publish)) has nobody to answer and is never sent
+    /// again: it is a `Full` dead letter here, with its value, rather than lost unseen.
+    fn busy(&self, d: Deliver) {
         if let Some((key, seq)) = &d.stream {
             self.streams.refused(key, *seq);
             self.streams.1.answered(key, *seq, BUSY);
         }
         self.tally.busy_answered.fetch_add(1, Ordering::Relaxed);
+        if d.answer.is_none() {
+            let to = match &d.to {
+                Destination::Addr(a) => Some(a.id()),
+                _ => None,
+            };
+            self.handle.dead_letter(d.msg, DeadLetterReason::Full, to);
+            return;
+        }
         self.answer(&d.answer, BUSY);
     }
 
@@ -371,7 +395,7 @@ impl Inner {
                     return;
                 };
                 if full {
-                    self.busy(&d);
+                    self.busy(d);
                 } else {
                     self.anonymous(d); // the stand-in ended meanwhile
                 }
@@ -389,7 +413,7 @@ impl Inner {
         }
         if self.anonymous_calls.fetch_add(1, Ordering::AcqRel) >= ANONYMOUS_CALLS {
             self.anonymous_calls.fetch_sub(1, Ordering::AcqRel);
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         let inner = Arc::clone(self);
@@ -410,7 +434,7 @@ impl Inner {
     /// A one-way message delivered now (as `cx`'s tasklet, or as nobody) and answered.
     fn send_here(&self, cx: Option<&Cx>, d: Deliver) {
         if Inner::full(&d.to) {
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         let msg = d.msg.to(d.to);
@@ -454,7 +478,7 @@ impl Inner {
             return;
         }
         if Inner::full(&d.to) {
-            self.busy(&d);
+            self.busy(d);
             return;
         }
         if let Some((key, seq)) = &d.stream {

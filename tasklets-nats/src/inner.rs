@@ -42,6 +42,9 @@ pub(crate) struct Peer {
     pub(crate) last: Instant,
     /// The incarnation its heartbeats carry: a new one is a restarted node.
     pub(crate) incarnation: u64,
+    /// When this node last published its members because of the peer's hello (see
+    /// [`H_HELLO`](crate::wire::H_HELLO)).
+    pub(crate) hello_answered: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -56,8 +59,9 @@ pub(crate) struct State {
     pub(crate) exported_groups: HashSet<String>,
     /// Members of other nodes' exported groups, by (group, node, remote id): their local stand-in.
     pub(crate) remote_members: HashMap<(String, String, u64), Addr>,
-    /// Ids of the stand-ins announced to local group watchers (never published as local members).
-    pub(crate) stand_ins: HashSet<TaskletId>,
+    /// The stand-ins announced to local group watchers, by id (never published as local
+    /// members); one that has ended is forgotten at the next heartbeat period.
+    pub(crate) stand_ins: HashMap<TaskletId, Addr>,
     /// Why the last stand-ins ended (a node gone or restarted), oldest first, at most
     /// [`ENDED_KEPT`]: see [`Node::ended_because`](crate::Node::ended_because).
     pub(crate) ended: VecDeque<(TaskletId, String)>,
@@ -68,9 +72,12 @@ pub(crate) struct State {
     /// Peers whose subjects had no responders since their last heartbeat (gone, or reconnecting):
     /// a pool passes over their members until they are heard again.
     pub(crate) unreachable: HashSet<String>,
-    /// When to publish the members of the exported groups again, for the nodes that appeared
-    /// lately (see [`crate::membership`]).
-    pub(crate) members_again: Option<Instant>,
+    /// The round-robin position of each pool used here while this runtime has no member of it
+    /// (and so no group entry holding the group's own turn): one entry per pool name routed to.
+    pub(crate) pool_turns: HashMap<String, usize>,
+    /// Heartbeat periods since connect: every `membership::REFRESH_PERIODS` the members
+    /// of exported groups are published again.
+    pub(crate) ticks: u64,
 }
 
 /// How many reasons of ended stand-ins a node keeps.

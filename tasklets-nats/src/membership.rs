@@ -23,14 +23,17 @@
 //! that copies a node's headers: without NATS permissions that let each node publish only its own
 //! subjects, any client on the server can still forge heartbeats, `gone` notices and membership.
 //!
-//! # Introductions
+//! # Meeting a peer
 //!
-//! A node that hears a new node (or a new incarnation) answers with its heartbeat and the current
-//! members of its exported groups at once, and publishes those members once more a heartbeat
-//! period later: the new node ignores members from a node it has not heard yet, and its heartbeat
-//! and membership subscriptions are read by two tasks, so the first announcement can be taken
-//! before the heartbeat that makes it trusted (and a lost connection can lose it). Members already
-//! known are ignored, so the second announcement costs one frame per group.
+//! Each subscription's frames are taken on a task of their own, so a peer's first membership
+//! change may be taken before its first heartbeat — and refused, since its incarnation is not
+//! known yet. So a node that hears a new peer answers with a heartbeat that says hello to it
+//! (`tn-hello: <peer>`) and its own members; the peer, hearing a hello to itself from a node it
+//! knows, publishes its members again (at most once a heartbeat period per node), now to a node
+//! that knows it. (A peer that does not know the node yet meets it then, and publishes its
+//! members the same way.) And every [`REFRESH_PERIODS`] periods each node publishes the whole
+//! list of its members of each exported group (`tn-full`): whatever change was lost on the way,
+//! the others' view of its members is right again within that many periods.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,12 +44,17 @@ use bytes::Bytes;
 use tasklets::{Group, GroupChange};
 
 use crate::inner::{Inner, Peer, Proxy, State};
-use crate::wire::{header, number, H_INC, H_NODE, H_VERSION, VERSION};
+use crate::wire::{header, number, H_HELLO, H_INC, H_NODE, H_VERSION, VERSION};
 
 /// The longest heartbeat period (a longer one, `Duration::MAX` included, is taken as this).
 pub(crate) const LONGEST_PERIOD: Duration = Duration::from_secs(3600);
 /// The shortest heartbeat period (a shorter one, `Duration::ZERO` included, is taken as this).
 pub(crate) const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
+
+/// Every this many heartbeat periods, a node publishes the whole list of its members of each
+/// exported group again: a change lost on the way (taken before its node was known, or dropped
+/// by a full queue) is made good within this many periods, joins and leaves alike.
+pub(crate) const REFRESH_PERIODS: u64 = 10;
 
 /// The replaced incarnations a node remembers per peer name (their late heartbeats are ignored).
 const REPLACED_KEPT: usize = 8;
@@ -83,6 +91,11 @@ impl Inner {
     /// name unregistered here is no longer announced). Not while disconnected: it would only fill
     /// the client's buffer.
     pub(crate) fn heartbeat(&self) {
+        self.announce(None);
+    }
+
+    /// [`heartbeat`](Self::heartbeat), saying hello to the peer `hello` names (see [`H_HELLO`]).
+    fn announce(&self, hello: Option<&str>) {
         if !self.link.connected.load(Ordering::Acquire) {
             return;
         }
@@ -94,11 +107,11 @@ impl Inner {
         let payload = serde_json::to_vec(&names).unwrap_or_default();
         let ns = &self.opts.namespace;
         let me = &self.opts.node;
-        self.publish(
-            format!("{ns}.node.{me}.hb"),
-            self.own_headers(),
-            payload.into(),
-        );
+        let mut headers = self.own_headers();
+        if let Some(peer) = hello {
+            headers.insert(H_HELLO, peer);
+        }
+        self.publish(format!("{ns}.node.{me}.hb"), headers, payload.into());
     }
 
     /// Whether `frame` speaks for `node` as its current incarnation (see [Trust](self#trust)).
@@ -131,7 +144,8 @@ impl Inner {
             }
         };
         let names: Vec<String> = serde_json::from_slice(&frame.payload).unwrap_or_default();
-        let (new, departure) = {
+        let hello = header(frame, H_HELLO) == Some(self.opts.node.as_str());
+        let (new, answer_hello, departure) = {
             let mut s = self.lock();
             if s.replaced.get(node).is_some_and(|old| old.contains(&inc)) {
                 // A late heartbeat of an incarnation already replaced: a restart is one-way.
@@ -140,6 +154,14 @@ impl Inner {
                 return;
             }
             let before = s.incarnation_of(node);
+            let answered = s
+                .peers
+                .get(node)
+                .filter(|p| p.incarnation == inc)
+                .and_then(|p| p.hello_answered);
+            let answer_hello = hello
+                && before == Some(inc)
+                && answered.is_none_or(|t| t.elapsed() >= self.period());
             if let Some(old) = before.filter(|old| *old != inc) {
                 let replaced = s.replaced.entry(node.to_owned()).or_default();
                 if replaced.len() >= REPLACED_KEPT {
@@ -154,6 +176,11 @@ impl Inner {
                     names,
                     last: Instant::now(),
                     incarnation: inc,
+                    hello_answered: if answer_hello {
+                        Some(Instant::now())
+                    } else {
+                        answered
+                    },
                 },
             );
             let departure = match before {
@@ -171,7 +198,7 @@ impl Inner {
                     |i| format!("node {node} is now incarnation {inc:x}, not {i:x}"),
                 )),
             };
-            (before != Some(inc), departure)
+            (before != Some(inc), answer_hello, departure)
         };
         if let Some(d) = departure {
             self.end(d);
@@ -179,22 +206,15 @@ impl Inner {
         self.link.changed.notify(usize::MAX);
         if new {
             // Introduce ourselves at once rather than at the next period (a restarted node has
-            // forgotten us: it needs our names and members again).
-            self.heartbeat();
-            self.publish_all_members();
-            // And once more a period later: the first may be lost with a connection, or taken
-            // before our heartbeat on the new node (two subscriptions, two tasks), where members
-            // from a node not heard from yet are ignored.
-            let again = Instant::now() + self.period();
-            self.lock().members_again.get_or_insert(again);
+            // forgotten us: it needs our names and members again), with a hello: the peer's own
+            // members may have reached us before its heartbeat and been refused.
+            self.announce(Some(node));
         }
-    }
-
-    /// Publishes the current members of every exported group.
-    fn publish_all_members(&self) {
-        let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
-        for g in groups {
-            self.publish_members(&Group::new(&g));
+        if new || answer_hello {
+            let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
+            for g in groups {
+                self.publish_members(&Group::new(&g));
+            }
         }
     }
 
@@ -242,18 +262,18 @@ impl Inner {
     /// the incoming streams that went quiet.
     pub(crate) fn tick(self: &Arc<Self>) {
         self.heartbeat();
-        let now = Instant::now();
-        let again = {
+        let refresh = {
             let mut s = self.lock();
-            let due = s.members_again.is_some_and(|at| at <= now);
-            if due {
-                s.members_again = None;
-            }
-            due
+            s.ticks += 1;
+            s.ticks.is_multiple_of(REFRESH_PERIODS) && self.link.connected.load(Ordering::Acquire)
         };
-        if again {
-            self.publish_all_members();
+        if refresh {
+            let groups: Vec<String> = self.lock().exported_groups.iter().cloned().collect();
+            for g in groups {
+                self.publish_members(&Group::new(&g));
+            }
         }
+        let now = Instant::now();
         let down_after = self.down_after();
         let mut departure = Departure::default();
         let gone_ids = {
@@ -315,6 +335,9 @@ impl Inner {
             for id in &gone_ids {
                 s.local.remove(id);
             }
+            // Stand-ins of remote members that have ended (their leave was announced when they
+            // ended; the watchers have had a period to take it).
+            s.stand_ins.retain(|_, a| !a.is_finished());
             s.held.sweep();
             if !gone.is_empty() {
                 self.link.changed.notify(usize::MAX);

@@ -178,8 +178,8 @@ impl NodeOptions {
 
     /// The longest a remote call is kept open on the wire (the caller's own timeout, usually
     /// shorter, still applies; `Duration::MAX`: only the caller's; `Duration::ZERO`, or under
-    /// 1 ms: 1 ms — the call is sent, and unless answered within 1 ms it is dead-lettered while
-    /// its caller waits for its own timeout).
+    /// 1 ms: 1 ms — the call is sent, and unless answered within 1 ms it is dead-lettered and the
+    /// call fails with [`RequestError::Refused`](tasklets::RequestError::Refused)).
     ///
     /// # Examples
     ///

@@ -426,6 +426,7 @@ impl Inner {
             // to its slot: a `ReplyTooLate` dead letter).
             return;
         }
+        let mut ends_proxy = false;
         let why = match outcome {
             Outcome::Reply(reply) => match header(&reply, H_STATUS) {
                 Some(OK) if !call => return,
@@ -450,14 +451,10 @@ impl Inner {
                 // nobody there missed the message.
                 Some("norecipient") if matches!(key, ProxyKey::GroupAt(..)) => return,
                 Some(status) => {
-                    let why = format!("refused by the receiving node: {status}");
-                    if status == "nosuchname"
+                    ends_proxy = status == "nosuchname"
                         || status == "finished"
-                        || status.starts_with(RESTARTED)
-                    {
-                        self.drop_proxy(key, proxy, &why);
-                    }
-                    why
+                        || status.starts_with(RESTARTED);
+                    format!("refused by the receiving node: {status}")
                 }
                 None => "malformed answer (no status)".to_owned(),
             },
@@ -469,9 +466,12 @@ impl Inner {
                         s.unreachable.insert(node);
                     }
                 }
-                let why = "no node listens on its subject (no responders)".to_owned();
-                self.drop_proxy(key, proxy, &why);
-                why
+                ends_proxy = true;
+                "no node listens on its subject (no responders)".to_owned()
+            }
+            Outcome::TimedOut if call => {
+                "no reply within the call's time on the wire (`NodeOptions::call_timeout`)"
+                    .to_owned()
             }
             Outcome::TimedOut => "no acknowledgement in time".to_owned(),
             Outcome::Busy => {
@@ -485,6 +485,16 @@ impl Inner {
             }
             _ => why,
         };
+        if call {
+            // The caller learns it now, not at its own timeout (before the proxy ends, which
+            // would tell it only that the callee finished).
+            if let Some(Destination::Reply(to)) = msg.reply(&DELIVER).dest() {
+                to.refuse(why.clone());
+            }
+        }
+        if ends_proxy {
+            self.drop_proxy(key, proxy, &why);
+        }
         self.handle
             .dead_letter(msg, DeadLetterReason::Remote(why), None);
     }

@@ -15,8 +15,8 @@ impl Node {
     /// its NATS thread (unbounded), which hands the publications to the client as fast as it takes
     /// them. At most once: a message is lost without a dead letter on this node when no node
     /// exports `name`, when the connection drops before it is sent, or when the destination's
-    /// mailbox is full (it is dropped there, counted as "busy" in that node's
-    /// [`NodeStats`](crate::NodeStats)). The
+    /// mailbox is full (it is then a [`Full`](tasklets::DeadLetterReason::Full) dead letter on
+    /// that node, with its value, and counted as "busy" in its [`NodeStats`](crate::NodeStats)). The
     /// acknowledged sends (`cx.send` to a remote name) deliver or dead-letter every message;
     /// this is for the traffic a sender can lose (metrics, presence) at the rate of the raw
     /// client. A sender in `msg` ([`Message::sender`](tasklets::Message::sender)) can be replied

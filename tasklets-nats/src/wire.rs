@@ -40,6 +40,15 @@ pub(crate) const H_NODE: &str = "tn-node";
 /// The sending node's incarnation (on every frame: messages, heartbeats, membership, `gone`): a
 /// random number drawn at connect, new at each start of a node of the same name.
 pub(crate) const H_INC: &str = "tn-inc";
+/// On a heartbeat sent because its node has just heard a new peer: that peer's name. The peer
+/// publishes its exported groups' members again, at most once a heartbeat period per node.
+/// Frames of different subjects are taken in no particular order, so a peer's first membership
+/// change can arrive before its first heartbeat and be refused as untrusted; this makes it come
+/// again once the peer is known.
+pub(crate) const H_HELLO: &str = "tn-hello";
+/// On a membership frame (`1`): the frame lists every member the node has in the group now, so a
+/// member it does not list has left (one whose leave was lost, or taken before it was known).
+pub(crate) const H_FULL: &str = "tn-full";
 /// On a frame to a tasklet's address (`<ns>.addr.<node>.<id>`): the incarnation of `<node>` that
 /// address belongs to. Another incarnation refuses it ([`RESTARTED`]).
 pub(crate) const H_TO_INC: &str = "tn-to-inc";

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::{nats_server, nats_server_on};
-use tasklets::{DeadLetterReason, Group, Handle, Message, Runtime, WaitForMessages};
+use tasklets::{DeadLetterReason, Group, Handle, Message, Runtime, SpawnOptions, WaitForMessages};
 use tasklets_nats::{connect, NodeOptions};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -200,6 +200,23 @@ fn lines_sent_to_a_group_through_a_3_s_outage_reach_every_member_once() {
     b.join().unwrap();
 }
 
+/// Thirty calls to `pool` from a tasklet of `rt`: how many each member (by its number) served.
+fn thirty_calls(rt: &Runtime, pool: tasklets::Addr) -> BTreeMap<u64, u32> {
+    rt.block_on(
+        rt.spawn(move |cx| async move {
+            let mut served = BTreeMap::<u64, u32>::new();
+            for id in 0..30_u64 {
+                let ask = Message::new("line").value(id);
+                let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
+                *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
+            }
+            served
+        })
+        .join(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_pool_goes_round_its_members_on_every_node() {
     support::watchdog(120);
@@ -219,20 +236,7 @@ fn a_pool_goes_round_its_members_on_every_node() {
     rt.block_on(node.export_pool(&workers)).unwrap();
     assert!(rt.block_on(node.wait_for_members(&workers, 2, WAIT)));
     let pool = node.pool_addr(&workers);
-    let served = rt
-        .block_on(
-            rt.spawn(move |cx| async move {
-                let mut served = BTreeMap::<u64, u32>::new();
-                for id in 0..30_u64 {
-                    let ask = Message::new("line").value(id);
-                    let mut r = cx.call(&pool, ask, WAIT).await.unwrap();
-                    *served.entry(r.take::<u64>().unwrap()).or_default() += 1;
-                }
-                served
-            })
-            .join(),
-        )
-        .unwrap();
+    let served = thirty_calls(&rt, pool);
     let counts: Vec<u32> = served.values().copied().collect();
     println!("30 calls to a pool of 1 member on a and 2 on b: {served:?}");
     assert_eq!(served.keys().copied().collect::<Vec<_>>(), [0, 100, 101]);
@@ -240,6 +244,31 @@ fn a_pool_goes_round_its_members_on_every_node() {
         counts,
         [10, 10, 10],
         "round-robin over the members of both nodes"
+    );
+
+    // A node with no member of its own goes round the others' members as well (its own thread:
+    // a's runtime runs meanwhile, for a's member to answer).
+    let (url, ns_c, workers_c) = (nats.url.clone(), ns.clone(), workers.clone());
+    let (served_tx, served_rx) = async_channel::bounded(1);
+    let c = std::thread::spawn(move || {
+        let rt_c = Runtime::new();
+        let node_c = connect(&rt_c.handle(), &url, opts("c", &ns_c)).unwrap();
+        node_c.wire::<u64>("line");
+        node_c.wire::<u64>("served");
+        assert!(rt_c.block_on(node_c.wait_for_members(&workers_c, 3, WAIT)));
+        let pool = node_c.pool_addr(&workers_c);
+        let served = thirty_calls(&rt_c, pool);
+        served_tx.try_send(served).unwrap();
+    });
+    let served = rt
+        .block_on(served_rx.recv())
+        .expect("node c finished its calls");
+    c.join().unwrap();
+    println!("30 calls from a node with no member of its own: {served:?}");
+    assert_eq!(
+        served.values().copied().collect::<Vec<u32>>(),
+        [10, 10, 10],
+        "round-robin from a node without members: {served:?}"
     );
     drop(got);
     b_handle.quit();
@@ -302,6 +331,75 @@ fn a_published_message_reaches_an_exported_name_without_acknowledgement() {
         matches!(err, tasklets_nats::Error::Unencodable(_)),
         "{err:?}"
     );
+    b_handle.quit();
+    b.join().unwrap();
+}
+
+/// A publication has nobody to tell when its destination's mailbox is full: it is a `Full` dead
+/// letter on the receiving node, with its value, never lost unseen.
+#[test]
+fn a_publication_to_a_full_mailbox_is_a_dead_letter_where_it_was_refused() {
+    support::watchdog(120);
+    let Some(nats) = nats_server("delivery_publish_full") else {
+        return;
+    };
+    let ns = format!("publishfull{}", std::process::id());
+    let (got_tx, got) = async_channel::unbounded::<u64>();
+    let (go_tx, go) = async_channel::bounded::<()>(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (url, ns_b) = (nats.url.clone(), ns.clone());
+    let b = std::thread::spawn(move || {
+        let rt = Runtime::new();
+        let letters = rt.handle().dead_letters();
+        let node = connect(&rt.handle(), &url, opts("b", &ns_b)).unwrap();
+        node.wire::<u64>("line");
+        // Room for one message, and it takes none until told.
+        let sink = rt.spawn_with(SpawnOptions::new().capacity(1), move |cx| async move {
+            let _ = go.recv().await;
+            let mut line = cx.receive(&WaitForMessages::new().accept("line")).await;
+            got_tx.try_send(line.take::<u64>().unwrap()).unwrap();
+        });
+        rt.handle().register("sink", &sink.addr()).unwrap();
+        rt.block_on(node.export("sink")).unwrap();
+        tx.send((rt.handle(), letters)).unwrap();
+        rt.run();
+        drop(node);
+    });
+    let (b_handle, letters) = rx.recv().unwrap();
+    let rt = Runtime::new();
+    let node = connect(&rt.handle(), &nats.url, opts("a", &ns)).unwrap();
+    node.wire::<u64>("line");
+    assert!(rt.block_on(node.wait_for_name("sink", WAIT)));
+    for id in 0..50_u64 {
+        node.publish("sink", Message::new("line").value(id))
+            .unwrap();
+    }
+    let mut dead = Vec::new();
+    while dead.len() < 49 {
+        let letter = rt
+            .block_on(futures_lite::future::or(
+                async { letters.recv().await },
+                async {
+                    async_io::Timer::after(WAIT).await;
+                    None
+                },
+            ))
+            .unwrap_or_else(|| panic!("only {} dead letters", dead.len()));
+        assert_eq!(letter.reason, DeadLetterReason::Full, "{letter:?}");
+        let mut message = letter.message;
+        assert_eq!(message.name(), "line");
+        dead.push(message.take::<u64>().expect("the value is kept"));
+    }
+    assert_eq!(
+        dead,
+        (1..50).collect::<Vec<u64>>(),
+        "all but the first, in order"
+    );
+    go_tx
+        .try_send(())
+        .unwrap_or_else(|_| panic!("the sink ended early"));
+    let first = rt.block_on(async { got.recv().await.unwrap() });
+    assert_eq!(first, 0, "the first publication waited in the mailbox");
     b_handle.quit();
     b.join().unwrap();
 }

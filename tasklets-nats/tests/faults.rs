@@ -126,6 +126,67 @@ fn a_remote_reply_after_the_call_timed_out_is_a_reply_too_late_dead_letter() {
     assert!(b.letters.try_recv().is_none());
 }
 
+/// A remote call that the far side refuses, or that outlives the node's `call_timeout`, fails at
+/// once with the reason (`RequestError::Refused`), not at the caller's own, longer timeout.
+#[test]
+fn a_refused_remote_call_fails_at_once_with_the_reason() {
+    let Some(nats) = nats_server("a_refused_remote_call_fails_at_once") else {
+        return;
+    };
+    let ns = format!("refused{}", std::process::id());
+    let _b = node_b(&nats.url, &ns);
+    let rt = Runtime::new();
+    let node = connect(
+        &rt.handle(),
+        &nats.url,
+        NodeOptions::new("a")
+            .namespace(&ns)
+            .call_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    node.wire::<u64>("count");
+    assert!(rt.block_on(node.wait_for_name("count", Duration::from_secs(10))));
+    assert!(rt.block_on(node.wait_for_name("slow", Duration::from_secs(10))));
+    let letters = rt.handle().dead_letters();
+    let (undecodable, capped) = rt
+        .block_on(
+            rt.spawn(|cx| async move {
+                let long = Duration::from_secs(60);
+                let t = std::time::Instant::now();
+                // `b` reads `count` as a JSON string: a u64 does not decode there.
+                let undecodable = cx
+                    .call("count", Message::new("count").value(7_u64), long)
+                    .await;
+                let undecodable = (undecodable, t.elapsed());
+                let t = std::time::Instant::now();
+                // `slow` never answers: the call ends at `call_timeout`, not at 60 s.
+                let capped = cx.call("slow", Message::new("ask"), long).await;
+                (undecodable, (capped, t.elapsed()))
+            })
+            .join(),
+        )
+        .unwrap();
+    let bound = Duration::from_secs(20);
+    assert!(
+        matches!(&undecodable.0, Err(RequestError::Refused(why)) if why.contains("undecodable")),
+        "{undecodable:?}"
+    );
+    assert!(undecodable.1 < bound, "{undecodable:?}");
+    assert!(
+        matches!(&capped.0, Err(RequestError::Refused(_))),
+        "{capped:?}"
+    );
+    assert!(capped.1 < bound, "{capped:?}");
+    // Each request is also a dead letter on the caller's node, with the same reason.
+    for _ in 0..2 {
+        let letter = rt.block_on(letters.recv()).unwrap();
+        assert!(
+            matches!(&letter.reason, DeadLetterReason::Remote(_)),
+            "{letter:?}"
+        );
+    }
+}
+
 #[test]
 fn a_value_that_cannot_be_encoded_is_an_error_at_send_and_an_undecodable_frame_a_dead_letter() {
     let Some(nats) = nats_server("values_that_cannot_cross") else {

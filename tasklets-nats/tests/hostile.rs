@@ -5,121 +5,19 @@
 
 mod support;
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::nats_server;
+use support::raw::Raw;
 use tasklets::{Group, Name, Runtime, WaitForMessages};
 use tasklets_nats::{connect, NodeOptions};
 
-/// A raw NATS client.
-struct Raw {
-    out: TcpStream,
-    lines: BufReader<TcpStream>,
-    /// Messages that arrived while `sync` waited for its PONG (a node can answer before the server
-    /// has read the PING), in order: `answer` takes them first.
-    early: VecDeque<String>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        // A lost answer fails the test instead of hanging it.
-        out.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut lines = BufReader::new(out.try_clone().unwrap());
-        let mut info = String::new();
-        lines.read_line(&mut info).unwrap();
-        assert!(info.starts_with("INFO"), "{info}");
-        let mut raw = Raw {
-            out,
-            lines,
-            early: VecDeque::new(),
-        };
-        raw.send(
-            b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n",
-        );
-        raw.send(b"SUB hostile.inbox.* 1\r\n");
-        raw.sync();
-        raw
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.out.write_all(bytes).unwrap();
-    }
-
-    /// Publishes a frame with `headers` (and a reply subject, if any).
-    fn hpub(
-        &mut self,
-        subject: &str,
-        reply: Option<&str>,
-        headers: &[(&str, &str)],
-        payload: &[u8],
-    ) {
-        let mut h = String::from("NATS/1.0\r\n");
-        for (k, v) in headers {
-            h.push_str(&format!("{k}: {v}\r\n"));
-        }
-        h.push_str("\r\n");
-        let reply = reply.map(|r| format!(" {r}")).unwrap_or_default();
-        let head = format!(
-            "HPUB {subject}{reply} {} {}\r\n",
-            h.len(),
-            h.len() + payload.len()
-        );
-        let mut frame = head.into_bytes();
-        frame.extend_from_slice(h.as_bytes());
-        frame.extend_from_slice(payload);
-        frame.extend_from_slice(b"\r\n");
-        self.send(&frame);
-    }
-
-    /// Waits until the server has processed everything sent so far. A message that arrives first
-    /// is kept for `answer`.
-    fn sync(&mut self) {
-        self.send(b"PING\r\n");
-        loop {
-            let line = self.line();
-            if line.starts_with("PONG") {
-                return;
-            }
-            if line.starts_with("HMSG") {
-                let msg = self.body(&line);
-                self.early.push_back(msg);
-            }
-        }
-    }
-
-    /// Waits for the next message on the inbox; its header block.
-    fn answer(&mut self) -> String {
-        if let Some(msg) = self.early.pop_front() {
-            return msg;
-        }
-        loop {
-            let line = self.line();
-            if line.starts_with("HMSG") {
-                return self.body(&line);
-            }
-        }
-    }
-
-    /// The next protocol line; panics when none comes within the read timeout.
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.lines
-            .read_line(&mut line)
-            .expect("nothing from the server within 30 s");
-        line
-    }
-
-    /// The headers and payload of the message whose `HMSG` line is `line`.
-    fn body(&mut self, line: &str) -> String {
-        let total: usize = line.split_whitespace().last().unwrap().parse().unwrap();
-        let mut body = vec![0; total + 2];
-        std::io::Read::read_exact(&mut self.lines, &mut body).unwrap();
-        String::from_utf8_lossy(&body).into_owned()
-    }
+/// A raw client that reads answers on `hostile.inbox.*`.
+fn client(port: u16) -> Raw {
+    let mut raw = Raw::connect(port);
+    raw.subscribe("hostile.inbox.*", 1);
+    raw.sync();
+    raw
 }
 
 /// Resident memory of this process, in kB.
@@ -197,7 +95,7 @@ fn fresh_message_names_from_the_wire_are_refused_and_never_interned() {
     };
     let ns = format!("names{}", std::process::id());
     let (rt, _node) = node(&nats.url, &ns);
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live());
     let subject = format!("{ns}.name.echo");
     for batch in 0..40 {
@@ -214,7 +112,7 @@ fn fresh_message_names_from_the_wire_are_refused_and_never_interned() {
             &frame("junk-last"),
         );
         raw.sync();
-        let answer = raw.answer();
+        let answer = raw.next().text();
         assert!(answer.contains("unknown here"), "{answer}");
     }
     let after = (rss_kb(), rt.handle().live());
@@ -229,7 +127,7 @@ fn fresh_message_names_from_the_wire_are_refused_and_never_interned() {
     hpub(&mut raw, &subject, Some("hostile.inbox.2"), &frame("ping"));
     let (tx, rx) = async_channel::bounded(1);
     std::thread::spawn(move || {
-        let _ = tx.send_blocking(raw.answer());
+        let _ = tx.send_blocking(raw.next().text());
     });
     let answer = rt.block_on(rx.recv()).unwrap();
     assert!(answer.contains("tn-status: ok"), "{answer}");
@@ -248,7 +146,7 @@ fn stand_ins_for_forged_senders_end_when_their_node_is_never_heard_from() {
     // machine.
     let (rt, _node) = node_with(&nats.url, &ns, Duration::from_secs(2));
     let _ = Name::new("ping");
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live());
     let subject = format!("{ns}.name.echo");
     for i in 0..2_000 {
@@ -265,7 +163,7 @@ fn stand_ins_for_forged_senders_end_when_their_node_is_never_heard_from() {
     // The stand-ins deliver on the runtime's workers: the runtime runs while the test waits on it.
     let (tx, rx) = async_channel::bounded(1);
     let reader = std::thread::spawn(move || {
-        let _ = tx.send_blocking(raw.answer());
+        let _ = tx.send_blocking(raw.next().text());
         raw
     });
     let answer = rt.block_on(rx.recv()).unwrap();
@@ -302,7 +200,7 @@ fn members_announced_by_a_node_never_heard_from_are_ignored() {
     let ns = format!("members{}", std::process::id());
     let (rt, node) = node(&nats.url, &ns);
     let room = Group::new("room");
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live());
     let joins: Vec<(u64, bool)> = (0..1_000).map(|i| (i, true)).collect();
     let payload = serde_json::to_vec(&joins).unwrap();
@@ -372,7 +270,7 @@ fn gone_and_heartbeats_are_taken_only_from_the_node_they_speak_for() {
     // b stays a live peer however loaded the machine: only a `gone` could end its stand-in.
     let (rt, n) = node_with(&nats.url, &ns, Duration::from_secs(30));
     let (_rb, b, stand_in) = peer_with_member(&nats.url, &ns, &rt, &n);
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live(), n.stats().untrusted);
     let wrong = (b.incarnation() ^ 1).to_string();
     // The member's id on b is 1 or more; forge `gone` for the first thousand ids.
@@ -429,7 +327,7 @@ fn remote_members_beyond_the_cap_per_node_are_refused_and_counted() {
     let ns = format!("capm{}", std::process::id());
     let (rt, n) = node_with(&nats.url, &ns, Duration::from_secs(3));
     let room = Group::new("room");
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live());
     let me = [("tn-v", "1"), ("tn-node", "ghost"), ("tn-inc", "7")];
     raw.hpub(&format!("{ns}.node.ghost.hb"), None, &me, b"[]");
@@ -475,7 +373,7 @@ fn deferred_messages_of_one_node_are_capped() {
     let ns = format!("capd{}", std::process::id());
     let (rt, n) = node(&nats.url, &ns);
     n.wire_with::<String>("blob", tasklets_nats::Codec::Json);
-    let mut raw = Raw::connect(nats.port);
+    let mut raw = client(nats.port);
     let before = (rss_kb(), rt.handle().live());
     let blob = serde_json::to_vec(&"x".repeat(900_000)).unwrap();
     let mut h = frame("blob");
@@ -488,7 +386,7 @@ fn deferred_messages_of_one_node_are_capped() {
         let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
         for _ in 0..200 {
             raw.hpub(&subject, Some("hostile.inbox.1"), &headers, &blob);
-            let _ = tx.send_blocking(raw.answer());
+            let _ = tx.send_blocking(raw.next().text());
         }
     });
     for _ in 0..200 {

@@ -9,11 +9,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::raw::Raw;
 use support::{nats_server, NodeProc};
 use tasklets::{Down, Group, Message, Runtime, TaskletId, WaitForMessages, DOWN};
 use tasklets_nats::{connect, NodeOptions};
@@ -45,32 +45,11 @@ fn ready(p: &NodeProc) -> (u64, u64, u64) {
 
 /// A raw NATS client publishing one frame and reading its answer.
 fn raw_answer(port: u16, subject: &str, headers: &[(&str, String)]) -> String {
-    let mut out = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut lines = BufReader::new(out.try_clone().unwrap());
-    let mut info = String::new();
-    lines.read_line(&mut info).unwrap();
-    out.write_all(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\nSUB raw.inbox 1\r\n").unwrap();
-    let mut h = String::from("NATS/1.0\r\n");
-    for (k, v) in headers {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
-    h.push_str("\r\n");
-    let frame = format!(
-        "HPUB {subject} raw.inbox {} {}\r\n{h}\r\n",
-        h.len(),
-        h.len()
-    );
-    out.write_all(frame.as_bytes()).unwrap();
-    loop {
-        let mut line = String::new();
-        lines.read_line(&mut line).unwrap();
-        if line.starts_with("HMSG") {
-            let total: usize = line.split_whitespace().last().unwrap().parse().unwrap();
-            let mut body = vec![0; total + 2];
-            std::io::Read::read_exact(&mut lines, &mut body).unwrap();
-            return String::from_utf8_lossy(&body).into_owned();
-        }
-    }
+    let mut raw = Raw::connect(port);
+    raw.subscribe("raw.inbox", 1);
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    raw.hpub(subject, Some("raw.inbox"), &h, b"");
+    raw.next().text()
 }
 
 #[test]
@@ -239,60 +218,18 @@ fn a_closed_node_leaves_no_tasklet_behind() {
     );
 }
 
-/// A raw NATS connection, for posing as a node.
-struct Raw {
-    out: TcpStream,
-    lines: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        out.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut lines = BufReader::new(out.try_clone().unwrap());
-        let mut info = String::new();
-        lines.read_line(&mut info).unwrap();
-        let mut raw = Raw { out, lines };
-        raw.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n");
-        raw
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.out.write_all(bytes).unwrap();
-    }
-
-    fn hpub(&mut self, subject: &str, headers: &[(&str, &str)], payload: &[u8]) {
-        let mut h = String::from("NATS/1.0\r\n");
-        for (k, v) in headers {
-            h.push_str(&format!("{k}: {v}\r\n"));
-        }
-        h.push_str("\r\n");
-        let head = format!("HPUB {subject} {} {}\r\n", h.len(), h.len() + payload.len());
-        let mut frame = head.into_bytes();
-        frame.extend_from_slice(h.as_bytes());
-        frame.extend_from_slice(payload);
-        frame.extend_from_slice(b"\r\n");
-        self.send(&frame);
-    }
-
-    /// The next message: its reply subject and header block.
-    fn next(&mut self) -> (String, String) {
-        loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
-            if line.starts_with("HMSG") {
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                let total: usize = parts.last().unwrap().parse().unwrap();
-                let reply = if parts.len() == 6 { parts[3] } else { "" }.to_owned();
-                let mut body = vec![0; total + 2];
-                std::io::Read::read_exact(&mut self.lines, &mut body).unwrap();
-                return (reply, String::from_utf8_lossy(&body).into_owned());
-            }
-            if line.starts_with("PING") {
-                self.send(b"PONG\r\n");
-            }
-        }
-    }
+/// Node `w`, beside the raw "node" `m` of a test: heartbeats every 50 ms, and `m` (which sends
+/// only what the test sends) never declared gone during the test.
+fn node_w(rt: &Runtime, url: &str, ns: &str) -> tasklets_nats::Node {
+    connect(
+        &rt.handle(),
+        url,
+        NodeOptions::new("w")
+            .namespace(ns)
+            .heartbeat(Duration::from_millis(50))
+            .down_after(Duration::from_secs(30)),
+    )
+    .unwrap()
 }
 
 /// The sending side of an old address: a "node" m (a raw client) announces a member, then
@@ -306,30 +243,23 @@ fn a_message_to_an_address_of_an_earlier_incarnation_is_a_dead_letter_with_the_r
     };
     let ns = format!("oldaddr{}", std::process::id());
     let rt = Runtime::new();
-    let w = connect(
-        &rt.handle(),
-        &nats.url,
-        NodeOptions::new("w")
-            .namespace(ns.as_str())
-            .heartbeat(Duration::from_millis(50))
-            .down_after(Duration::from_secs(30)),
-    )
-    .unwrap();
+    let w = node_w(&rt, &nats.url, &ns);
     w.wire::<u64>("note");
     let dead = rt.handle().dead_letters();
     let mut raw = Raw::connect(nats.port);
-    raw.send(format!("SUB {ns}.addr.m.* 1\r\n").as_bytes());
+    raw.subscribe(&format!("{ns}.addr.m.*"), 1);
     let m = [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", "5")];
-    raw.hpub(&format!("{ns}.node.m.hb"), &m, b"[]");
+    raw.hpub(&format!("{ns}.node.m.hb"), None, &m, b"[]");
     assert!(rt.block_on(w.wait_for_peer("m", Duration::from_secs(10))));
-    raw.hpub(&format!("{ns}.members.m.room"), &m, b"[[3,true]]");
+    raw.hpub(&format!("{ns}.members.m.room"), None, &m, b"[[3,true]]");
     let room = Group::new("room");
     assert!(until(&rt, || w.remote_members(&room).len() == 1));
     let stand_in = w.remote_members(&room)[0].1.clone();
     let answering = std::thread::spawn(move || {
-        let (reply, headers) = raw.next();
+        let frame = raw.next();
+        let (headers, reply) = (frame.text(), frame.reply);
         let status = "restarted: addressed to incarnation 5 of node m, which is now 6";
-        raw.hpub(&reply, &[("tn-status", status)], b"");
+        raw.hpub(&reply, None, &[("tn-status", status)], b"");
         (raw, headers)
     });
     let to = stand_in.clone();
@@ -379,28 +309,78 @@ fn a_late_heartbeat_of_a_replaced_incarnation_is_ignored() {
     };
     let ns = format!("late{}", std::process::id());
     let rt = Runtime::new();
-    let w = connect(
-        &rt.handle(),
-        &nats.url,
-        NodeOptions::new("w")
-            .namespace(ns.as_str())
-            .heartbeat(Duration::from_millis(50))
-            .down_after(Duration::from_secs(30)),
-    )
-    .unwrap();
+    let w = node_w(&rt, &nats.url, &ns);
     let mut raw = Raw::connect(nats.port);
     let hb = format!("{ns}.node.m.hb");
     let as_inc = |inc: &'static str| [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", inc)];
-    raw.hpub(&hb, &as_inc("5"), b"[]");
+    raw.hpub(&hb, None, &as_inc("5"), b"[]");
     assert!(until(&rt, || w.peer_incarnation("m") == Some(5)));
-    raw.hpub(&hb, &as_inc("6"), b"[]");
+    raw.hpub(&hb, None, &as_inc("6"), b"[]");
     assert!(until(&rt, || w.peer_incarnation("m") == Some(6)));
-    raw.hpub(&format!("{ns}.members.m.room"), &as_inc("6"), b"[[3,true]]");
+    raw.hpub(
+        &format!("{ns}.members.m.room"),
+        None,
+        &as_inc("6"),
+        b"[[3,true]]",
+    );
     let room = Group::new("room");
     assert!(until(&rt, || w.remote_members(&room).len() == 1));
     let untrusted = w.stats().untrusted;
-    raw.hpub(&hb, &as_inc("5"), b"[]");
+    raw.hpub(&hb, None, &as_inc("5"), b"[]");
     assert!(until(&rt, || w.stats().untrusted > untrusted));
     assert_eq!(w.peer_incarnation("m"), Some(6));
     assert_eq!(w.remote_members(&room).len(), 1);
+}
+
+/// A node's whole list of members (`tn-full`, published at export, on meeting a node and every
+/// few periods) makes good a change lost on the way: a member the list leaves out has left, one
+/// it lists that was missed has joined.
+#[test]
+fn a_full_list_of_members_makes_good_a_lost_join_and_a_lost_leave() {
+    let Some(nats) = nats_server("a_full_list_of_members") else {
+        return;
+    };
+    let ns = format!("full{}", std::process::id());
+    let rt = Runtime::new();
+    let w = node_w(&rt, &nats.url, &ns);
+    let mut raw = Raw::connect(nats.port);
+    let m = [("tn-v", "1"), ("tn-node", "m"), ("tn-inc", "5")];
+    raw.hpub(&format!("{ns}.node.m.hb"), None, &m, b"[]");
+    assert!(until(&rt, || w.peer_incarnation("m") == Some(5)));
+    let members = format!("{ns}.members.m.room");
+    let full = [
+        ("tn-v", "1"),
+        ("tn-node", "m"),
+        ("tn-inc", "5"),
+        ("tn-full", "1"),
+    ];
+    let room = Group::new("room");
+    // The stand-ins of m's members here, by their local ids.
+    let ids = |w: &tasklets_nats::Node| -> BTreeSet<TaskletId> {
+        w.remote_members(&room)
+            .into_iter()
+            .map(|(_, a)| a.id())
+            .collect()
+    };
+    // Members 3 and 4 join as changes; then the whole list says 4 and 7: 3's leave and 7's join
+    // were lost on the way. 4 keeps its stand-in; 3's goes; 7 gets one.
+    raw.hpub(&members, None, &m, b"[[3,true],[4,true]]");
+    assert!(until(&rt, || ids(&w).len() == 2));
+    let before = ids(&w);
+    raw.hpub(&members, None, &full, b"[[4,true],[7,true]]");
+    assert!(until(&rt, || ids(&w).len() == 2 && ids(&w) != before));
+    let after = ids(&w);
+    assert_eq!(
+        before.intersection(&after).count(),
+        1,
+        "{before:?} {after:?}"
+    );
+    // A list that is not the whole one only adds and removes what it names.
+    raw.hpub(&members, None, &m, b"[[9,true]]");
+    assert!(until(&rt, || ids(&w).len() == 3));
+    assert!(after.is_subset(&ids(&w)));
+    // A malformed list changes nothing.
+    raw.hpub(&members, None, &full, b"not json");
+    raw.hpub(&members, None, &m, b"[[10,true]]");
+    assert!(until(&rt, || ids(&w).len() == 4), "{:?}", ids(&w));
 }

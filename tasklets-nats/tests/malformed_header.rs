@@ -8,11 +8,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::nats_server;
+use support::raw::Raw;
 use tasklets::{DeadLetterReason, Message, Runtime, WaitForMessages};
 use tasklets_nats::{connect, NodeOptions, NodeStats};
 
@@ -21,52 +20,12 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 const ROUNDS: u64 = 3;
 const BATCH: u64 = 100;
 
-/// A raw NATS client.
-struct Raw {
-    out: TcpStream,
-    lines: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut lines = BufReader::new(out.try_clone().unwrap());
-        let mut info = String::new();
-        lines.read_line(&mut info).unwrap();
-        assert!(info.starts_with("INFO"), "{info}");
-        let mut raw = Raw { out, lines };
-        raw.out
-            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n")
-            .unwrap();
-        raw.sync();
-        raw
-    }
-
-    /// Publishes a frame whose header block starts with `HTTP/1.1` instead of `NATS/1.0`, and
-    /// waits until the server has taken it.
-    fn malformed(&mut self, subject: &str) {
-        let headers = "HTTP/1.1\r\ntn-v: 1\r\n\r\n";
-        let payload = "[]";
-        let frame = format!(
-            "HPUB {subject} {} {}\r\n{headers}{payload}\r\n",
-            headers.len(),
-            headers.len() + payload.len()
-        );
-        self.out.write_all(frame.as_bytes()).unwrap();
-        self.sync();
-    }
-
-    fn sync(&mut self) {
-        self.out.write_all(b"PING\r\n").unwrap();
-        loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
-            assert!(!line.starts_with("-ERR"), "the server refused: {line}");
-            if line.starts_with("PONG") {
-                return;
-            }
-        }
-    }
+/// Publishes a frame whose header block starts with `HTTP/1.1` instead of `NATS/1.0`, and waits
+/// until the server has taken it.
+fn malformed(raw: &mut Raw, subject: &str) {
+    raw.publish(subject, None, b"HTTP/1.1\r\ntn-v: 1\r\n\r\n", b"[]");
+    let refused = raw.sync();
+    assert!(refused.is_empty(), "the server refused: {refused:?}");
 }
 
 fn opts(node: &str, ns: &str) -> NodeOptions {
@@ -175,7 +134,7 @@ fn stream_through_malformed_frames(
     let mut ok = BTreeSet::new();
     for round in 0..ROUNDS {
         ok.extend(send_notes(&rt, round * BATCH..(round + 1) * BATCH));
-        raw.malformed(&subject(&ns));
+        malformed(&mut raw, &subject(&ns));
     }
     // The nodes work again: a last batch after the last malformed frame.
     assert!(rt.block_on(a.wait_for_connection(WAIT)));

@@ -6,11 +6,10 @@
 mod auth_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use auth_support::{a_note_crosses, server, test_dir, WAIT};
+use support::raw::Raw;
 use tasklets::Runtime;
 use tasklets_nats::{connect, NodeOptions};
 
@@ -29,91 +28,16 @@ fn book_config() -> String {
         .join("\n")
 }
 
-/// A raw NATS client (the text protocol over a socket) logged in as `user`.
-struct Raw {
-    out: TcpStream,
-    lines: BufReader<TcpStream>,
+/// Sends `bytes` and waits until the server has processed them; the `-ERR` lines it answered.
+fn sent(raw: &mut Raw, bytes: &[u8]) -> Vec<String> {
+    raw.send(bytes);
+    raw.sync()
 }
 
-impl Raw {
-    fn connect(port: u16, user: &str, password: &str) -> Raw {
-        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        out.set_read_timeout(Some(WAIT)).unwrap();
-        let mut lines = BufReader::new(out.try_clone().unwrap());
-        let mut info = String::new();
-        lines.read_line(&mut info).unwrap();
-        assert!(info.starts_with("INFO"), "{info}");
-        let mut raw = Raw { out, lines };
-        let connect = format!(
-            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1,\
-             \"user\":\"{user}\",\"pass\":\"{password}\"}}\r\n"
-        );
-        raw.out.write_all(connect.as_bytes()).unwrap();
-        assert_eq!(raw.sync(), Vec::<String>::new(), "the raw client logs in");
-        raw
-    }
-
-    /// Sends `bytes`, then waits until the server has processed them; the `-ERR` lines it
-    /// answered meanwhile.
-    fn sent(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.out.write_all(bytes).unwrap();
-        self.sync()
-    }
-
-    fn sync(&mut self) -> Vec<String> {
-        self.out.write_all(b"PING\r\n").unwrap();
-        let mut errors = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
-            if line.starts_with("PONG") {
-                return errors;
-            }
-            if line.starts_with("-ERR") {
-                errors.push(line.trim_end().to_owned());
-            }
-        }
-    }
-
-    /// The next frame on any subscription: its header block and payload, as published.
-    fn frame(&mut self) -> (Vec<u8>, Vec<u8>) {
-        loop {
-            let mut line = String::new();
-            self.lines.read_line(&mut line).unwrap();
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let (header_len, total) = match words.first() {
-                Some(&"HMSG") => (
-                    words[words.len() - 2].parse().unwrap(),
-                    words[words.len() - 1].parse().unwrap(),
-                ),
-                Some(&"MSG") => (0, words[words.len() - 1].parse().unwrap()),
-                _ => continue,
-            };
-            let mut body = vec![0; total + 2];
-            self.lines.read_exact(&mut body).unwrap();
-            body.truncate(total);
-            let payload = body.split_off(header_len);
-            return (body, payload);
-        }
-    }
-
-    /// Publishes a frame with this header block (empty: none) and payload; the `-ERR` lines.
-    fn publish(&mut self, subject: &str, headers: &[u8], payload: &[u8]) -> Vec<String> {
-        let mut frame = if headers.is_empty() {
-            format!("PUB {subject} {}\r\n", payload.len()).into_bytes()
-        } else {
-            format!(
-                "HPUB {subject} {} {}\r\n",
-                headers.len(),
-                headers.len() + payload.len()
-            )
-            .into_bytes()
-        };
-        frame.extend_from_slice(headers);
-        frame.extend_from_slice(payload);
-        frame.extend_from_slice(b"\r\n");
-        self.sent(&frame)
-    }
+/// Publishes a frame with this header block (empty: none) and payload; the `-ERR` lines.
+fn publish(raw: &mut Raw, subject: &str, headers: &[u8], payload: &[u8]) -> Vec<String> {
+    raw.publish(subject, None, headers, payload);
+    raw.sync()
 }
 
 fn as_node(node: &str) -> NodeOptions {
@@ -139,12 +63,12 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
     );
 
     // A client with node-a's credentials may not read node-b's messages nor its answers.
-    let mut rogue = Raw::connect(server.port, "node-a", "node-a-secret");
+    let mut rogue = Raw::connect_as(server.port, "node-a", "node-a-secret");
     for (sid, subject) in [
         (1, "tasklets.addr.node-b.>"),
         (2, "_INBOX.tasklets.node-b.>"),
     ] {
-        let errors = rogue.sent(format!("SUB {subject} {sid}\r\n").as_bytes());
+        let errors = sent(&mut rogue, format!("SUB {subject} {sid}\r\n").as_bytes());
         assert!(
             errors.iter().any(
                 |e| e.contains("Permissions Violation for Subscription") && e.contains(subject)
@@ -154,16 +78,14 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
     }
 
     // A genuine heartbeat of node-c, as node-c publishes it (read by a client allowed to).
-    let mut listener = Raw::connect(server.port, "node-b", "node-b-secret");
-    assert!(listener
-        .sent(b"SUB tasklets.node.node-c.> 1\r\n")
-        .is_empty());
+    let mut listener = Raw::connect_as(server.port, "node-b", "node-b-secret");
+    assert!(sent(&mut listener, b"SUB tasklets.node.node-c.> 1\r\n").is_empty());
     let (headers, payload) = {
         let rt_c = Runtime::new();
         let c = connect(&rt_c.handle(), &server.url(), as_node("node-c")).expect("node-c");
-        let frame = listener.frame();
+        let frame = listener.next();
         drop(c);
-        frame
+        (frame.headers, frame.payload)
     };
     let subject = "tasklets.node.node-c.hb";
 
@@ -173,7 +95,7 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
     assert!(!b.peers().contains(&"node-c".to_owned()));
 
     // node-a's user publishing it: denied by the server, which drops it; node-b never sees it.
-    let errors = rogue.publish(subject, &headers, &payload);
+    let errors = publish(&mut rogue, subject, &headers, &payload);
     assert!(
         errors
             .iter()
@@ -182,7 +104,7 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
     );
     // Same for a `gone` notice and a membership change in node-c's name.
     for forged in ["tasklets.gone.node-c.1", "tasklets.members.node-c.room"] {
-        let errors = rogue.publish(forged, b"", b"[]");
+        let errors = publish(&mut rogue, forged, b"", b"[]");
         assert!(
             errors
                 .iter()
@@ -194,9 +116,9 @@ fn the_books_permissions_let_a_node_publish_only_as_itself() {
 
     // The same frame published by node-c's user: node-b takes it (so the denial above is what
     // kept it out).
-    let mut genuine = Raw::connect(server.port, "node-c", "node-c-secret");
+    let mut genuine = Raw::connect_as(server.port, "node-c", "node-c-secret");
     assert_eq!(
-        genuine.publish(subject, &headers, &payload),
+        publish(&mut genuine, subject, &headers, &payload),
         Vec::<String>::new()
     );
     assert!(

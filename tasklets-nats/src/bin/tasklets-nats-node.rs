@@ -258,9 +258,17 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
     let (watching_tx, watching) = async_channel::bounded(1);
     rt.spawn(move |cx| async move {
         cx.watch_group(&g);
-        let _ = watching_tx.try_send(());
         let mut nodes = BTreeMap::new();
         let mut monitored = BTreeMap::new();
+        // Members of other nodes may have joined before the watch began (a peer's membership
+        // can arrive as soon as the node is connected): they are announced from here.
+        for (node, addr) in n.remote_members(&g) {
+            say(format!("room-join {node}"));
+            cx.monitor(&addr);
+            monitored.insert(addr.id(), node.clone());
+            nodes.insert(addr.id(), node);
+        }
+        let _ = watching_tx.try_send(());
         let wait = WaitForMessages::new().accept(&GROUP_CHANGED).accept(&DOWN);
         loop {
             let mut msg = cx.receive(&wait).await;
@@ -275,6 +283,9 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
                 continue;
             };
             if change.joined {
+                if nodes.contains_key(&change.tasklet) {
+                    continue; // announced when the watch began
+                }
                 let Some(addr) = n.remote_member(&g, change.tasklet) else {
                     continue;
                 };
@@ -301,8 +312,21 @@ fn peer(rt: &Runtime, node: tasklets_nats::Node, me: &str, peers: Vec<String>) {
     }
     // A group's and a pool's address reach the members this node knows of: all of them first.
     let wait = Duration::from_secs(20);
-    assert!(rt.block_on(node.wait_for_members(&workers, 2 * peers.len(), wait)));
-    assert!(rt.block_on(node.wait_for_members(&room, peers.len(), wait)));
+    for (group, count) in [(&workers, 2 * peers.len()), (&room, peers.len())] {
+        if !rt.block_on(node.wait_for_members(group, count, wait)) {
+            let members: Vec<String> = node
+                .remote_members(group)
+                .into_iter()
+                .map(|(n, a)| format!("{n}:{}", a.id()))
+                .collect();
+            panic!(
+                "{me}: {count} members of {} expected, {members:?} known; peers {:?}; {:?}",
+                group.name(),
+                node.peers(),
+                node.stats()
+            );
+        }
+    }
     say("ready");
 
     let (finish_tx, finish) = async_channel::bounded::<()>(1);
