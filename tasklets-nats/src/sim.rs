@@ -53,7 +53,7 @@
 //!
 //! let network = sim::Network::new(7);
 //! network.set_delay("a", "b", Duration::from_millis(1)..=Duration::from_millis(5));
-//! // Node b, on a thread of its own: an `echo` that answers one greeting.
+//! // Node b, on a thread of its own that runs its runtime until told to quit: an `echo`.
 //! let (ready, exported) = std::sync::mpsc::channel();
 //! let net = network.clone();
 //! let b = std::thread::spawn(move || {
@@ -61,16 +61,18 @@
 //!     let node = sim::connect(&rt.handle(), &net, NodeOptions::new("b")).unwrap();
 //!     node.wire::<String>("greeting");
 //!     let echo = rt.spawn(|cx| async move {
-//!         let mut msg = cx.receive(&WaitForMessages::new().accept("greeting")).await;
-//!         let text = msg.take::<String>().unwrap_or_default();
-//!         cx.send(msg.reply("greeting").value(text)).await.ok();
+//!         loop {
+//!             let mut msg = cx.receive(&WaitForMessages::new().accept("greeting")).await;
+//!             let text = msg.take::<String>().unwrap_or_default();
+//!             cx.send(msg.reply("greeting").value(text)).await.ok();
+//!         }
 //!     });
 //!     rt.handle().register("echo", &echo.addr()).unwrap();
 //!     rt.block_on(node.export("echo")).unwrap();
-//!     ready.send(()).unwrap();
-//!     rt.block_on(echo.join()).ok();
+//!     ready.send(rt.handle()).unwrap();
+//!     rt.run();
 //! });
-//! exported.recv()?;
+//! let b_runtime = exported.recv()?;
 //!
 //! // Node a calls it by name, as over NATS.
 //! let rt = Runtime::new();
@@ -82,8 +84,9 @@
 //!     cx.call("echo", ask, Duration::from_secs(5)).await.ok()?.take::<String>()
 //! });
 //! assert_eq!(rt.block_on(caller.join()).ok().flatten().as_deref(), Some("hi"));
-//! b.join().unwrap();
 //! assert!(network.link_stats("a", "b").delayed > 0);
+//! b_runtime.quit();
+//! b.join().unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
