@@ -1,6 +1,6 @@
-//! A lossy link over the simulated network (`tasklets_nats::sim`): every message delivered once or
-//! dead-lettered, and one seed giving one fault schedule; and the book's example of the simulated
-//! network is the `sim` module's, which runs.
+//! A lossy link and a slow one over the simulated network (`tasklets_nats::sim`): every message
+//! delivered once or dead-lettered, or once and in order; one seed giving one fault schedule; and
+//! the book's example of the simulated network is the `sim` module's, which runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -189,6 +189,68 @@ fn the_same_seed_gives_the_same_fault_counts() {
     assert_eq!(first, again);
     assert_ne!(first.0, other.0, "another seed, another schedule");
     assert!((200..280).contains(&first.0), "{first:?}");
+}
+
+#[test]
+fn over_a_slow_link_every_message_arrives_once_and_in_order() {
+    const SENDS: u64 = 200;
+    let net = Network::new(6);
+    net.set_delay(
+        "a",
+        "b",
+        Duration::from_millis(1)..=Duration::from_millis(20),
+    );
+    let remote = Remote::start();
+    let (ones_tx, ones) = async_channel::unbounded();
+    let (calls_tx, calls) = async_channel::unbounded();
+    let b = sink_and_echo(
+        &net,
+        &remote,
+        Duration::from_millis(50),
+        &ones_tx,
+        &calls_tx,
+    );
+    let rt = Runtime::new();
+    let a = sim::connect(&rt.handle(), &net, opts("a")).unwrap();
+    a.wire::<u64>("n");
+    a.wire::<u64>("q");
+    assert!(rt.block_on(a.wait_for_name("sink", WAIT)));
+    assert!(rt.block_on(a.wait_for_name("echo", WAIT)));
+    let start = Instant::now();
+    let sender = rt.spawn(|cx| async move {
+        for id in 0..SENDS {
+            cx.send(Message::new("n").to("sink").value(id))
+                .await
+                .unwrap();
+        }
+        let ask = Message::new("q").value(SENDS);
+        cx.call("echo", ask, Duration::from_secs(5))
+            .await
+            .map(|mut r| r.take::<u64>())
+    });
+    assert_eq!(rt.block_on(sender.join()).unwrap().unwrap(), Some(SENDS));
+    let got = std::cell::RefCell::new(Vec::new());
+    assert!(until(&rt, || {
+        while let Ok(id) = ones.try_recv() {
+            got.borrow_mut().push(id);
+        }
+        got.borrow().len() as u64 >= SENDS
+    }));
+    let mut got = got.into_inner();
+    pause(&rt, Duration::from_millis(100)); // a copy, if any, would show now
+    while let Ok(id) = ones.try_recv() {
+        got.push(id);
+    }
+    let stats = net.link_stats("a", "b");
+    println!(
+        "delay 1-20 ms on a-b: {SENDS} one-way sends and a call in {} ms; a->b {stats:?}",
+        start.elapsed().as_millis()
+    );
+    assert_eq!(got, (0..SENDS).collect::<Vec<_>>(), "once each, in order");
+    assert_eq!(calls.try_recv(), Ok(SENDS));
+    assert!(stats.delayed > 0 && stats.lost == 0, "{stats:?}");
+    assert_eq!(rt.handle().dead_letter_count(), 0);
+    drop(b);
 }
 
 /// The code of a doc comment's first example (`//! ` and hidden `# ` lines stripped).
