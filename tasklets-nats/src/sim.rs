@@ -351,3 +351,6 @@ pub fn connect(handle: &Handle, network: &Network, opts: NodeOptions) -> Result<
         })
     })
 }
+
+#[cfg(test)]
+mod tests;
