@@ -33,9 +33,9 @@
 //!
 //! The node's timing still follows the real clock: the bridge thread runs its own tokio runtime
 //! with tokio timers (acknowledgement deadlines, the resend after silence, backoffs) and the node
-//! reads `std::time::Instant` for liveness and deadlines, so it cannot follow the virtual clock of `tasklets::testing::TestRuntime` (the core crate's `testing` feature), and
-//! which frames a run makes (how many heartbeats, which messages are sent again) depends on
-//! timing. What the simulated network gives instead: a seeded fault schedule, no server to start,
+//! reads `std::time::Instant` for liveness and deadlines, so it cannot follow the virtual clock
+//! of `tasklets::testing::TestRuntime` (the core crate's `testing` feature), and which frames a
+//! run makes (how many heartbeats, which messages are sent again) depends on timing. What the simulated network gives instead: a seeded fault schedule, no server to start,
 //! outages and crashes without a process to kill, and tests that take about the node's own
 //! timeouts (its heartbeat and `down_after`, set short in tests). Making the node follow a virtual
 //! clock would take a clock the bridge's timers and the liveness checks both read, and a bridge

@@ -7,8 +7,8 @@
 //!   turn, the link's fate and the hand-over to the subscription's unbounded channel (which never
 //!   waits). Events (connected, disconnected) are told to a node outside it.
 //! - As a NATS server does: a subscription matches with `*` (one token) and `>` (the rest);
-//!   subscribers of one queue group share a frame, one of them per frame (round-robin, in
-//!   subscription order); a node gets its own frames; a request that matches no subscription of a
+//!   subscribers of one queue group (by its name) share a frame, one of them per frame
+//!   (round-robin, in subscription order); a node gets its own frames; a request that matches no subscription of a
 //!   connected node is answered "no responders"; a disconnected node's subscriptions match nothing
 //!   until it is back; its publications (requests included) wait in its connection and leave when
 //!   it is back, as async-nats buffers them. A connection also orders its frames per link: a delay
