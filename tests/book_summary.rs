@@ -54,7 +54,7 @@ const NOT_RUN: [(&str, &str, usize); 7] = [
     ("chat.md", "ignore", 6),          // excerpts of examples/chat.rs
     ("observing.md", "ignore", 1),     // an excerpt of examples/chat.rs
     ("pipeline.md", "ignore", 2),      // excerpts of examples/pipeline.rs
-    ("scaling-out.md", "ignore", 2),   // tasklets-nats: its test, and NodeOptions' doc-tests
+    ("scaling-out.md", "ignore", 3),   // tasklets-nats: its test, NodeOptions' and sim's doc-tests
     ("tokio.md", "ignore", 1),         // bench-compare/tests/tokio_bridge.rs
     ("benchmarking.md", "no_run", 1),  // a bench harness
     ("tutorial-chat.md", "no_run", 1), // the finished server: listens until Ctrl-C

@@ -1,5 +1,6 @@
 //! The one thread that runs async-nats: a tokio current-thread runtime fed by an async-channel
-//! (started by the `connection` room).
+//! (started by the `connection` room). It talks to its connection through the `transport` room
+//! only, so it runs the same over NATS and over the simulated network.
 //!
 //! Its loop never waits for the network: subscriptions are made on their own tasks, requests each
 //! on its own task, publications through a bounded queue (beyond it they are dropped and counted),
@@ -12,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use async_nats::{HeaderMap, Request, RequestErrorKind};
+use async_nats::HeaderMap;
 use bytes::Bytes;
-use futures_util::StreamExt;
 
+use crate::transport::{RequestFailure, Transport};
 use crate::wire::{self, BUSY, GAP, H_FLOOR, H_LEFT_MS, H_STATUS};
 
 /// What a request came back with.
@@ -186,7 +187,7 @@ impl Req {
     /// yet" and the request is repeated (every 10 ms) rather than refused.
     fn spawn(
         mut self,
-        client: &async_nats::Client,
+        client: &Transport,
         in_flight: &mut tokio::task::JoinSet<()>,
         link: &Arc<Link>,
         buffered: bool,
@@ -225,16 +226,20 @@ impl Req {
                 if let Some((f, _)) = &self.stream {
                     headers.insert(H_FLOOR, f.floor().to_string().as_str());
                 }
-                let req = Request::new()
-                    .headers(headers)
-                    .payload(self.payload.clone())
-                    .timeout(left.map(|l| l + grace));
+                let timeout = left.map(|l| l + grace);
+                let payload = self.payload.clone();
                 let epoch = (
                     link.counters.disconnections.load(Ordering::Acquire),
                     link.counters.gap_waves.load(Ordering::Acquire),
                 );
                 let answer = futures_lite::future::or(
-                    async { Some(client.send_request(self.subject.clone(), req).await) },
+                    async {
+                        Some(
+                            client
+                                .request(self.subject.clone(), headers, payload, timeout)
+                                .await,
+                        )
+                    },
                     async {
                         if !resend {
                             std::future::pending::<()>().await;
@@ -296,8 +301,8 @@ impl Req {
                         pause = (pause * 2).min(BUSY_BACKOFF_MAX);
                     }
                     Ok(reply) => break Outcome::Reply(reply),
-                    Err(e) => match e.kind() {
-                        RequestErrorKind::NoResponders => {
+                    Err(e) => match e {
+                        RequestFailure::NoResponders => {
                             // A numbered message may meet the receiving node while it reconnects
                             // (after losing its connection): asked again for a short while.
                             let since = *no_responders.get_or_insert_with(Instant::now);
@@ -310,11 +315,9 @@ impl Req {
                             }
                             break Outcome::NoResponders;
                         }
-                        RequestErrorKind::TimedOut if busy => break Outcome::Busy,
-                        RequestErrorKind::TimedOut => break Outcome::TimedOut,
-                        RequestErrorKind::InvalidSubject
-                        | RequestErrorKind::MaxPayloadExceeded
-                        | RequestErrorKind::Other => break Outcome::Failed(e.to_string()),
+                        RequestFailure::TimedOut if busy => break Outcome::Busy,
+                        RequestFailure::TimedOut => break Outcome::TimedOut,
+                        RequestFailure::Other(e) => break Outcome::Failed(e),
                     },
                 }
             };
@@ -389,11 +392,7 @@ async fn wait_turn(stream: &dyn Floor, seq: u64, deadline: Option<Instant>) -> b
     waited
 }
 
-pub(crate) async fn serve(
-    client: async_nats::Client,
-    cmds: async_channel::Receiver<Cmd>,
-    link: Arc<Link>,
-) {
+pub(crate) async fn serve(client: Transport, cmds: async_channel::Receiver<Cmd>, link: Arc<Link>) {
     // Requests in flight, each on its own task until answered or past its deadline.
     let mut in_flight = tokio::task::JoinSet::new();
     // Requests made while disconnected, sent once the client is connected again (in paced
@@ -406,9 +405,7 @@ pub(crate) async fn serve(
         while let Some((subject, headers, payload)) = queued.recv().await {
             // An error here means the client is closed: the peer's request times out and it
             // dead-letters the message.
-            let _ = publisher
-                .publish_with_headers(subject, headers, payload)
-                .await;
+            let _ = publisher.publish(subject, headers, payload).await;
         }
     });
     let mut close_by = Some(Instant::now());
@@ -467,19 +464,15 @@ pub(crate) async fn serve(
                 // On its own task: the subscription's flush waits for the server (for ever while
                 // disconnected).
                 tokio::spawn(async move {
-                    let sub = match queue {
-                        Some(q) => client.queue_subscribe(subject, q).await,
-                        None => client.subscribe(subject).await,
-                    };
-                    let mut sub = match sub {
+                    let mut sub = match client.subscribe(subject, queue).await {
                         Ok(sub) => sub,
                         Err(e) => {
-                            let _ = done.send(Err(e.to_string())).await;
+                            let _ = done.send(Err(e)).await;
                             return;
                         }
                     };
                     // The server has the interest once the flush returns.
-                    let flushed = client.flush().await.map_err(|e| e.to_string());
+                    let flushed = client.flush().await;
                     let _ = done.send(flushed).await;
                     let Some(to) = to else { return };
                     while let Some(frame) = sub.next().await {

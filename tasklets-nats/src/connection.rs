@@ -1,26 +1,69 @@
 //! The connection to the NATS server: the bridge thread and its tokio runtime, the client's
 //! options and events (connected, disconnected, slow consumer, server errors such as a denied
-//! permission), and the typed error of a connection that failed (refused credentials, TLS).
+//! permission), and the typed error of a connection that failed (refused credentials, TLS). The
+//! thread is the same over the simulated network ([`crate::sim`]): only the connection differs.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bridge::{serve, Cmd, Link};
+use crate::transport::{Event, Transport};
 use crate::Error;
 
-/// Starts the bridge thread and connects; returns once connected (or failed).
+/// What the bridge thread is told of its connection's events.
+pub(crate) type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Starts the bridge thread and connects to the NATS server at `url`; returns once connected (or
+/// failed).
 pub(crate) fn start(
     url: &str,
     options: async_nats::ConnectOptions,
     name: &str,
     link: Arc<Link>,
 ) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error> {
-    let (cmd_tx, cmd_rx) = async_channel::unbounded::<Cmd>();
-    let events = (Arc::clone(&link), cmd_tx.clone());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
     let url = url.to_owned();
-    let name = name.to_owned();
+    let client_name = name.to_owned();
+    let max = link.reconnect_max;
+    spawn(name, link, move |events: EventSink| async move {
+        options
+            .name(&client_name)
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None)
+            .reconnect_delay_callback(move |attempts| {
+                let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(20);
+                Duration::from_millis(2_u64.pow(exp)).min(max)
+            })
+            .event_callback(move |event| {
+                if let Some(event) = Event::from_nats(event) {
+                    events(event);
+                }
+                async {}
+            })
+            .connect(url.as_str())
+            .await
+            .map(Transport::Nats)
+            .map_err(|e| connect_error(&e))
+    })
+}
+
+/// Starts the bridge thread over the connection `connect` makes (given where its events go);
+/// returns once connected (or failed).
+pub(crate) fn spawn<F, Fut>(
+    name: &str,
+    link: Arc<Link>,
+    connect: F,
+) -> Result<(async_channel::Sender<Cmd>, std::thread::JoinHandle<()>), Error>
+where
+    F: FnOnce(EventSink) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Transport, Error>>,
+{
+    let (cmd_tx, cmd_rx) = async_channel::unbounded::<Cmd>();
+    let events: EventSink = {
+        let (link, cmds) = (Arc::clone(&link), cmd_tx.clone());
+        Arc::new(move |event| on_event(&link, &cmds, event))
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
     let thread = std::thread::Builder::new()
         .name(format!("tasklets-nats {name}"))
         .spawn(move || {
@@ -35,53 +78,10 @@ pub(crate) fn start(
                 }
             };
             rt.block_on(async move {
-                let max = link.reconnect_max;
-                let client = match options
-                    .name(&name)
-                    .connection_timeout(Duration::from_secs(5))
-                    .max_reconnects(None)
-                    .reconnect_delay_callback(move |attempts| {
-                        let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(20);
-                        Duration::from_millis(2_u64.pow(exp)).min(max)
-                    })
-                    .event_callback(move |event| {
-                        let (link, cmds) = (Arc::clone(&events.0), events.1.clone());
-                        async move {
-                            let now = match event {
-                                async_nats::Event::Connected => true,
-                                async_nats::Event::Disconnected => {
-                                    link.counters.disconnections.fetch_add(1, Ordering::Release);
-                                    false
-                                }
-                                async_nats::Event::SlowConsumer(sid) => {
-                                    link.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
-                                    tracing::warn!(
-                                        subscription = sid,
-                                        "NATS slow consumer: the server dropped frames for this node"
-                                    );
-                                    return;
-                                }
-                                async_nats::Event::ServerError(e) => {
-                                    // A permission violation among others: the server keeps the
-                                    // connection and drops what was denied.
-                                    tracing::warn!(error = %e, "the NATS server reported an error");
-                                    return;
-                                }
-                                _ => return,
-                            };
-                            link.connected.store(now, Ordering::Release);
-                            link.changed.notify(usize::MAX);
-                            if now {
-                                let _ = cmds.try_send(Cmd::Reconnected);
-                            }
-                        }
-                    })
-                    .connect(url.as_str())
-                    .await
-                {
+                let client = match connect(events).await {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(connect_error(&e)));
+                        let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
@@ -100,6 +100,36 @@ pub(crate) fn start(
         Err(_) => Err(Error::Runtime(
             "the NATS thread ended before connecting".into(),
         )),
+    }
+}
+
+/// What the node does at an event of its connection (on whichever thread reports it).
+fn on_event(link: &Link, cmds: &async_channel::Sender<Cmd>, event: Event) {
+    let now = match event {
+        Event::Connected => true,
+        Event::Disconnected => {
+            link.counters.disconnections.fetch_add(1, Ordering::Release);
+            false
+        }
+        Event::SlowConsumer(sid) => {
+            link.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                subscription = sid,
+                "NATS slow consumer: the server dropped frames for this node"
+            );
+            return;
+        }
+        Event::ServerError(e) => {
+            // A permission violation among others: the server keeps the connection and drops
+            // what was denied.
+            tracing::warn!(error = %e, "the NATS server reported an error");
+            return;
+        }
+    };
+    link.connected.store(now, Ordering::Release);
+    link.changed.notify(usize::MAX);
+    if now {
+        let _ = cmds.try_send(Cmd::Reconnected);
     }
 }
 

@@ -20,6 +20,9 @@
 //!   (round-robin over the members of every node, with the group's own turn);
 //! - [`Node::publish`] sends without acknowledgement, at most once, where a sender can lose a message.
 //!
+//! [`sim`] runs the same nodes over an in-process network with seeded faults (partitions, outages,
+//! crashes, loss, delays) for tests, without a NATS server.
+//!
 //! Every message routed to a proxy passes through the core's per-address hook
 //! ([`tasklets::routing::Outbound`]) in the sender's context: its value is encoded there (a
 //! value that cannot be is [`SendError::Remote`](tasklets::SendError::Remote) at send, the message given back) and the sender's
@@ -42,8 +45,9 @@
 //! | `credentials` | say who a node is to the server | how a node proves who it is and which server it trusts (user and password, token, nkey, `.creds`, TLS), checked at [`connect`] | — |
 //! | `wire` | spell a frame | the envelope: header names (node, incarnation, sender, stream), its version, answer statuses, deadlines as time left, the subjects | — |
 //! | [`codec`](Wire) | turn values into bytes and back | the wire table: which message names carry which value type, and how | — |
-//! | `connection` | connect to NATS | the NATS thread's start: the client's options and events, the typed error of a failed connection | bridge |
-//! | `bridge` | talk to NATS | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | wire |
+//! | `connection` | connect to NATS | the NATS thread's start (over NATS or the simulated network): the client's options and events, the typed error of a failed connection | bridge, transport |
+//! | `transport` | be the one seam under the bridge | what the bridge asks of a connection — publish, request, subscribe, flush, events — with the NATS client and the simulated network as its two kinds | sim |
+//! | `bridge` | talk to NATS | the NATS thread's loop: subscriptions, requests (retries on "busy", sent again after a loss, deadlines), the bounded outbound queue, the paced flush, close by a deadline | transport, wire |
 //! | `inner` | hold what a node shares | the state: directory, proxies, local senders, stream bookkeeping, counters | bridge, ingress |
 //! | `node` | attach and detach a runtime | [`connect`], exporting, [`Node::close`] | all of the above |
 //! | `directory` | answer what a node knows | peers and their incarnations, remote names and members, waits, [`NodeStats`], why stand-ins ended | inner |
@@ -55,6 +59,7 @@
 //! | `groups` | carry group membership across nodes | exported groups' changes and their watcher tasklet | inner, proxy, membership |
 //! | `fanout` | deliver to a group or pool everywhere | the addresses of groups and pools: members here directly, one acknowledged copy per other node with members, the group's round-robin turn over every node | inner, proxy |
 //! | `publish` | send without an acknowledgement | [`Node::publish`]: fire-and-forget, one publication per message | wire |
+//! | [`sim`] | stand in for NATS in tests | [`sim::Network`]: an in-process broker (subjects, queue groups, inboxes, no responders) with seeded partitions, outages, crashes, loss and delays; [`sim::connect`] | transport, connection, node |
 //!
 //! # Delivery
 //!
@@ -220,6 +225,8 @@ mod options;
 mod proxy;
 mod publish;
 mod replay;
+pub mod sim;
+mod transport;
 mod wire;
 
 pub use codec::{Codec, CodecError, Wire};

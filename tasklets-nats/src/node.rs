@@ -63,6 +63,21 @@ impl fmt::Debug for Node {
 /// assert_eq!(err, Error::BadToken("a.b".into()));
 /// ```
 pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Error> {
+    attach(handle, opts, |opts, link| {
+        crate::connection::start(url, opts.connect_options(url)?, &opts.node, link)
+    })
+}
+
+/// The bridge thread's commands and the thread, once connected.
+pub(crate) type Started = (async_channel::Sender<Cmd>, std::thread::JoinHandle<()>);
+
+/// Attaches the runtime of `handle` as node `opts.node` over the connection `start` makes (the
+/// NATS client, or the simulated network): the same node whatever the connection.
+pub(crate) fn attach(
+    handle: &Handle,
+    opts: NodeOptions,
+    start: impl FnOnce(&NodeOptions, Arc<Link>) -> Result<Started, Error>,
+) -> Result<Node, Error> {
     for t in [&opts.node, &opts.namespace] {
         if !valid_token(t) {
             return Err(Error::BadToken(t.clone()));
@@ -76,12 +91,7 @@ pub fn connect(handle: &Handle, url: &str, opts: NodeOptions) -> Result<Node, Er
         reconnect_max: opts.reconnect_max.max(std::time::Duration::from_millis(1)),
         counters: bridge::Counters::default(),
     });
-    let (cmds, thread) = crate::connection::start(
-        url,
-        opts.connect_options(url)?,
-        &opts.node,
-        Arc::clone(&link),
-    )?;
+    let (cmds, thread) = start(&opts, Arc::clone(&link))?;
     let trace_id = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -236,7 +246,9 @@ impl Node {
     /// # Membership across nodes
     ///
     /// Every join and leave of a local member of an exported group (a finished member leaves) is
-    /// published on `<ns>.members.<node>.<group>`, and the current members once to every node that appears.
+    /// published on `<ns>.members.<node>.<group>`, and the current members to every node that
+    /// appears (at once, and again a heartbeat period later: the first may be lost with a
+    /// connection, or reach the new node before this node's heartbeat, when it is ignored).
     /// On the other nodes, tasklets watching the group ([`Cx::watch_group`](tasklets::Cx::watch_group)) get the same
     /// [`GROUP_CHANGED`](tasklets::GROUP_CHANGED) notices as for local members, whose [`GroupChange::tasklet`] is the id of
     /// a local *stand-in* for the remote member: a proxy that can be sent to and monitored (see
