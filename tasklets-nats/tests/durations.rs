@@ -63,6 +63,7 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
             let b_handle = up.recv().unwrap();
             let ra = Runtime::new();
             let mut a = connect(&ra.handle(), &nats.url, opts("a")).unwrap();
+            let a_letters = ra.handle().dead_letters();
             a.wire::<u64>("double");
             a.wire::<u64>("doubled");
             a.wire::<u64>("note");
@@ -75,8 +76,8 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
             assert!(ra.block_on(a.wait_for_connection(Duration::MAX)));
             assert!(!ra.block_on(a.wait_for_disconnection(Duration::ZERO)));
             assert!(ra.block_on(a.wait_for_name("echo", Duration::ZERO)));
-            // A call capped at 1 ms on the wire and not answered by then is dead-lettered, and its
-            // caller waits for its own timeout: no call without a timeout then.
+            // A call capped at 1 ms on the wire and not answered by then is dead-lettered and
+            // fails with `Refused` (it may be answered in time, or not).
             let capped = *option == "call_timeout" && d == Duration::ZERO;
             let t = ra.spawn(move |cx| async move {
                 let call = cx
@@ -112,7 +113,25 @@ fn every_option_at_max_and_zero_still_exchanges_messages() {
                 })
                 .await
             });
-            assert_eq!(note, Some(7), "{option}({d:?}): the note never arrived");
+            if note.is_none() && *option == "ack_timeout" && d == Duration::ZERO {
+                // Acknowledged within 1 ms or dead-lettered: on a loaded machine the deadline can
+                // pass before the note is even published. Never lost silently.
+                let letter = std::iter::from_fn(|| a_letters.try_recv())
+                    .find(|l| l.message.name() == "note")
+                    .unwrap_or_else(|| {
+                        panic!("{option}({d:?}): the note neither arrived nor is a dead letter")
+                    });
+                assert!(
+                    matches!(&letter.reason, tasklets::DeadLetterReason::Remote(_)),
+                    "{letter:?}"
+                );
+                println!(
+                    "{option}({d:?}): the note was dead-lettered: {:?}",
+                    letter.reason
+                );
+            } else {
+                assert_eq!(note, Some(7), "{option}({d:?}): the note never arrived");
+            }
             a.close();
             b_handle.quit();
             b.join().unwrap();
