@@ -40,22 +40,24 @@ pub(crate) fn spawn_watcher(inner: &Arc<Inner>) -> tasklets::Addr {
 impl Inner {
     /// Publishes the current local members of `group`, as the whole list ([`H_FULL`]): the other
     /// nodes take the ones they do not know as joins and drop the ones it does not list.
+    ///
+    /// The list is read and queued for publication under the state lock, as
+    /// [`local_change`](Self::local_change) queues a change: so a change that the list does not
+    /// show is queued after it, never before (a join queued first would be undone by the list).
     pub(crate) fn publish_members(&self, group: &Group) {
-        let members = self.handle.members(group);
-        let changes: Vec<(u64, bool)> = {
-            let mut s = self.lock();
-            let mut changes = Vec::new();
-            for a in members {
-                if s.stand_ins.contains_key(&a.id()) {
-                    continue;
-                }
-                // Addressable from other nodes at `<ns>.addr.<me>.<id>`.
-                changes.push((a.id().as_u64(), true));
-                s.local.entry(a.id().as_u64()).or_insert(a);
+        let mut s = self.lock();
+        let mut changes = Vec::new();
+        for a in self.handle.members(group).iter() {
+            if s.stand_ins.contains_key(&a.id()) {
+                continue;
             }
-            changes
-        };
+            // Addressable from other nodes at `<ns>.addr.<me>.<id>`.
+            changes.push((a.id().as_u64(), true));
+            s.local.entry(a.id().as_u64()).or_insert_with(|| a.clone());
+        }
+        // Queued (never awaited) with the lock held: see above.
         self.publish_membership(group, &changes, true);
+        drop(s);
     }
 
     pub(crate) fn publish_changes(&self, group: &Group, changes: &[(u64, bool)]) {
@@ -102,8 +104,9 @@ impl Inner {
                     None => return, // it left already: its leave follows
                 }
             }
+            // Queued under the lock, in order with the whole lists (see `publish_members`).
+            self.publish_changes(&change.group, &[(change.tasklet.as_u64(), change.joined)]);
         }
-        self.publish_changes(&change.group, &[(change.tasklet.as_u64(), change.joined)]);
     }
 
     /// Membership changes of `group` published by `node`: stand-ins made or ended, and the local
