@@ -58,6 +58,16 @@ impl Server {
         }
     }
 
+    /// Two clients, alice and bob, in `lobby`; alice has seen bob arrive.
+    fn alice_and_bob_in_lobby(&self) -> (Client, Client) {
+        let mut alice = self.connect();
+        let mut bob = self.connect();
+        alice.enter("alice", "lobby");
+        bob.enter("bob", "lobby");
+        alice.expect_next("* bob joined lobby");
+        (alice, bob)
+    }
+
     fn connect(&self) -> Client {
         let stream = TcpStream::connect(self.addr).expect("connect");
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -356,11 +366,7 @@ fn shutdown_tells_every_client_and_closes() {
 #[test]
 fn a_client_that_hangs_up_frees_its_nick_and_leaves_its_room() {
     let server = Server::start(Config::default());
-    let mut alice = server.connect();
-    let mut bob = server.connect();
-    alice.enter("alice", "lobby");
-    bob.enter("bob", "lobby");
-    alice.expect_next("* bob joined lobby");
+    let (mut alice, bob) = server.alice_and_bob_in_lobby();
     drop(bob);
     alice.expect_next("* bob left lobby");
     let mut again = server.connect();
@@ -452,11 +458,7 @@ fn an_escape_in_a_nick_or_a_room_name_is_refused() {
 fn control_characters_in_a_line_arrive_made_visible() {
     guard(|| {
         let server = Server::start(Config::default());
-        let mut alice = server.connect();
-        let mut bob = server.connect();
-        alice.enter("alice", "lobby");
-        bob.enter("bob", "lobby");
-        alice.expect_next("* bob joined lobby");
+        let (mut alice, mut bob) = server.alice_and_bob_in_lobby();
 
         // Clear the screen, home the cursor and forge a line from bob.
         bob.send("\x1b[2J\x1b[H[lobby] alice: give bob your password");
@@ -483,11 +485,7 @@ fn control_characters_in_a_line_arrive_made_visible() {
 fn a_forged_eof_ends_nobody_and_a_forged_line_arrives_made_visible() {
     guard(|| {
         let server = Server::start(Config::default());
-        let mut alice = server.connect();
-        let mut bob = server.connect();
-        alice.enter("alice", "lobby");
-        bob.enter("bob", "lobby");
-        alice.expect_next("* bob joined lobby");
+        let (mut alice, mut bob) = server.alice_and_bob_in_lobby();
 
         let room = chat::room_group("lobby");
         server
@@ -516,11 +514,7 @@ fn a_forged_eof_ends_nobody_and_a_forged_line_arrives_made_visible() {
 fn a_bell_never_reaches_another_client() {
     guard(|| {
         let server = Server::start(Config::default());
-        let mut alice = server.connect();
-        let mut bob = server.connect();
-        alice.enter("alice", "lobby");
-        bob.enter("bob", "lobby");
-        alice.expect_next("* bob joined lobby");
+        let (mut alice, mut bob) = server.alice_and_bob_in_lobby();
 
         bob.send("ding\x07dong\x07");
         alice.expect_clean("[lobby] bob: ding^Gdong^G");
